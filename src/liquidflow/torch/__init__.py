@@ -1,0 +1,29 @@
+"""PyTorch front end: LTC and CfC cells and sequence layers (see docs/math.md)."""
+
+from ._cells import CfCCell as CfCCell
+from ._cells import LTCCell as LTCCell
+from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
+from ._cells import WiredCfCCell as WiredCfCCell
+from ._sequence import CfC as CfC
+from ._sequence import LTC as LTC
+from ._solvers import SOLVERS as SOLVERS
+from ._solvers import ButcherTableau as ButcherTableau
+from ._solvers import ExplicitRK as ExplicitRK
+from ._solvers import SemiImplicitEuler as SemiImplicitEuler
+from ._solvers import Solver as Solver
+from ._solvers import get_solver as get_solver
+
+__all__ = [
+    "LTC",
+    "CfC",
+    "LTCCell",
+    "CfCCell",
+    "WiredCfCCell",
+    "MixedMemoryLSTMCell",
+    "Solver",
+    "SemiImplicitEuler",
+    "ExplicitRK",
+    "ButcherTableau",
+    "SOLVERS",
+    "get_solver",
+]

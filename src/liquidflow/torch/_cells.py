@@ -1,0 +1,521 @@
+"""One-step cells: LTC, CfC, wired CfC, and the LSTM used for mixed memory.
+
+Every cell follows the equations in docs/math.md and splits its step in two so that sequence layers
+can hoist work out of the time loop:
+
+* ``precompute(x)`` takes inputs of shape (B, T, I) and returns everything that does not depend on
+  the state (input projections, sensory synapse conductances) for all steps at once;
+* ``step_pre(pre_t, h, dt)`` finishes one step from ``pre[:, t]``; ``dt`` is (B, 1) or a float.
+
+``forward(x, h, dt)`` is the plain one-step call (ncps-compatible argument order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..wirings import FullyConnected, Wiring
+from ._solvers import Solver, get_solver
+
+Tensor = torch.Tensor
+
+# Initial ranges of the LTC parameters (effective values, after the positivity map), as in ncps.
+LTC_INIT_RANGES: dict[str, tuple[float, float]] = {
+    "gleak": (0.001, 1.0),
+    "vleak": (-0.2, 0.2),
+    "cm": (0.4, 0.6),
+    "w": (0.001, 1.0),
+    "sigma": (3.0, 8.0),
+    "mu": (0.3, 0.8),
+    "sensory_w": (0.001, 1.0),
+    "sensory_sigma": (3.0, 8.0),
+    "sensory_mu": (0.3, 0.8),
+}
+POSITIVE_PARAMS = ("gleak", "cm", "w", "sensory_w")
+MAPPINGS = ("affine", "linear", None)
+
+
+def inverse_softplus(y: Tensor) -> Tensor:
+    """x with softplus(x) = y, for y > 0 (stable for small and large y)."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+def _as_dt(dt: float | Tensor, batch: int, like: Tensor) -> Tensor | float:
+    """Elapsed time as a float or a (B, 1) tensor: per sample, never along the hidden axis."""
+    if isinstance(dt, torch.Tensor):
+        if dt.dim() == 0:
+            return dt.to(like.dtype)
+        if dt.numel() != batch:
+            raise ValueError(f"elapsed time must be a float or have one value per sample ({batch}); got shape {tuple(dt.shape)}")
+        return dt.reshape(batch, 1).to(like.dtype)
+    return float(dt)
+
+
+def _check_mapping(name: str, value: str | None) -> str | None:
+    if value not in MAPPINGS:
+        raise ValueError(f"{name} must be one of {MAPPINGS}; got {value!r}")
+    return value
+
+
+class LTCCell(nn.Module):
+    """Liquid time-constant cell (conductance-based, wired). One call advances one interval dt.
+
+    Args:
+        wiring: a :class:`~liquidflow.wirings.Wiring` (copied) or an int (fully connected units).
+        in_features: number of inputs; builds the wiring if it is not built yet.
+        input_mapping / output_mapping: ``"affine"`` (w x + b), ``"linear"`` (w x) or None.
+        ode_unfolds: solver sub-steps per interval.
+        epsilon: added to the denominator of the semi-implicit step.
+        solver: ``"semi_implicit"`` (default), ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``.
+    """
+
+    def __init__(
+        self,
+        wiring: Wiring | int,
+        in_features: int | None = None,
+        input_mapping: str | None = "affine",
+        output_mapping: str | None = "affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        solver: str | Solver = "semi_implicit",
+    ) -> None:
+        super().__init__()
+        wiring = FullyConnected(wiring) if isinstance(wiring, int) else wiring
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be a Wiring or an int; got {type(wiring).__name__}")
+        wiring = wiring.copy()
+        if in_features is not None:
+            wiring.build(in_features)
+        if not wiring.is_built():
+            raise ValueError("the wiring is not built: pass in_features or call wiring.build(input_dim)")
+        if isinstance(ode_unfolds, bool) or not isinstance(ode_unfolds, int) or ode_unfolds < 1:
+            raise ValueError(f"ode_unfolds must be an integer >= 1; got {ode_unfolds!r}")
+        self.wiring = wiring
+        self.input_mapping = _check_mapping("input_mapping", input_mapping)
+        self.output_mapping = _check_mapping("output_mapping", output_mapping)
+        self.ode_unfolds = ode_unfolds
+        self.epsilon = float(epsilon)
+        self.solver = get_solver(solver)
+        n, i, m = self.state_size, self.sensory_size, self.motor_size
+
+        def init(name: str, shape: tuple[int, ...]) -> nn.Parameter:
+            lo, hi = LTC_INIT_RANGES[name]
+            value = torch.rand(*shape) * (hi - lo) + lo
+            if name in POSITIVE_PARAMS:
+                value = inverse_softplus(value)
+            return nn.Parameter(value)
+
+        # Positive parameters are stored as raw values r with value = softplus(r).
+        self.gleak_raw = init("gleak", (n,))
+        self.vleak = init("vleak", (n,))
+        self.cm_raw = init("cm", (n,))
+        self.w_raw = init("w", (n, n))
+        self.sigma = init("sigma", (n, n))
+        self.mu = init("mu", (n, n))
+        self.erev = nn.Parameter(torch.tensor(wiring.erev_initializer(), dtype=torch.float32))
+        self.sensory_w_raw = init("sensory_w", (i, n))
+        self.sensory_sigma = init("sensory_sigma", (i, n))
+        self.sensory_mu = init("sensory_mu", (i, n))
+        self.sensory_erev = nn.Parameter(torch.tensor(wiring.sensory_erev_initializer(), dtype=torch.float32))
+        self.register_buffer("sparsity_mask", torch.tensor(np.abs(wiring.adjacency_matrix), dtype=torch.float32))
+        assert wiring.sensory_adjacency_matrix is not None
+        self.register_buffer(
+            "sensory_sparsity_mask", torch.tensor(np.abs(wiring.sensory_adjacency_matrix), dtype=torch.float32)
+        )
+        self.input_w = nn.Parameter(torch.ones(i)) if input_mapping in ("affine", "linear") else None
+        self.input_b = nn.Parameter(torch.zeros(i)) if input_mapping == "affine" else None
+        self.output_w = nn.Parameter(torch.ones(m)) if output_mapping in ("affine", "linear") else None
+        self.output_b = nn.Parameter(torch.zeros(m)) if output_mapping == "affine" else None
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def state_size(self) -> int:
+        return self.wiring.units
+
+    @property
+    def sensory_size(self) -> int:
+        assert self.wiring.input_dim is not None
+        return self.wiring.input_dim
+
+    @property
+    def motor_size(self) -> int:
+        return self.wiring.output_dim if self.wiring.output_dim is not None else self.wiring.units
+
+    @property
+    def output_size(self) -> int:
+        return self.motor_size
+
+    @property
+    def input_size(self) -> int:
+        return self.sensory_size
+
+    @property
+    def synapse_count(self) -> int:
+        return self.wiring.synapse_count
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        return self.wiring.sensory_synapse_count
+
+    # ------------------------------------------------------------------ parameters
+    def positive(self, name: str) -> Tensor:
+        """The effective (positive) value of ``gleak``, ``cm``, ``w`` or ``sensory_w``."""
+        if name not in POSITIVE_PARAMS:
+            raise ValueError(f"name must be one of {POSITIVE_PARAMS}; got {name!r}")
+        return F.softplus(getattr(self, f"{name}_raw"))
+
+    def effective_parameters(self) -> dict[str, Tensor]:
+        """All parameters as they enter the equations of docs/math.md (positives mapped)."""
+        out: dict[str, Tensor] = {
+            "gleak": self.positive("gleak"),
+            "vleak": self.vleak,
+            "cm": self.positive("cm"),
+            "w": self.positive("w"),
+            "sigma": self.sigma,
+            "mu": self.mu,
+            "erev": self.erev,
+            "sensory_w": self.positive("sensory_w"),
+            "sensory_sigma": self.sensory_sigma,
+            "sensory_mu": self.sensory_mu,
+            "sensory_erev": self.sensory_erev,
+            "sparsity_mask": self.sparsity_mask,
+            "sensory_sparsity_mask": self.sensory_sparsity_mask,
+        }
+        for name in ("input_w", "input_b", "output_w", "output_b"):
+            p = getattr(self, name)
+            if p is not None:
+                out[name] = p
+        return out
+
+    def apply_weight_constraints(self) -> None:
+        """No-op, kept for ncps compatibility: positivity is built into the parametrisation."""
+
+    # ------------------------------------------------------------------ math
+    def map_inputs(self, x: Tensor) -> Tensor:
+        if self.input_w is not None:
+            x = x * self.input_w
+        if self.input_b is not None:
+            x = x + self.input_b
+        return x
+
+    def map_outputs(self, v: Tensor) -> Tensor:
+        y = v[..., : self.motor_size]
+        if self.output_w is not None:
+            y = y * self.output_w
+        if self.output_b is not None:
+            y = y + self.output_b
+        return y
+
+    def precompute(self, x: Tensor) -> Tensor:
+        """Sensory conductances for all steps: (B, T, I) -> (B, T, 2, N) = [sum s E^s, sum s]."""
+        x = self.map_inputs(x)
+        ws = self.positive("sensory_w") * self.sensory_sparsity_mask  # (I, N)
+        act = torch.sigmoid(self.sensory_sigma * (x.unsqueeze(-1) - self.sensory_mu))  # (B, T, I, N)
+        numer = torch.einsum("btin,in->btn", act, ws * self.sensory_erev)
+        denom = torch.einsum("btin,in->btn", act, ws)
+        return torch.stack([numer, denom], dim=2)
+
+    def _rhs(self, pre_t: Tensor) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+        gleak = self.positive("gleak")
+        w = self.positive("w") * self.sparsity_mask  # (N, N)
+        we = w * self.erev
+        base_numer = gleak * self.vleak + pre_t[:, 0]
+        base_denom = gleak + pre_t[:, 1]
+
+        def rhs(v: Tensor) -> tuple[Tensor, Tensor]:
+            act = torch.sigmoid(self.sigma * (v.unsqueeze(-1) - self.mu))  # (B, N, N): pre i, post j
+            numer = base_numer + torch.einsum("bij,ij->bj", act, we)
+            denom = base_denom + torch.einsum("bij,ij->bj", act, w)
+            return numer, denom
+
+        return rhs
+
+    def step_pre(self, pre_t: Tensor, h: Tensor, dt: float | Tensor) -> tuple[Tensor, Tensor]:
+        rhs = self._rhs(pre_t)
+        cm = self.positive("cm")
+        sub = _as_dt(dt, h.shape[0], h)
+        sub = sub / self.ode_unfolds
+        v = h
+        for _ in range(self.ode_unfolds):
+            v = self.solver.step(rhs, v, cm, sub, self.epsilon)  # type: ignore[arg-type]
+        return self.map_outputs(v), v
+
+    def forward(self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
+        pre = self.precompute(inputs.unsqueeze(1))[:, 0]
+        return self.step_pre(pre, states, elapsed_time)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "wiring": self.wiring.get_config(),
+            "input_mapping": self.input_mapping,
+            "output_mapping": self.output_mapping,
+            "ode_unfolds": self.ode_unfolds,
+            "epsilon": self.epsilon,
+            "solver": self.solver.name,
+        }
+
+
+def lecun_tanh(x: Tensor) -> Tensor:
+    return 1.7159 * torch.tanh(0.666 * x)
+
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "lecun_tanh": lecun_tanh,
+    "tanh": torch.tanh,
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+}
+CFC_MODES = ("default", "no_gate", "pure")
+
+
+class CfCCell(nn.Module):
+    """Closed-form continuous-time cell (Hasani et al., 2022), one step of elapsed time dt.
+
+    z = backbone([x, h]); f1 = tanh(W1 z + b1); f2 = tanh(W2 z + b2);
+    g = sigmoid(-(Wa z + ba) dt + (Wb z + bb));  h' = f1 g + f2 (1 - g)   (mode "default")
+    h' = f1 g + f2 ("no_gate");  h' = A - A exp(-dt (|w_tau| + |u1|)) u1, u1 = W1 z + b1 ("pure").
+
+    ``sparsity_mask`` (in+hidden, hidden) zeroes entries of W1 and W2 (used by wired CfC).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        mode: str = "default",
+        backbone_activation: str = "lecun_tanh",
+        backbone_units: int = 128,
+        backbone_layers: int = 1,
+        backbone_dropout: float = 0.0,
+        sparsity_mask: np.ndarray | Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value, lo in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
+                                ("backbone_layers", backbone_layers, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+        if mode not in CFC_MODES:
+            raise ValueError(f"mode must be one of {CFC_MODES}; got {mode!r}")
+        if backbone_activation not in ACTIVATIONS:
+            raise ValueError(f"backbone_activation must be one of {sorted(ACTIVATIONS)}; got {backbone_activation!r}")
+        if backbone_layers > 0 and (not isinstance(backbone_units, int) or backbone_units < 1):
+            raise ValueError(f"backbone_units must be an integer >= 1; got {backbone_units!r}")
+        if not 0.0 <= float(backbone_dropout) < 1.0:
+            raise ValueError(f"backbone_dropout must be in [0, 1); got {backbone_dropout}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.mode = mode
+        self.backbone_activation = backbone_activation
+        self.backbone_units = backbone_units
+        self.backbone_layers = backbone_layers
+        self.backbone_dropout = float(backbone_dropout)
+        self._act = ACTIVATIONS[backbone_activation]
+        cat = input_size + hidden_size
+        self.backbone = nn.ModuleList()
+        width = cat
+        for _ in range(backbone_layers):
+            self.backbone.append(nn.Linear(width, backbone_units))
+            width = backbone_units
+        self.dropout = nn.Dropout(self.backbone_dropout) if self.backbone_dropout > 0 else None
+        self.f1 = nn.Linear(width, hidden_size)
+        if mode == "pure":
+            self.w_tau = nn.Parameter(torch.zeros(hidden_size))
+            self.A = nn.Parameter(torch.ones(hidden_size))
+            self.f2 = self.time_a = self.time_b = None
+        else:
+            self.f2 = nn.Linear(width, hidden_size)
+            self.time_a = nn.Linear(width, hidden_size)
+            self.time_b = nn.Linear(width, hidden_size)
+        if sparsity_mask is not None:
+            mask = torch.as_tensor(np.abs(np.asarray(sparsity_mask)), dtype=torch.float32)
+            if tuple(mask.shape) != (width, hidden_size):
+                raise ValueError(f"sparsity_mask must have shape {(width, hidden_size)}; got {tuple(mask.shape)}")
+            self.register_buffer("sparsity_mask", mask.T.contiguous())  # (H, width), like the weights
+        else:
+            self.sparsity_mask: Tensor | None = None  # type: ignore[no-redef]
+        for p in self.parameters():
+            if p.dim() == 2:
+                nn.init.xavier_uniform_(p)
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def _heads(self) -> tuple[Tensor, Tensor]:
+        """Weights and biases of all heads stacked: (k H, width), (k H,)."""
+        w1 = self.f1.weight if self.sparsity_mask is None else self.f1.weight * self.sparsity_mask
+        if self.mode == "pure":
+            return w1, self.f1.bias
+        assert self.f2 is not None and self.time_a is not None and self.time_b is not None
+        w2 = self.f2.weight if self.sparsity_mask is None else self.f2.weight * self.sparsity_mask
+        weight = torch.cat([w1, w2, self.time_a.weight, self.time_b.weight], 0)
+        bias = torch.cat([self.f1.bias, self.f2.bias, self.time_a.bias, self.time_b.bias], 0)
+        return weight, bias
+
+    def _first(self) -> tuple[Tensor, Tensor]:
+        if self.backbone_layers > 0:
+            return self.backbone[0].weight, self.backbone[0].bias
+        return self._heads()
+
+    def precompute(self, x: Tensor) -> Tensor:
+        """Input part of the first layer for all steps: (B, T, I) -> (B, T, K)."""
+        weight, bias = self._first()
+        return F.linear(x, weight[:, : self.input_size], bias)
+
+    def step_pre(self, pre_t: Tensor, h: Tensor, dt: float | Tensor) -> tuple[Tensor, Tensor]:
+        weight, _ = self._first()
+        u = pre_t + F.linear(h, weight[:, self.input_size :])
+        if self.backbone_layers > 0:
+            z = self._act(u)
+            for layer in list(self.backbone)[1:]:
+                z = self._act(layer(z))
+                if self.dropout is not None:
+                    z = self.dropout(z)
+            hw, hb = self._heads()
+            u = F.linear(z, hw, hb)
+        dt = _as_dt(dt, h.shape[0], h)
+        H = self.hidden_size
+        if self.mode == "pure":
+            new = self.A - self.A * torch.exp(-dt * (torch.abs(self.w_tau) + torch.abs(u))) * u
+        else:
+            f1 = torch.tanh(u[:, :H])
+            f2 = torch.tanh(u[:, H : 2 * H])
+            g = torch.sigmoid(-u[:, 2 * H : 3 * H] * dt + u[:, 3 * H :])
+            new = f1 * g + f2 if self.mode == "no_gate" else f2 + g * (f1 - f2)
+        return new, new
+
+    def forward(self, input: Tensor, hx: Tensor, ts: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
+        return self.step_pre(self.precompute(input), hx, ts)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "mode": self.mode,
+            "backbone_activation": self.backbone_activation,
+            "backbone_units": self.backbone_units,
+            "backbone_layers": self.backbone_layers,
+            "backbone_dropout": self.backbone_dropout,
+        }
+
+
+class WiredCfCCell(nn.Module):
+    """CfC laid out by a wiring: one CfC sub-cell (no backbone) per wiring layer, in order.
+
+    For an NCP: inter -> command -> motor. Layer l sees the outputs of layer l-1 (layer 0 sees the
+    inputs) through the wiring's (sensory) adjacency, and its own layer densely. The state is the
+    concatenation of the layers' states in layer order; the output is the last layer's state.
+    """
+
+    def __init__(self, input_size: int | None, wiring: Wiring, mode: str = "default") -> None:
+        super().__init__()
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be a Wiring; got {type(wiring).__name__}")
+        wiring = wiring.copy()
+        if input_size is not None:
+            wiring.build(input_size)
+        if not wiring.is_built() or wiring.input_dim is None or wiring.sensory_adjacency_matrix is None:
+            raise ValueError("the wiring is not built: pass input_size or call wiring.build(input_dim)")
+        self.wiring = wiring
+        self.mode = mode
+        self.input_size = wiring.input_dim
+        layers = []
+        in_features = wiring.input_dim
+        prev: list[int] = []
+        for layer_id in range(wiring.num_layers):
+            neurons = wiring.get_neurons_of_layer(layer_id)
+            if layer_id == 0:
+                in_mask = wiring.sensory_adjacency_matrix[:, neurons]
+            else:
+                in_mask = wiring.adjacency_matrix[np.ix_(prev, neurons)]
+            mask = np.concatenate([in_mask, np.ones((len(neurons), len(neurons)))], axis=0)
+            layers.append(
+                CfCCell(in_features, len(neurons), mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask)
+            )
+            in_features = len(neurons)
+            prev = neurons
+        self.layers = nn.ModuleList(layers)
+        self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
+
+    @property
+    def state_size(self) -> int:
+        return self.wiring.units
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def precompute(self, x: Tensor) -> Tensor:
+        return self.layers[0].precompute(x)
+
+    def step_pre(self, pre_t: Tensor, h: Tensor, dt: float | Tensor) -> tuple[Tensor, Tensor]:
+        states = torch.split(h, self.layer_sizes, dim=1)
+        out, _ = self.layers[0].step_pre(pre_t, states[0], dt)
+        new = [out]
+        for layer, state in zip(list(self.layers)[1:], states[1:]):
+            out, _ = layer(out, state, dt)
+            new.append(out)
+        return out, torch.cat(new, dim=1)
+
+    def forward(self, input: Tensor, hx: Tensor, timespans: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
+        return self.step_pre(self.precompute(input), hx, timespans)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"input_size": self.input_size, "wiring": self.wiring.get_config(), "mode": self.mode}
+
+
+class MixedMemoryLSTMCell(nn.Module):
+    """The LSTM that runs before the liquid cell when ``mixed_memory=True`` (as in ncps).
+
+    z = W_x x + b + W_h h;  [i, ig, fg, og] = split(z);  c' = c sigmoid(fg + 1) + tanh(i) sigmoid(ig);
+    h' = tanh(c') sigmoid(og).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.input_map = nn.Linear(input_size, 4 * hidden_size)
+        self.recurrent_map = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+        nn.init.xavier_uniform_(self.input_map.weight)
+        nn.init.uniform_(self.input_map.bias, -0.1, 0.1)
+        nn.init.orthogonal_(self.recurrent_map.weight)
+
+    def precompute(self, x: Tensor) -> Tensor:
+        return self.input_map(x)
+
+    def step_pre(self, pre_t: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        z = pre_t + self.recurrent_map(h)
+        i, ig, fg, og = z.chunk(4, dim=-1)
+        c = c * torch.sigmoid(fg + 1.0) + torch.tanh(i) * torch.sigmoid(ig)
+        return torch.tanh(c) * torch.sigmoid(og), c
+
+    def forward(self, x: Tensor, states: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        return self.step_pre(self.input_map(x), states[0], states[1])
+
+
+__all__ = [
+    "LTCCell",
+    "CfCCell",
+    "WiredCfCCell",
+    "MixedMemoryLSTMCell",
+    "inverse_softplus",
+    "LTC_INIT_RANGES",
+    "ACTIVATIONS",
+    "CFC_MODES",
+]

@@ -1,0 +1,336 @@
+"""Sequence layers LTC and CfC: a loop over a cell's steps, with irregular time and masks.
+
+Conventions (docs/math.md, "Sequences"): input (B, T, F) with ``batch_first=True`` (or (T, B, F));
+unbatched (T, F) works. ``timespans`` is the elapsed time before each step, per sample: a float,
+(B, T) or (B, T, 1). ``mask`` (B, T) is True where a step is observed; at a False step the state is
+carried unchanged and the output is zero. Returns ``(output, hx)``: ``hx`` is the final state (a pair
+``(h, c)`` with ``mixed_memory=True``) and feeds the next chunk of the same sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from ..wirings import FullyConnected, Wiring
+from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
+from ._solvers import Solver
+from ._validate import check_device, check_float_dtype, check_tensor, normalize_mask, normalize_timespans
+
+Tensor = torch.Tensor
+State = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+class _SequenceLayer(nn.Module):
+    """Shared loop; subclasses set ``self.cell`` (with precompute/step_pre) and sizes."""
+
+    cell: nn.Module
+    input_size: int
+    state_size: int
+    output_size: int
+
+    def _setup_common(self, input_size: int, proj_size: int | None, return_sequences: bool,
+                      batch_first: bool, mixed_memory: bool) -> None:
+        self.return_sequences = bool(return_sequences)
+        self.batch_first = bool(batch_first)
+        self.mixed_memory = bool(mixed_memory)
+        self.lstm = MixedMemoryLSTMCell(input_size, self.state_size) if mixed_memory else None
+        if proj_size is not None and (isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 1):
+            raise ValueError(f"proj_size must be None or an integer >= 1; got {proj_size!r}")
+        self.proj_size = proj_size
+        self.fc = nn.Linear(self.cell.output_size, proj_size) if proj_size else None
+
+    @property
+    def motor_size(self) -> int:
+        return int(self.cell.output_size)
+
+    @property
+    def out_features(self) -> int:
+        return self.proj_size if self.proj_size else self.motor_size
+
+    # ------------------------------------------------------------------ checks
+    def _param_dtype_device(self) -> tuple[torch.dtype, torch.device]:
+        p = next(self.parameters())
+        return p.dtype, p.device
+
+    def _check_input(self, input: Tensor, batch_first: bool) -> tuple[Tensor, bool]:
+        x = check_tensor(input, "input")
+        if x.dim() not in (2, 3):
+            layout = "(B, T, F)" if batch_first else "(T, B, F)"
+            raise ValueError(f"input must be 3-D {layout} or 2-D (T, F) unbatched; got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input has {x.shape[-1]} features (last axis) but the layer expects input_size={self.input_size}")
+        dtype, device = self._param_dtype_device()
+        check_float_dtype(x, "input", dtype)
+        check_device(x, "input", device)
+        batched = x.dim() == 3
+        if not batched:
+            x = x.unsqueeze(0)
+        elif not batch_first:
+            x = x.transpose(0, 1)
+        if x.shape[1] == 0:
+            raise ValueError("input has 0 time steps; a sequence needs at least one step")
+        return x, batched
+
+    def _check_state(self, hx: State | None, batch: int, batched: bool, like: Tensor) -> tuple[Tensor, Tensor | None]:
+        n = self.state_size
+        if hx is None:
+            h = torch.zeros(batch, n, dtype=like.dtype, device=like.device)
+            return h, (torch.zeros_like(h) if self.mixed_memory else None)
+        if self.mixed_memory:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise ValueError("hx must be a pair (h, c) when mixed_memory=True; got " + type(hx).__name__)
+            parts = [check_tensor(hx[0], "hx[0]"), check_tensor(hx[1], "hx[1]")]
+        else:
+            if isinstance(hx, (tuple, list)):
+                raise ValueError("hx must be a tensor (not a tuple) when mixed_memory=False")
+            parts = [check_tensor(hx, "hx")]
+        expected = (batch, n) if batched else (n,)
+        out = []
+        for k, p in enumerate(parts):
+            name = "hx" if len(parts) == 1 else f"hx[{k}]"
+            if tuple(p.shape) != expected:
+                raise ValueError(f"{name} must have shape {expected} (batch, state_size); got {tuple(p.shape)}")
+            check_float_dtype(p, name, like.dtype)
+            out.append(p if batched else p.unsqueeze(0))
+        return out[0], (out[1] if len(out) == 2 else None)
+
+    # ------------------------------------------------------------------ run
+    def forward(
+        self,
+        input: Tensor,
+        hx: State | None = None,
+        timespans: float | Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[Tensor, State]:
+        """Run a sequence. See the module docstring for shapes; returns ``(output, final_state)``."""
+        return self._forward(input, hx, timespans, mask, self.return_sequences, self.batch_first)
+
+    def _forward(
+        self,
+        input: Tensor,
+        hx: State | None,
+        timespans: float | Tensor | None,
+        mask: Tensor | None,
+        return_sequences: bool,
+        batch_first: bool,
+    ) -> tuple[Tensor, State]:
+        x, batched = self._check_input(input, batch_first)  # (B, T, F)
+        B, T, _ = x.shape
+        if not batched:
+            # unbatched: (T,) timespans / mask gain a batch axis, in either layout
+            if isinstance(timespans, torch.Tensor) and timespans.dim() >= 1:
+                timespans = timespans.unsqueeze(0)
+            if mask is not None:
+                mask = check_tensor(mask, "mask").unsqueeze(0)
+            batch_first = True
+        m = normalize_mask(mask, B, T, batch_first, x.device)
+        ts = normalize_timespans(timespans, B, T, batch_first, x.dtype, x.device, m)  # (B, T, 1)
+        h, c = self._check_state(hx, B, batched, x)
+        out, h, c = self._run(x, h, c, ts, m, return_sequences)
+        if return_sequences and not batch_first:
+            out = out.transpose(0, 1)
+        if not batched:
+            out = out[0]
+            h = h[0]
+            c = c[0] if c is not None else None
+        state: State = (h, c) if c is not None else h
+        return out, state
+
+    def _run(
+        self, x: Tensor, h: Tensor, c: Tensor | None, ts: Tensor, m: Tensor | None, return_sequences: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        pre = self.cell.precompute(x)  # state-independent work for all steps at once
+        pre_lstm = self.lstm.precompute(x) if self.lstm is not None else None
+        T = x.shape[1]
+        outs: list[Tensor] = []
+        last = None
+        for t in range(T):
+            h_prev, c_prev = h, c
+            if self.lstm is not None:
+                assert pre_lstm is not None and c is not None
+                h, c = self.lstm.step_pre(pre_lstm[:, t], h, c)
+            y, h = self.cell.step_pre(pre[:, t], h, ts[:, t])
+            if m is not None:
+                keep = m[:, t : t + 1]  # (B, 1)
+                h = torch.where(keep, h, h_prev)
+                if c is not None:
+                    assert c_prev is not None
+                    c = torch.where(keep, c, c_prev)
+                y_masked = torch.where(keep, y, torch.zeros_like(y))
+                last = y if last is None else torch.where(keep, y, last)
+                y = y_masked
+            else:
+                last = y
+            if return_sequences:
+                outs.append(y)
+        if return_sequences:
+            out = torch.stack(outs, dim=1)
+        else:
+            assert last is not None
+            out = last
+        if self.fc is not None:
+            out = self.fc(out)
+            if return_sequences and m is not None:
+                out = out * m.unsqueeze(-1).to(out.dtype)
+        return out, h, c
+
+    def step(self, input: Tensor, hx: State | None = None, dt: float | Tensor = 1.0) -> tuple[Tensor, State]:
+        """One streaming step: input (B, F) or (F,), dt a float or (B,) -> (output, new state)."""
+        x = check_tensor(input, "input")
+        if x.dim() not in (1, 2):
+            raise ValueError(f"input to step must be (B, F) or (F,); got shape {tuple(x.shape)}")
+        batched = x.dim() == 2
+        seq = x.unsqueeze(1) if batched else x.unsqueeze(0)  # one time step
+        if isinstance(dt, torch.Tensor) and dt.dim() > 0:
+            dt = dt.reshape(-1, 1) if batched else dt.reshape(1)
+        return self._forward(seq, hx, dt, None, False, True)
+
+    def _common_config(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "proj_size": self.proj_size,
+            "return_sequences": self.return_sequences,
+            "batch_first": self.batch_first,
+            "mixed_memory": self.mixed_memory,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> _SequenceLayer:
+        config = dict(config)
+        units = config.pop("units")
+        if isinstance(units, dict):
+            units = Wiring.from_config(units)
+        return cls(units=units, **config)
+
+
+class LTC(_SequenceLayer):
+    """Liquid time-constant network layer (ncps-compatible arguments).
+
+    ``LTC(input_size, units)`` with ``units`` an int (fully connected) or a Wiring (copied).
+    Output: the motor neurons (``wiring.output_dim``), mapped by ``output_mapping``; projected to
+    ``proj_size`` if given.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        units: Wiring | int,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        input_mapping: str | None = "affine",
+        output_mapping: str | None = "affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = True,
+        solver: str | Solver = "semi_implicit",
+        proj_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise ValueError(f"input_size must be an integer >= 1; got {input_size!r}")
+        if not implicit_param_constraints:
+            raise ValueError(
+                "implicit_param_constraints=False is not supported: liquidflow always keeps w, sensory_w, "
+                "cm and gleak positive through a softplus parametrisation (docs/math.md)"
+            )
+        wiring = FullyConnected(units) if isinstance(units, int) and not isinstance(units, bool) else units
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"units must be an int or a Wiring; got {type(units).__name__}")
+        self.input_size = input_size
+        self.cell = LTCCell(wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon, solver)
+        self.state_size = self.cell.state_size
+        self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory)
+
+    @property
+    def wiring(self) -> Wiring:
+        return self.cell.wiring
+
+    @property
+    def rnn_cell(self) -> LTCCell:  # ncps name
+        return self.cell
+
+    def apply_weight_constraints(self) -> None:
+        """No-op (ncps compatibility): positivity is part of the parametrisation."""
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = self._common_config()
+        cell = self.cell.get_config()
+        cfg.update(
+            units=cell["wiring"],
+            input_mapping=cell["input_mapping"],
+            output_mapping=cell["output_mapping"],
+            ode_unfolds=cell["ode_unfolds"],
+            epsilon=cell["epsilon"],
+            solver=cell["solver"],
+        )
+        return cfg
+
+
+class CfC(_SequenceLayer):
+    """Closed-form continuous-time layer (ncps-compatible arguments).
+
+    ``CfC(input_size, units)`` with ``units`` an int (a CfCCell with a backbone MLP) or a Wiring (a
+    WiredCfCCell; backbone options are then not allowed). ``mode``: default, no_gate or pure.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        units: Wiring | int,
+        proj_size: int | None = None,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        mode: str = "default",
+        activation: str = "lecun_tanh",
+        backbone_units: int | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise ValueError(f"input_size must be an integer >= 1; got {input_size!r}")
+        self.input_size = input_size
+        self.mode = mode
+        self.activation = activation
+        if isinstance(units, Wiring):
+            if backbone_units is not None or backbone_layers is not None or backbone_dropout is not None:
+                raise ValueError("backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)")
+            self.cell = WiredCfCCell(input_size, units, mode)
+            self.backbone_units = self.backbone_layers = None
+            self.backbone_dropout = None
+        elif isinstance(units, int) and not isinstance(units, bool):
+            self.backbone_units = 128 if backbone_units is None else backbone_units
+            self.backbone_layers = 1 if backbone_layers is None else backbone_layers
+            self.backbone_dropout = 0.0 if backbone_dropout is None else backbone_dropout
+            self.cell = CfCCell(input_size, units, mode, activation, self.backbone_units,
+                                self.backbone_layers, self.backbone_dropout)
+        else:
+            raise TypeError(f"units must be an int or a Wiring; got {type(units).__name__}")
+        self.state_size = self.cell.state_size
+        self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory)
+
+    @property
+    def wiring(self) -> Wiring | None:
+        return self.cell.wiring if isinstance(self.cell, WiredCfCCell) else None
+
+    @property
+    def rnn_cell(self) -> nn.Module:  # ncps name
+        return self.cell
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = self._common_config()
+        wiring = self.wiring
+        cfg.update(
+            units=wiring.get_config() if wiring is not None else self.state_size,
+            mode=self.mode,
+            activation=self.activation,
+            backbone_units=self.backbone_units,
+            backbone_layers=self.backbone_layers,
+            backbone_dropout=self.backbone_dropout,
+        )
+        return cfg

@@ -1,0 +1,503 @@
+"""Wiring graphs for liquid networks: who talks to whom, and with which sign.
+
+Framework-free (numpy only). The constructors and their arguments follow the ``ncps`` package
+(``ncps.wirings``) so that code written for ncps ports by changing the import, and for the same seed
+the random graphs are identical to ncps 1.0.1 (we draw from the same random streams in the same
+order; see ``tests/test_wirings.py`` for the check against ncps).
+
+Conventions (also in docs/math.md):
+
+* ``adjacency_matrix[i, j]`` is the polarity (+1 excitatory, -1 inhibitory, 0 none) of the synapse
+  from neuron ``i`` to neuron ``j``; ``sensory_adjacency_matrix[k, j]`` the same from input ``k``.
+* Neurons ``0 .. output_dim-1`` are the motor (output) neurons.
+* A wiring is *built* once its input dimension is known (``build(input_dim)``); sensory synapses
+  exist only after that. Layers copy the wiring they are given, so one object can serve many layers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Wiring",
+    "FullyConnected",
+    "Random",
+    "NCP",
+    "AutoNCP",
+    "wiring_from_config",
+]
+
+_POLARITIES = (-1, 1)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)
+
+
+class Wiring:
+    """A general wiring of ``units`` neurons; add synapses by hand or use a subclass.
+
+    ``output_dim`` defaults to ``units`` (every neuron is an output) for a plain ``Wiring``.
+    """
+
+    _registry: ClassVar[dict[str, type[Wiring]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Wiring._registry[cls.__name__] = cls
+
+    def __init__(self, units: int) -> None:
+        self.units = _check_int("units", units, 1)
+        self.adjacency_matrix = np.zeros((self.units, self.units), dtype=np.int32)
+        self.sensory_adjacency_matrix: np.ndarray | None = None
+        self.input_dim: int | None = None
+        self.output_dim: int | None = None
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def num_layers(self) -> int:
+        return 1
+
+    def get_neurons_of_layer(self, layer_id: int) -> list[int]:
+        if layer_id != 0:
+            raise ValueError(f"layer_id must be 0 for a {type(self).__name__}; got {layer_id}")
+        return list(range(self.units))
+
+    def get_type_of_neuron(self, neuron_id: int) -> str:
+        """'motor' for output neurons, else 'inter'."""
+        out = self.output_dim if self.output_dim is not None else self.units
+        return "motor" if neuron_id < out else "inter"
+
+    @property
+    def neuron_types(self) -> list[str]:
+        return [self.get_type_of_neuron(i) for i in range(self.units)]
+
+    def is_built(self) -> bool:
+        return self.input_dim is not None
+
+    def build(self, input_dim: int) -> None:
+        """Fix the number of inputs (sensory neurons) and draw the sensory synapses."""
+        input_dim = _check_int("input_dim", input_dim, 1)
+        if self.input_dim is not None and self.input_dim != input_dim:
+            raise ValueError(
+                f"this {type(self).__name__} wiring was built for input_dim={self.input_dim}; "
+                f"got input_dim={input_dim}. Build a new wiring (or a copy) for another input size"
+            )
+        if self.input_dim is None:
+            self.set_input_dim(input_dim)
+            self._build_sensory()
+
+    def _build_sensory(self) -> None:
+        """Subclasses draw their sensory synapses here (called once, by build)."""
+
+    def set_input_dim(self, input_dim: int) -> None:
+        self.input_dim = _check_int("input_dim", input_dim, 1)
+        self.sensory_adjacency_matrix = np.zeros((self.input_dim, self.units), dtype=np.int32)
+
+    def set_output_dim(self, output_dim: int) -> None:
+        output_dim = _check_int("output_dim", output_dim, 1)
+        if output_dim > self.units:
+            raise ValueError(f"output_dim must be <= units={self.units}; got {output_dim}")
+        self.output_dim = output_dim
+
+    # ------------------------------------------------------------------ synapses
+    def add_synapse(self, src: int, dest: int, polarity: int) -> None:
+        if not 0 <= src < self.units:
+            raise ValueError(f"src must be in [0, {self.units}); got {src}")
+        if not 0 <= dest < self.units:
+            raise ValueError(f"dest must be in [0, {self.units}); got {dest}")
+        if polarity not in _POLARITIES:
+            raise ValueError(f"polarity must be -1 or +1; got {polarity}")
+        self.adjacency_matrix[src, dest] = polarity
+
+    def add_sensory_synapse(self, src: int, dest: int, polarity: int) -> None:
+        if self.sensory_adjacency_matrix is None or self.input_dim is None:
+            raise ValueError("cannot add sensory synapses before build(input_dim) was called")
+        if not 0 <= src < self.input_dim:
+            raise ValueError(f"src must be in [0, {self.input_dim}); got {src}")
+        if not 0 <= dest < self.units:
+            raise ValueError(f"dest must be in [0, {self.units}); got {dest}")
+        if polarity not in _POLARITIES:
+            raise ValueError(f"polarity must be -1 or +1; got {polarity}")
+        self.sensory_adjacency_matrix[src, dest] = polarity
+
+    def erev_initializer(self, shape: Any = None, dtype: Any = None) -> np.ndarray:
+        return np.copy(self.adjacency_matrix)
+
+    def sensory_erev_initializer(self, shape: Any = None, dtype: Any = None) -> np.ndarray:
+        if self.sensory_adjacency_matrix is None:
+            raise ValueError("the wiring is not built: call build(input_dim) first")
+        return np.copy(self.sensory_adjacency_matrix)
+
+    @property
+    def synapse_count(self) -> int:
+        return int(np.sum(np.abs(self.adjacency_matrix)))
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        if self.sensory_adjacency_matrix is None:
+            return 0
+        return int(np.sum(np.abs(self.sensory_adjacency_matrix)))
+
+    # ------------------------------------------------------------------ config
+    def _init_args(self) -> dict[str, Any]:
+        return {"units": self.units}
+
+    def get_config(self) -> dict[str, Any]:
+        """A JSON-serialisable description; ``Wiring.from_config`` rebuilds an equal wiring."""
+        config: dict[str, Any] = {"class_name": type(self).__name__, **self._init_args()}
+        config["output_dim"] = self.output_dim
+        config["input_dim"] = self.input_dim
+        config["adjacency_matrix"] = self.adjacency_matrix.tolist()
+        config["sensory_adjacency_matrix"] = (
+            None if self.sensory_adjacency_matrix is None else self.sensory_adjacency_matrix.tolist()
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Wiring:
+        """Rebuild a wiring from ``get_config()`` (the class is taken from ``class_name``)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict; got {type(config).__name__}")
+        config = dict(config)
+        name = config.pop("class_name", cls.__name__)
+        klass = Wiring._registry.get(name, Wiring) if name != "Wiring" else Wiring
+        if name not in Wiring._registry and name != "Wiring":
+            raise ValueError(f"unknown wiring class {name!r}; known: {sorted(Wiring._registry)}")
+        adjacency = config.pop("adjacency_matrix", None)
+        sensory = config.pop("sensory_adjacency_matrix", None)
+        input_dim = config.pop("input_dim", None)
+        output_dim = config.pop("output_dim", None)
+        wiring = klass._from_init_args(config)
+        if output_dim is not None:
+            wiring.output_dim = int(output_dim)
+        if adjacency is not None:
+            wiring.adjacency_matrix = np.asarray(adjacency, dtype=np.int32).reshape(wiring.units, wiring.units)
+        if input_dim is not None:
+            wiring.input_dim = int(input_dim)
+            if sensory is not None:
+                wiring.sensory_adjacency_matrix = np.asarray(sensory, dtype=np.int32).reshape(
+                    wiring.input_dim, wiring.units
+                )
+            else:
+                wiring.sensory_adjacency_matrix = np.zeros((wiring.input_dim, wiring.units), np.int32)
+            wiring._restore_after_build()
+        return wiring
+
+    @classmethod
+    def _from_init_args(cls, args: dict[str, Any]) -> Wiring:
+        try:
+            return cls(**args)
+        except TypeError as e:
+            raise ValueError(f"bad config for {cls.__name__}: {args}: {e}") from e
+
+    def _restore_after_build(self) -> None:
+        """Restore bookkeeping that ``build`` sets up, without drawing synapses again."""
+
+    def to_json(self) -> str:
+        return json.dumps(self.get_config())
+
+    @classmethod
+    def from_json(cls, text: str) -> Wiring:
+        return cls.from_config(json.loads(text))
+
+    def copy(self) -> Wiring:
+        return copy.deepcopy(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Wiring):
+            return NotImplemented
+        return self.get_config() == other.get_config()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        built = f"input_dim={self.input_dim}" if self.is_built() else "not built"
+        return (
+            f"{type(self).__name__}(units={self.units}, output_dim={self.output_dim}, {built}, "
+            f"synapses={self.synapse_count}, sensory_synapses={self.sensory_synapse_count})"
+        )
+
+    # ------------------------------------------------------------------ graph
+    def get_graph(self, include_sensory_neurons: bool = True) -> Any:
+        """A ``networkx.DiGraph`` of the wiring (needs networkx: ``pip install liquidflow[plot]``)."""
+        if not self.is_built():
+            raise ValueError("the wiring is not built: call build(input_dim) first")
+        try:
+            import networkx as nx
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("get_graph needs networkx: pip install 'liquidflow[plot]'") from e
+        graph = nx.DiGraph()
+        for i in range(self.units):
+            graph.add_node(f"neuron_{i}", neuron_type=self.get_type_of_neuron(i))
+        if include_sensory_neurons:
+            assert self.input_dim is not None and self.sensory_adjacency_matrix is not None
+            for k in range(self.input_dim):
+                graph.add_node(f"sensory_{k}", neuron_type="sensory")
+            for k, j in zip(*np.nonzero(self.sensory_adjacency_matrix)):
+                pol = int(self.sensory_adjacency_matrix[k, j])
+                graph.add_edge(f"sensory_{k}", f"neuron_{j}", polarity=pol)
+        for i, j in zip(*np.nonzero(self.adjacency_matrix)):
+            graph.add_edge(f"neuron_{i}", f"neuron_{j}", polarity=int(self.adjacency_matrix[i, j]))
+        return graph
+
+
+class FullyConnected(Wiring):
+    """Every neuron connects to every neuron (and every input to every neuron).
+
+    Polarities are drawn with P(+1) = 2/3, as in ncps.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        output_dim: int | None = None,
+        erev_init_seed: int = 1111,
+        self_connections: bool = True,
+    ) -> None:
+        super().__init__(units)
+        self.set_output_dim(self.units if output_dim is None else output_dim)
+        self.self_connections = bool(self_connections)
+        self.erev_init_seed = int(erev_init_seed)
+        self._rng = np.random.default_rng(self.erev_init_seed)
+        for src in range(self.units):
+            for dest in range(self.units):
+                if src == dest and not self.self_connections:
+                    continue
+                self.add_synapse(src, dest, int(self._rng.choice([-1, 1, 1])))
+
+    def _init_args(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "output_dim": self.output_dim,
+            "erev_init_seed": self.erev_init_seed,
+            "self_connections": self.self_connections,
+        }
+
+    def _build_sensory(self) -> None:
+        assert self.input_dim is not None
+        for src in range(self.input_dim):
+            for dest in range(self.units):
+                self.add_sensory_synapse(src, dest, int(self._rng.choice([-1, 1, 1])))
+
+
+class Random(Wiring):
+    """A random sparse wiring: a fraction ``1 - sparsity_level`` of all possible synapses exists."""
+
+    def __init__(
+        self,
+        units: int,
+        output_dim: int | None = None,
+        sparsity_level: float = 0.0,
+        random_seed: int = 1111,
+    ) -> None:
+        super().__init__(units)
+        self.set_output_dim(self.units if output_dim is None else output_dim)
+        if not 0.0 <= float(sparsity_level) < 1.0:
+            raise ValueError(f"sparsity_level must be in [0, 1); got {sparsity_level}")
+        self.sparsity_level = float(sparsity_level)
+        self.random_seed = int(random_seed)
+        self._rng = np.random.default_rng(self.random_seed)
+        n = int(np.round(self.units * self.units * (1 - self.sparsity_level)))
+        pairs = [(s, d) for s in range(self.units) for d in range(self.units)]
+        for src, dest in self._rng.choice(pairs, size=n, replace=False):
+            self.add_synapse(int(src), int(dest), int(self._rng.choice([-1, 1, 1])))
+
+    def _init_args(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "output_dim": self.output_dim,
+            "sparsity_level": self.sparsity_level,
+            "random_seed": self.random_seed,
+        }
+
+    def _build_sensory(self) -> None:
+        assert self.input_dim is not None
+        n = int(np.round(self.input_dim * self.units * (1 - self.sparsity_level)))
+        pairs = [(s, d) for s in range(self.input_dim) for d in range(self.units)]
+        for src, dest in self._rng.choice(pairs, size=n, replace=False):
+            # ncps 1.0.1 draws the polarity twice here and keeps the second; we draw the same
+            # numbers so that a seed gives the same graph in both packages.
+            self._rng.choice([-1, 1, 1])
+            self.add_sensory_synapse(int(src), int(dest), int(self._rng.choice([-1, 1, 1])))
+
+
+class NCP(Wiring):
+    """A Neural Circuit Policy: sensory -> inter -> command (recurrent) -> motor neurons.
+
+    Neuron ids: motor ``[0, motor)``, command ``[motor, motor+command)``, inter after that.
+    ``sensory_fanout``: synapses out of each input onto inter neurons; ``inter_fanout``: out of each
+    inter neuron onto command neurons; ``recurrent_command_synapses``: number of command->command
+    draws; ``motor_fanin``: synapses into each motor neuron from command neurons. Neurons left
+    unreached by the random draws get a mean fan-in so that every neuron is connected.
+    """
+
+    def __init__(
+        self,
+        inter_neurons: int,
+        command_neurons: int,
+        motor_neurons: int,
+        sensory_fanout: int,
+        inter_fanout: int,
+        recurrent_command_synapses: int,
+        motor_fanin: int,
+        seed: int = 22222,
+    ) -> None:
+        inter_neurons = _check_int("inter_neurons", inter_neurons, 1)
+        command_neurons = _check_int("command_neurons", command_neurons, 1)
+        motor_neurons = _check_int("motor_neurons", motor_neurons, 1)
+        super().__init__(inter_neurons + command_neurons + motor_neurons)
+        self.set_output_dim(motor_neurons)
+        self._num_inter_neurons = inter_neurons
+        self._num_command_neurons = command_neurons
+        self._num_motor_neurons = motor_neurons
+        self._sensory_fanout = _check_int("sensory_fanout", sensory_fanout, 1)
+        self._inter_fanout = _check_int("inter_fanout", inter_fanout, 1)
+        self._recurrent_command_synapses = _check_int("recurrent_command_synapses", recurrent_command_synapses, 0)
+        self._motor_fanin = _check_int("motor_fanin", motor_fanin, 1)
+        self._seed = int(seed)
+        if motor_fanin > command_neurons:
+            raise ValueError(f"motor_fanin={motor_fanin} exceeds command_neurons={command_neurons}")
+        if sensory_fanout > inter_neurons:
+            raise ValueError(f"sensory_fanout={sensory_fanout} exceeds inter_neurons={inter_neurons}")
+        if inter_fanout > command_neurons:
+            raise ValueError(f"inter_fanout={inter_fanout} exceeds command_neurons={command_neurons}")
+        self._motor_neurons = list(range(0, motor_neurons))
+        self._command_neurons = list(range(motor_neurons, motor_neurons + command_neurons))
+        self._inter_neurons = list(range(motor_neurons + command_neurons, self.units))
+        self._rng = np.random.RandomState(self._seed)
+        self._num_sensory_neurons = 0
+        self._sensory_neurons: list[int] = []
+
+    @property
+    def num_layers(self) -> int:
+        return 3
+
+    def get_neurons_of_layer(self, layer_id: int) -> list[int]:
+        layers = [self._inter_neurons, self._command_neurons, self._motor_neurons]
+        if layer_id not in (0, 1, 2):
+            raise ValueError(f"layer_id must be 0 (inter), 1 (command) or 2 (motor); got {layer_id}")
+        return list(layers[layer_id])
+
+    def get_type_of_neuron(self, neuron_id: int) -> str:
+        if neuron_id < self._num_motor_neurons:
+            return "motor"
+        if neuron_id < self._num_motor_neurons + self._num_command_neurons:
+            return "command"
+        return "inter"
+
+    def _init_args(self) -> dict[str, Any]:
+        return {
+            "inter_neurons": self._num_inter_neurons,
+            "command_neurons": self._num_command_neurons,
+            "motor_neurons": self._num_motor_neurons,
+            "sensory_fanout": self._sensory_fanout,
+            "inter_fanout": self._inter_fanout,
+            "recurrent_command_synapses": self._recurrent_command_synapses,
+            "motor_fanin": self._motor_fanin,
+            "seed": self._seed,
+        }
+
+    def _restore_after_build(self) -> None:
+        assert self.input_dim is not None
+        self._num_sensory_neurons = self.input_dim
+        self._sensory_neurons = list(range(self.input_dim))
+
+    def _connect(self, sources: list[int], targets: list[int], fanout: int, sensory: bool, cap: int) -> None:
+        """Each source draws ``fanout`` distinct targets; unreached targets get a mean fan-in
+        (at least 1, at most ``cap``: ncps caps the inter->command fan-in at the command count)."""
+        add = self.add_sensory_synapse if sensory else self.add_synapse
+        unreached = list(targets)
+        for src in sources:
+            for dest in self._rng.choice(targets, size=fanout, replace=False):
+                if dest in unreached:
+                    unreached.remove(dest)
+                add(src, int(dest), int(self._rng.choice([-1, 1])))
+        fanin = int(np.clip(int(len(sources) * fanout / len(targets)), 1, cap))
+        for dest in unreached:
+            for src in self._rng.choice(sources, size=fanin, replace=False):
+                add(int(src), dest, int(self._rng.choice([-1, 1])))
+
+    def _build_sensory(self) -> None:
+        self._restore_after_build()
+        # The order of the four stages fixes the random stream (and matches ncps).
+        self._connect(
+            self._sensory_neurons, self._inter_neurons, self._sensory_fanout, True, cap=self._num_sensory_neurons
+        )
+        self._connect(
+            self._inter_neurons, self._command_neurons, self._inter_fanout, False, cap=self._num_command_neurons
+        )
+        for _ in range(self._recurrent_command_synapses):
+            src = int(self._rng.choice(self._command_neurons))
+            dest = int(self._rng.choice(self._command_neurons))
+            self.add_synapse(src, dest, int(self._rng.choice([-1, 1])))
+        # command -> motor is drawn from the motor side (fan-in), unreached command neurons fan out
+        unreached = list(self._command_neurons)
+        for dest in self._motor_neurons:
+            for src in self._rng.choice(self._command_neurons, size=self._motor_fanin, replace=False):
+                if src in unreached:
+                    unreached.remove(src)
+                self.add_synapse(int(src), dest, int(self._rng.choice([-1, 1])))
+        fanout = int(
+            np.clip(
+                int(self._num_motor_neurons * self._motor_fanin / self._num_command_neurons),
+                1,
+                self._num_motor_neurons,
+            )
+        )
+        for src in unreached:
+            for dest in self._rng.choice(self._motor_neurons, size=fanout, replace=False):
+                self.add_synapse(src, int(dest), int(self._rng.choice([-1, 1])))
+
+
+class AutoNCP(NCP):
+    """An NCP sized from the number of units and outputs alone (the ncps heuristic).
+
+    ``units - output_size`` neurons are split 60/40 into inter and command neurons; fan-outs are the
+    layer sizes times ``1 - sparsity_level``.
+    """
+
+    def __init__(self, units: int, output_size: int, sparsity_level: float = 0.5, seed: int = 22222) -> None:
+        units = _check_int("units", units, 4)
+        output_size = _check_int("output_size", output_size, 1)
+        if output_size >= units - 2:
+            raise ValueError(f"output_size must be < units - 2; got units={units}, output_size={output_size}")
+        if not 0.1 <= float(sparsity_level) <= 0.9:
+            raise ValueError(f"sparsity_level must be in [0.1, 0.9]; got {sparsity_level}")
+        self._output_size = output_size
+        self._sparsity_level = float(sparsity_level)
+        density = 1.0 - self._sparsity_level
+        inter_and_command = units - output_size
+        command = max(int(0.4 * inter_and_command), 1)
+        inter = inter_and_command - command
+        super().__init__(
+            inter,
+            command,
+            output_size,
+            sensory_fanout=max(int(inter * density), 1),
+            inter_fanout=max(int(command * density), 1),
+            recurrent_command_synapses=max(int(command * density * 2), 1),
+            motor_fanin=max(int(command * density), 1),
+            seed=seed,
+        )
+
+    def _init_args(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "output_size": self._output_size,
+            "sparsity_level": self._sparsity_level,
+            "seed": self._seed,
+        }
+
+
+def wiring_from_config(config: dict[str, Any]) -> Wiring:
+    """Rebuild any wiring from its ``get_config()`` dict."""
+    return Wiring.from_config(config)
