@@ -25,6 +25,11 @@ def build_app():  # type: ignore[no-untyped-def]
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+
+    @app.callback()
+    def _root() -> None:
+        """Liquid neural networks for irregular time series: train, evaluate, inspect, export."""
+
     for area in AREAS:
         name = f"liquidflow.commands.{area}"
         try:
