@@ -1,0 +1,20 @@
+"""Edge export: ONNX (step and sequence graphs) and standalone C99 (float32 / int8).
+
+* :func:`to_onnx` — ``mode="step"``: ``(x, dt, state) -> (y, state)`` for streaming runtimes;
+  ``mode="sequence"``: dynamic batch and time axes, a ``timespans`` input (an ONNX ``Scan`` over the
+  step graph, so no sequence length is baked in).
+* :func:`to_c` — a header and a source file, no heap, libm only, weights ``const``, state in a struct.
+* :func:`footprint` — flash, RAM and instructions per step of the generated C on a Cortex-M target,
+  measured with ``arm-none-eabi-size`` and QEMU (see docs/export.md).
+"""
+
+from ._c import CExport as CExport
+from ._c import to_c as to_c
+from ._footprint import Footprint as Footprint
+from ._footprint import footprint as footprint
+from ._model import StepModule as StepModule
+from ._model import reference_outputs as reference_outputs
+from ._model import unwrap as unwrap
+from ._onnx import to_onnx as to_onnx
+
+__all__ = ["CExport", "Footprint", "StepModule", "footprint", "reference_outputs", "to_c", "to_onnx", "unwrap"]

@@ -1,0 +1,149 @@
+"""ONNX export: a step graph for streaming, and a sequence graph with dynamic batch and time.
+
+The step graph is traced from :class:`~liquidflow.export._model.StepModule` by ``torch.onnx.export``
+(dynamo exporter, dynamic batch axis). The sequence graph wraps that step graph as the body of an
+ONNX ``Scan`` over the time axis, so the number of steps is an input-shape property, not a constant
+baked into the graph (a traced Python loop would bake it in, as ncps' export does).
+
+Graph interfaces (float32):
+
+* step: inputs ``x`` (B, F), ``dt`` (B,), ``state`` (B, S) -> outputs ``y`` (B, O), ``state_out`` (B, S);
+* sequence: inputs ``inputs`` (B, T, F), ``timespans`` (B, T), ``initial_state`` (B, S) ->
+  outputs ``outputs`` (B, T, O), ``final_state`` (B, S).
+
+``S`` is the state size (N, or 2 N with mixed memory: ``[h, c]``); start from zeros.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._model import StepModule, unwrap
+
+MODES = ("step", "sequence")
+OPSET = 20
+
+
+def _export_step(step: StepModule, f: int, s: int, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    x = torch.zeros(2, f)
+    dt = torch.ones(2)
+    state = torch.zeros(2, s)
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            # the exporter's own deprecation and naming notices are not the user's concern
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                step,
+                (x, dt, state),
+                str(path),
+                input_names=["x", "dt", "state"],
+                output_names=["y", "state_out"],
+                dynamic_shapes={"x": {0: batch}, "dt": {0: batch}, "state": {0: batch}},
+                dynamo=True,
+                opset_version=OPSET,
+                verbose=False,
+                optimize=True,
+            )
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def to_onnx(model: nn.Module, path: str | Path, mode: str = "step") -> Path:
+    """Export ``model`` to an ONNX file.
+
+    Args:
+        model: a ``liquidflow.torch.LTC`` / ``CfC`` layer, or a sequence model with ``core``, ``head``,
+            ``input_mean``, ``input_std`` (normalisation and head are part of the graph).
+        path: the ``.onnx`` file to write.
+        mode: ``"step"`` — ``(x, dt, state) -> (y, state_out)``; ``"sequence"`` — ``(inputs,
+            timespans, initial_state) -> (outputs, final_state)`` with dynamic batch and time axes.
+
+    Returns:
+        the path written.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    import onnx
+    from onnx import TensorProto, helper
+
+    em = unwrap(model)
+    step = StepModule(em).eval().float()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f, s, o = em.input_size, em.state_size, em.output_size
+    with tempfile.TemporaryDirectory() as tmp:
+        step_path = Path(tmp) / "step.onnx"
+        _export_step(step, f, s, step_path)
+        proto = onnx.load(str(step_path), load_external_data=True)
+    if proto.functions:
+        from onnx import inliner
+
+        proto = inliner.inline_local_functions(proto)
+    if mode == "step":
+        proto.doc_string = f"liquidflow step graph: {em.kind}; state size {s} (zeros at start)"
+        onnx.save(proto, str(path))
+        return path
+
+    body = proto.graph
+    # Scan body: state variables first, then the scanned slices; outputs: new state, then per-step y.
+    order_in = {n.name: n for n in body.input}
+    order_out = {n.name: n for n in body.output}
+    body_graph = helper.make_graph(
+        list(body.node),
+        "liquidflow_step",
+        [order_in["state"], order_in["x"], order_in["dt"]],
+        [order_out["state_out"], order_out["y"]],
+        initializer=list(body.initializer),
+        value_info=list(body.value_info),
+    )
+    scan = helper.make_node(
+        "Scan",
+        ["initial_state", "inputs", "timespans"],
+        ["final_state", "outputs"],
+        num_scan_inputs=2,
+        scan_input_axes=[1, 1],
+        scan_output_axes=[1],
+        body=body_graph,
+    )
+    graph = helper.make_graph(
+        [scan],
+        "liquidflow_sequence",
+        [
+            helper.make_tensor_value_info("initial_state", TensorProto.FLOAT, ["batch", s]),
+            helper.make_tensor_value_info("inputs", TensorProto.FLOAT, ["batch", "time", f]),
+            helper.make_tensor_value_info("timespans", TensorProto.FLOAT, ["batch", "time"]),
+        ],
+        [
+            helper.make_tensor_value_info("final_state", TensorProto.FLOAT, ["batch", s]),
+            helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["batch", "time", o]),
+        ],
+    )
+    seq = helper.make_model(graph, opset_imports=list(proto.opset_import), producer_name="liquidflow")
+    seq.ir_version = proto.ir_version
+    seq.doc_string = f"liquidflow sequence graph (Scan over time): {em.kind}; state size {s} (zeros at start)"
+    onnx.checker.check_model(seq)
+    onnx.save(seq, str(path))
+    return path
+
+
+def run_onnx(path: str | Path, feeds: dict[str, Any]) -> list[Any]:
+    """Run an exported graph with onnxruntime (CPU): a convenience for checks and examples."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return list(sess.run(None, feeds))
