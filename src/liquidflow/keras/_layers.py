@@ -1,0 +1,429 @@
+"""Keras 3 sequence layers LTC and CfC: ``keras.layers.RNN`` with irregular time and mixed memory.
+
+Both are ``keras.layers.RNN`` subclasses, so ``return_sequences``, ``return_state``, ``stateful``,
+``go_backwards``, ``unroll``, masking (from a ``Masking`` layer or ``mask=``) and ``Bidirectional``
+behave as for any Keras RNN. Irregular time is a second input::
+
+    y = LTC(wiring)([x, timespans])      # x (B, T, F); timespans (B, T) or (B, T, 1), per sample
+
+``timespans[b, t]`` is the time elapsed before step ``t`` of sample ``b`` (1.0 when not given).
+Internally it travels with the input as one extra feature channel through the RNN loop, which is
+how masks, ``go_backwards`` and ``Bidirectional`` keep each step paired with its own timespan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from ..wirings import Wiring
+from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell, _check_int, as_wiring
+
+_register = keras.saving.register_keras_serializable(package="liquidflow")
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(d is None or isinstance(d, int) for d in value)
+
+
+def _split_shapes(sequences_shape: Any) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    if _is_shape(sequences_shape):
+        return tuple(sequences_shape), None
+    if isinstance(sequences_shape, (list, tuple)) and len(sequences_shape) in (1, 2):
+        x_shape = tuple(sequences_shape[0])
+        ts_shape = tuple(sequences_shape[1]) if len(sequences_shape) == 2 else None
+        return x_shape, ts_shape
+    raise ValueError(f"inputs must be x or [x, timespans]; got shapes {sequences_shape}")
+
+
+def _first_mask(mask: Any) -> Any:
+    if isinstance(mask, (list, tuple)):
+        return mask[0] if mask else None
+    return mask
+
+
+@_register
+class _SequenceCell(keras.layers.Layer):
+    """The cell the RNN loop runs: unpacks the timespan channel and runs the mixed-memory LSTM.
+
+    Input per step: (B, F + 1), the last channel being dt. State: [h] or [h, c] (mixed memory).
+    """
+
+    def __init__(self, cell: keras.layers.Layer, mixed_memory: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.lstm = MixedMemoryLSTMCell(cell.state_size, name="lstm", dtype=self.dtype_policy) if mixed_memory else None
+
+    @property
+    def state_size(self) -> Any:
+        n = self.cell.state_size
+        return [n, n] if self.lstm is not None else n
+
+    @property
+    def output_size(self) -> int:
+        return int(self.cell.output_size)
+
+    def build(self, input_shape: Any) -> None:
+        step_shape = (input_shape[0], input_shape[-1] - 1)
+        self.cell.build(step_shape)
+        self.cell.built = True
+        if self.lstm is not None:
+            self.lstm.build(step_shape)
+            self.lstm.built = True
+
+    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
+        x, dt = inputs[:, :-1], inputs[:, -1:]
+        if self.lstm is not None:
+            h, c = states
+            h, (_, c) = self.lstm.call(x, [h, c])
+            y, h = self.cell.call((x, dt), h, training=training)
+            return y, [h, c]
+        h = states[0] if isinstance(states, (list, tuple)) else states
+        y, h = self.cell.call((x, dt), h, training=training)
+        return y, [h]
+
+    def get_config(self) -> dict[str, Any]:  # only used through the owning layer
+        config = super().get_config()
+        config.update(cell=keras.saving.serialize_keras_object(self.cell), mixed_memory=self.lstm is not None)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> _SequenceCell:
+        config = dict(config)
+        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
+        return cls(**config)
+
+
+class _LiquidRNN(keras.layers.RNN):
+    """Shared by LTC and CfC: timespans as a second input, mixed memory, optional projection."""
+
+    def __init__(
+        self,
+        cell: keras.layers.Layer,
+        mixed_memory: bool,
+        proj_size: int | None,
+        return_sequences: bool,
+        return_state: bool,
+        go_backwards: bool,
+        stateful: bool,
+        unroll: bool,
+        zero_output_for_mask: bool | None,
+        **kwargs: Any,
+    ) -> None:
+        if proj_size is not None:
+            proj_size = _check_int("proj_size", proj_size, 1)
+        # Padded steps give zero outputs in sequences (as in liquidflow.torch); with
+        # return_sequences=False the output is that of the last observed step.
+        if zero_output_for_mask is None:
+            zero_output_for_mask = bool(return_sequences)
+        dtype = kwargs.get("dtype")
+        seq_cell = _SequenceCell(cell, bool(mixed_memory), name="sequence_cell", dtype=dtype)
+        super().__init__(
+            seq_cell,
+            return_sequences=bool(return_sequences),
+            return_state=bool(return_state),
+            go_backwards=bool(go_backwards),
+            stateful=bool(stateful),
+            unroll=bool(unroll),
+            zero_output_for_mask=bool(zero_output_for_mask),
+            **kwargs,
+        )
+        self.mixed_memory = bool(mixed_memory)
+        self.proj_size = proj_size
+        self.fc = keras.layers.Dense(proj_size, name="fc", dtype=self.dtype_policy) if proj_size else None
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def rnn_cell(self) -> keras.layers.Layer:
+        """The liquid cell (LTCCell, CfCCell or WiredCfCCell), as ``rnn_cell`` in liquidflow.torch."""
+        return self.cell.cell
+
+    @property
+    def lstm(self) -> MixedMemoryLSTMCell | None:
+        """The mixed-memory LSTM cell, or None."""
+        return self.cell.lstm
+
+    @property
+    def motor_size(self) -> int:
+        return int(self.rnn_cell.output_size)
+
+    @property
+    def out_features(self) -> int:
+        return self.proj_size if self.proj_size else self.motor_size
+
+    @property
+    def input_size(self) -> int | None:
+        return getattr(self.rnn_cell, "input_size", None) or getattr(self.rnn_cell, "sensory_size", None)
+
+    # ------------------------------------------------------------------ shapes
+    def _check_x_shape(self, x_shape: tuple[Any, ...]) -> None:
+        if len(x_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} input must be 3-D (batch, time, features); got shape {x_shape}. "
+                "For one unbatched sequence add a batch axis: x[None]"
+            )
+        if x_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} needs a known number of features (last axis); got {x_shape}")
+        n_in = self.input_size
+        if self.built and n_in is not None and x_shape[-1] != n_in:
+            raise ValueError(
+                f"{type(self).__name__} input has {x_shape[-1]} features (last axis) but the layer was built for {n_in}"
+            )
+
+    def _check_ts_shape(self, x_shape: tuple[Any, ...], ts_shape: tuple[Any, ...] | None) -> None:
+        if ts_shape is None:
+            return
+        ok = len(ts_shape) in (2, 3) and (len(ts_shape) == 2 or ts_shape[2] == 1)
+        if ok:
+            for got, want in zip(ts_shape[:2], x_shape[:2], strict=True):
+                if got is not None and want is not None and got != want:
+                    ok = False
+        if not ok:
+            raise ValueError(
+                f"timespans must have shape (batch, time) or (batch, time, 1) = {x_shape[:2]} "
+                f"(one elapsed time per sample and step); got shape {ts_shape}"
+            )
+
+    def build(self, sequences_shape: Any, initial_state_shape: Any = None) -> None:
+        x_shape, ts_shape = _split_shapes(sequences_shape)
+        self._check_x_shape(x_shape)
+        self._check_ts_shape(x_shape, ts_shape)
+        super().build((x_shape[0], x_shape[1], x_shape[2] + 1), initial_state_shape)
+        if self.fc is not None:
+            self.fc.build((None, self.motor_size))
+
+    def compute_output_shape(self, sequences_shape: Any, initial_state_shape: Any = None) -> Any:
+        x_shape, _ = _split_shapes(sequences_shape)
+        out = super().compute_output_shape((x_shape[0], x_shape[1], (x_shape[2] or 0) + 1), initial_state_shape)
+        if self.fc is None:
+            return out
+        if self.return_state:
+            first = (*out[0][:-1], self.proj_size)
+            return (first, *out[1:])
+        return (*out[:-1], self.proj_size)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        m = _first_mask(mask)
+        out = m if self.return_sequences else None
+        if self.return_state:
+            n_states = 2 if self.mixed_memory else 1
+            return [out] + [None] * n_states
+        return out
+
+    # ------------------------------------------------------------------ run
+    def call(self, sequences: Any, initial_state: Any = None, mask: Any = None, training: bool = False) -> Any:
+        if isinstance(sequences, (list, tuple)):
+            if len(sequences) not in (1, 2):
+                raise ValueError(f"inputs must be x or [x, timespans]; got {len(sequences)} tensors")
+            x = sequences[0]
+            ts = sequences[1] if len(sequences) == 2 else None
+        else:
+            x, ts = sequences, None
+        x = ops.convert_to_tensor(x)
+        self._check_x_shape(tuple(x.shape))
+        mask = _first_mask(mask)
+        ones = ops.ones_like(x[:, :, :1])
+        if ts is None:
+            ts = ones
+        else:
+            ts = ops.cast(ops.convert_to_tensor(ts), x.dtype)
+            self._check_ts_shape(tuple(x.shape), tuple(ts.shape))
+            if len(ts.shape) == 2:
+                ts = ops.expand_dims(ts, -1)
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+            # padded steps may hold any timespan (e.g. 0): give them a harmless one, so that
+            # nothing non-finite appears in the discarded branch (and its gradient)
+            ts = ops.where(ops.expand_dims(mask, -1), ts, ones)
+        packed = ops.concatenate([x, ts], axis=-1)
+        result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
+        if self.fc is None:
+            return result
+        if self.return_state:
+            out, states = result[0], list(result[1:])
+        else:
+            out, states = result, []
+        # not self.fc(out): Dense uses ops.matmul, which computes float64 in float32 on the torch backend
+        spec = "btk,km->btm" if self.return_sequences else "bk,km->bm"
+        out = ops.einsum(spec, out, self.fc.kernel) + self.fc.bias
+        if self.return_sequences and mask is not None:
+            out = out * ops.cast(ops.expand_dims(mask, -1), out.dtype)
+        return (out, *states) if self.return_state else out
+
+    # ------------------------------------------------------------------ config
+    def _base_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("cell", None)
+        config.update(mixed_memory=self.mixed_memory, proj_size=self.proj_size)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> _LiquidRNN:
+        config = dict(config)
+        units = config.pop("units")
+        if isinstance(units, dict):
+            units = Wiring.from_config(units)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(units, **config)
+
+
+@_register
+class LTC(_LiquidRNN):
+    """Liquid time-constant layer (docs/math.md sections 2 and 5), a Keras RNN.
+
+    Args:
+        units: a :class:`~liquidflow.wirings.Wiring` (copied; built with the input size when the
+            layer is built) or an int (fully connected).
+        mixed_memory: run an LSTM before the liquid cell (state becomes [h, c]).
+        input_mapping / output_mapping, ode_unfolds, epsilon, solver: as for :class:`LTCCell`.
+        proj_size: optional Dense projection of the output.
+        return_sequences (default False, as in Keras and ncps' Keras layers), return_state,
+        go_backwards, stateful, unroll: as for ``keras.layers.RNN``.
+
+    Call: ``layer(x)`` or ``layer([x, timespans])`` with ``x`` (B, T, F) and ``timespans`` (B, T) or
+    (B, T, 1); the output is the motor neurons (``wiring.output_dim``).
+    """
+
+    def __init__(
+        self,
+        units: Wiring | int | dict[str, Any],
+        mixed_memory: bool = False,
+        input_mapping: str | None = "affine",
+        output_mapping: str | None = "affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        solver: str = "semi_implicit",
+        proj_size: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        wiring = as_wiring(units, "units")
+        cell = LTCCell(
+            wiring,
+            input_mapping,
+            output_mapping,
+            ode_unfolds,
+            epsilon,
+            solver,
+            name="ltc_cell",
+            dtype=kwargs.get("dtype"),
+        )
+        super().__init__(
+            cell,
+            mixed_memory,
+            proj_size,
+            return_sequences,
+            return_state,
+            go_backwards,
+            stateful,
+            unroll,
+            zero_output_for_mask,
+            **kwargs,
+        )
+
+    @property
+    def wiring(self) -> Wiring:
+        return self.rnn_cell.wiring
+
+    def get_config(self) -> dict[str, Any]:
+        config = self._base_config()
+        cell = self.rnn_cell
+        config.update(
+            units=cell.wiring.get_config(),
+            input_mapping=cell.input_mapping,
+            output_mapping=cell.output_mapping,
+            ode_unfolds=cell.ode_unfolds,
+            epsilon=cell.epsilon,
+            solver=cell.solver,
+        )
+        return config
+
+
+@_register
+class CfC(_LiquidRNN):
+    """Closed-form continuous-time layer (docs/math.md sections 3 and 5), a Keras RNN.
+
+    Args:
+        units: an int (a :class:`CfCCell` with a backbone MLP) or a Wiring (a :class:`WiredCfCCell`;
+            backbone options are then not allowed).
+        mode: ``"default"``, ``"no_gate"`` or ``"pure"``. activation: the backbone activation.
+        backbone_units / backbone_layers / backbone_dropout: defaults 128 / 1 / 0 without a wiring.
+        mixed_memory, proj_size, return_sequences (default False), return_state, go_backwards,
+        stateful, unroll: as for :class:`LTC`.
+    """
+
+    def __init__(
+        self,
+        units: Wiring | int | dict[str, Any],
+        mixed_memory: bool = False,
+        mode: str = "default",
+        activation: str = "lecun_tanh",
+        backbone_units: int | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
+        proj_size: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        cell: keras.layers.Layer
+        if isinstance(units, (Wiring, dict)):
+            if backbone_units is not None or backbone_layers is not None or backbone_dropout is not None:
+                raise ValueError(
+                    "backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)"
+                )
+            cell = WiredCfCCell(as_wiring(units), mode, name="wired_cfc_cell", dtype=kwargs.get("dtype"))
+            backbone: tuple[Any, Any, Any] = (None, None, None)
+        elif isinstance(units, int) and not isinstance(units, bool):
+            backbone = (
+                128 if backbone_units is None else backbone_units,
+                1 if backbone_layers is None else backbone_layers,
+                0.0 if backbone_dropout is None else backbone_dropout,
+            )
+            cell = CfCCell(units, mode, activation, *backbone, name="cfc_cell", dtype=kwargs.get("dtype"))
+        else:
+            raise TypeError(f"units must be an int or a Wiring; got {type(units).__name__}")
+        super().__init__(
+            cell,
+            mixed_memory,
+            proj_size,
+            return_sequences,
+            return_state,
+            go_backwards,
+            stateful,
+            unroll,
+            zero_output_for_mask,
+            **kwargs,
+        )
+        self.mode = mode
+        self.activation = activation
+        self.backbone_units, self.backbone_layers, self.backbone_dropout = backbone
+
+    @property
+    def wiring(self) -> Wiring | None:
+        return self.rnn_cell.wiring if isinstance(self.rnn_cell, WiredCfCCell) else None
+
+    def get_config(self) -> dict[str, Any]:
+        config = self._base_config()
+        wiring = self.wiring
+        config.update(
+            units=wiring.get_config() if wiring is not None else self.rnn_cell.units,
+            mode=self.mode,
+            activation=self.activation,
+            backbone_units=self.backbone_units,
+            backbone_layers=self.backbone_layers,
+            backbone_dropout=self.backbone_dropout,
+        )
+        return config
