@@ -1,0 +1,26 @@
+"""Irregular time series: containers, preprocessing, padding and loaders, synthetic tasks.
+
+numpy only at import; pandas is imported by the DataFrame/CSV/Parquet readers that need it.
+"""
+
+from . import synthetic as synthetic
+from ._loader import IGNORE_INDEX as IGNORE_INDEX
+from ._loader import Preprocessor as Preprocessor
+from ._loader import SeriesDataset as SeriesDataset
+from ._loader import collate_series as collate_series
+from ._loader import forward_fill as forward_fill
+from ._loader import make_loader as make_loader
+from ._series import IrregularSeries as IrregularSeries
+from ._series import compute_timespans as compute_timespans
+
+__all__ = [
+    "IGNORE_INDEX",
+    "IrregularSeries",
+    "Preprocessor",
+    "SeriesDataset",
+    "collate_series",
+    "compute_timespans",
+    "forward_fill",
+    "make_loader",
+    "synthetic",
+]

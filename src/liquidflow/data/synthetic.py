@@ -1,0 +1,103 @@
+"""Synthetic tasks that need continuous time: event-based XOR and irregularly observed damped spirals.
+
+Event-based bit-stream XOR (Hasani et al., "Closed-form continuous-time neural networks", Nature
+Machine Intelligence 2022, the "event-based XOR" experiment): a stream of random bits is compressed
+into events, one per run of equal bits, each carrying the bit and the run's length as its elapsed
+time. The label is the parity of the ones in the original stream, so a model must count run lengths
+it only sees as elapsed time: a model that ignores time cannot beat chance. The paper's protocol
+uses streams of 2..31 bits, events padded to 32 with a mask, elapsed time divided by 32, 100k train
+and 10k test sequences and 200 epochs; ``max_bits`` makes the task shorter and easier.
+
+Damped spirals: x(t) = A e^(-g t) cos(w t + p), y(t) = A e^(-g t) sin(w t + p), observed at random
+times (exponential gaps), with optional noise and missing readings. Sequence-level regression
+targets are (w, g); ``series.forecast_targets()`` turns it into a forecasting task.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._series import IrregularSeries
+
+
+def xor_events(
+    n: int, max_bits: int = 31, min_bits: int = 2, seed: int = 0, time_scale: float | None = None
+) -> IrregularSeries:
+    """``n`` event-compressed bit streams of ``min_bits..max_bits`` random bits; label = parity of ones.
+
+    Each event has one feature (the bit) and the run length / ``time_scale`` as its timespan
+    (default ``time_scale = max_bits + 1``, i.e. 32 for the paper's protocol). Pad batches to
+    ``max_bits + 1`` events to match the paper (``make_loader(..., pad_to=max_bits + 1)``).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1; got {n!r}")
+    if not (isinstance(min_bits, int) and isinstance(max_bits, int) and 1 <= min_bits <= max_bits):
+        raise ValueError(f"need integers 1 <= min_bits <= max_bits; got min_bits={min_bits!r}, max_bits={max_bits!r}")
+    scale = float(max_bits + 1) if time_scale is None else float(time_scale)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(min_bits, max_bits + 1, size=n)
+    values, spans, labels = [], [], []
+    for L in lengths:
+        bits = rng.integers(0, 2, size=int(L))
+        change = np.flatnonzero(np.diff(bits)) + 1
+        starts = np.concatenate([[0], change])
+        runs = np.diff(np.concatenate([starts, [L]]))
+        values.append(bits[starts].astype(np.float64)[:, None])
+        spans.append(runs.astype(np.float64))
+        labels.append(np.int64(bits.sum() % 2))
+    return IrregularSeries.from_arrays(
+        values,
+        timespans=spans,
+        labels=labels,
+        label_level="sequence",
+        feature_names=["bit"],
+        time_scale=scale,
+        classes=[0, 1],
+    )
+
+
+def damped_spirals(
+    n: int,
+    length: int = 48,
+    mean_gap: float = 0.25,
+    noise: float = 0.0,
+    missing: float = 0.0,
+    seed: int = 0,
+) -> IrregularSeries:
+    """``n`` damped 2-D spirals observed at ``length`` random times; labels (omega, gamma) per sequence.
+
+    Gaps between observations are exponential with mean ``mean_gap`` (at least 0.01). ``noise`` adds
+    Gaussian noise of that std; ``missing`` is the probability that a reading is NaN (each channel
+    independently; the first reading of each channel is always observed).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1; got {n!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+        raise ValueError(f"length must be an integer >= 2; got {length!r}")
+    if not 0.0 <= missing < 1.0:
+        raise ValueError(f"missing must be in [0, 1); got {missing!r}")
+    rng = np.random.default_rng(seed)
+    omega = rng.uniform(0.5, 2.5, size=n)
+    gamma = rng.uniform(0.05, 0.5, size=n)
+    amp = rng.uniform(0.5, 1.5, size=n)
+    phase = rng.uniform(0.0, 2 * np.pi, size=n)
+    gaps = np.maximum(rng.exponential(mean_gap, size=(n, length)), 0.01)
+    t = np.cumsum(gaps, axis=1)
+    env = amp[:, None] * np.exp(-gamma[:, None] * t)
+    arg = omega[:, None] * t + phase[:, None]
+    vals = np.stack([env * np.cos(arg), env * np.sin(arg)], axis=-1)  # (n, length, 2)
+    if noise > 0:
+        vals = vals + rng.normal(0.0, noise, size=vals.shape)
+    if missing > 0:
+        drop = rng.random(vals.shape) < missing
+        drop[:, 0, :] = False
+        vals = np.where(drop, np.nan, vals)
+    labels = np.stack([omega, gamma], axis=1)
+    return IrregularSeries.from_arrays(
+        list(vals),
+        times=list(t),
+        labels=list(labels),
+        label_level="sequence",
+        feature_names=["x", "y"],
+        first_timespan=float(mean_gap),
+    )

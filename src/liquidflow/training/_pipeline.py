@@ -1,0 +1,180 @@
+"""From a DataConfig to train/val/test datasets, and back again from a checkpoint's metadata.
+
+The pipeline is: read (synthetic or file) -> optional forecast targets / windows -> split (by entity
+for files; independent draws for synthetic tasks) -> Preprocessor fitted on the training split ->
+SeriesDataset. Everything needed to repeat it on new data (the data config, the fitted
+preprocessor, the class names) is stored in the checkpoint metadata, so ``evaluate`` and ``predict``
+apply exactly the training-time transformation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data import IrregularSeries, Preprocessor, SeriesDataset
+from ..data.synthetic import damped_spirals, xor_events
+from ._config import DataConfig
+
+
+@dataclass
+class PreparedData:
+    train: SeriesDataset
+    val: SeriesDataset
+    test: SeriesDataset
+    preprocessor: Preprocessor
+    task: str
+    output_size: int
+    classes: list[Any] | None
+    pad_to: int | None
+
+    @property
+    def input_size(self) -> int:
+        return len(self.preprocessor.input_names)
+
+    def metadata(self, cfg: DataConfig) -> dict[str, Any]:
+        return {
+            "data_config": dataclasses.asdict(cfg),
+            "preprocessor": self.preprocessor.to_dict(),
+            "task": self.task,
+            "classes": self.classes,
+            "input_names": self.preprocessor.input_names,
+            "pad_to": self.pad_to,
+        }
+
+
+def _default_task(cfg: DataConfig, series: IrregularSeries) -> str:
+    if cfg.task is not None:
+        return cfg.task
+    if cfg.source == "xor":
+        return "classification"
+    if cfg.source == "spirals":
+        return "regression"
+    classify = series.classes is not None
+    if series.label_level == "step" and cfg.window is not None and cfg.window_label == "last":
+        return "classification" if classify else "regression"
+    if series.label_level == "step":
+        return "step_classification" if classify else "forecast"
+    return "classification" if classify else "regression"
+
+
+def read_source(cfg: DataConfig, path: str | None = None) -> IrregularSeries:
+    """Read a long-format file named by the config (or ``path``) into an IrregularSeries."""
+    path = path or cfg.path
+    kw: dict[str, Any] = {
+        "entity": cfg.entity,
+        "time": cfg.time,
+        "features": cfg.features,
+        "target": cfg.target,
+        "target_level": cfg.target_level,
+        "target_kind": cfg.target_kind,
+        "sort": cfg.sort,
+        "time_unit": cfg.time_unit,
+        "time_scale": cfg.time_scale,
+    }
+    assert path is not None
+    if cfg.source == "parquet" or str(path).endswith(".parquet"):
+        return IrregularSeries.from_parquet(path, **kw)
+    return IrregularSeries.from_csv(path, **kw)
+
+
+def shape_series(cfg: DataConfig, series: IrregularSeries, task: str) -> IrregularSeries:
+    """Forecast targets and windows, as the config asks."""
+    if task == "forecast" and series.labels is None:
+        series = series.forecast_targets(cfg.horizon)
+    if cfg.window is not None:
+        label = (
+            cfg.window_label
+            if series.label_level == "step" and task not in ("forecast", "step_classification")
+            else "keep"
+        )
+        series = series.windows(cfg.window, cfg.stride, label=label)
+    return series
+
+
+def prepare_data(cfg: DataConfig) -> PreparedData:
+    """Build the three datasets and the preprocessor (fitted on the training split only)."""
+    pad_to = cfg.pad_to
+    if cfg.source == "xor":
+        parts = [
+            xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k)
+            for k, n in enumerate((cfg.n_train, cfg.n_val, cfg.n_test))
+        ]
+        pad_to = pad_to or cfg.max_bits + 1
+        task = _default_task(cfg, parts[0])
+    elif cfg.source == "spirals":
+        parts = [
+            damped_spirals(n, cfg.length, cfg.mean_gap, cfg.noise, cfg.missing, seed=cfg.seed * 3 + k)
+            for k, n in enumerate((cfg.n_train, cfg.n_val, cfg.n_test))
+        ]
+        task = _default_task(cfg, parts[0])
+        if task == "forecast":
+            parts = [dataclasses.replace(p, labels=None, label_level=None).forecast_targets(cfg.horizon) for p in parts]
+    else:
+        series = read_source(cfg)
+        task = _default_task(cfg, series)
+        if series.labels is None and task != "forecast":
+            raise ValueError(f"task {task!r} needs labels: set data.target to the label column")
+        series = shape_series(cfg, series, task)
+        parts = list(series.split_by_entity(cfg.split, seed=cfg.seed))
+    if task == "forecast" and cfg.source == "xor":
+        raise ValueError("data.source='xor' supports task classification only")
+    prep = Preprocessor.fit(parts[0], forward_fill=cfg.forward_fill, indicators=cfg.indicators)
+    ds = [SeriesDataset(prep.transform(p), task) for p in parts]
+    classes = parts[0].classes
+    if task in ("classification", "step_classification"):
+        if classes is None:
+            raise ValueError(f"task {task!r} needs class labels; the target looks real-valued (set data.target_kind)")
+        output_size = len(classes)
+    else:
+        assert parts[0].labels is not None
+        first = np.asarray(parts[0].labels[0], dtype=np.float64)
+        output_size = 1 if first.ndim == (1 if task == "forecast" else 0) else int(first.shape[-1])
+    return PreparedData(ds[0], ds[1], ds[2], prep, task, output_size, classes, pad_to)
+
+
+def dataset_from_metadata(
+    meta: dict[str, Any], path: str | None = None, split: str = "test", labels: bool = True
+) -> tuple[SeriesDataset, IrregularSeries]:
+    """Rebuild evaluation data the way the model was trained: same config, the stored preprocessor.
+
+    ``path`` replaces the data file (for csv/parquet sources). ``split``: "test"/"val"/"train"
+    reproduce that split of the training run; "all" uses every sequence of the file.
+    """
+    cfg = DataConfig(**meta["data_config"]) if path is None else DataConfig(**{**meta["data_config"], "path": path})
+    task = meta["task"]
+    prep = Preprocessor.from_dict(meta["preprocessor"])
+    splits = {"train": 0, "val": 1, "test": 2}
+    if split not in (*splits, "all"):
+        raise ValueError(f"split must be one of {[*splits, 'all']}; got {split!r}")
+    if cfg.source in ("xor", "spirals"):
+        k = splits.get(split, 2)
+        n = (cfg.n_train, cfg.n_val, cfg.n_test)[k]
+        if cfg.source == "xor":
+            series = xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k)
+        else:
+            series = damped_spirals(n, cfg.length, cfg.mean_gap, cfg.noise, cfg.missing, seed=cfg.seed * 3 + k)
+            if task == "forecast":
+                series = dataclasses.replace(series, labels=None, label_level=None).forecast_targets(cfg.horizon)
+    else:
+        if not labels:
+            cfg = dataclasses.replace(cfg, target=None)
+        series = read_source(cfg)
+        if series.classes is not None and meta.get("classes") is not None and series.classes != meta["classes"]:
+            lookup = {c: i for i, c in enumerate(meta["classes"])}
+            unknown = [c for c in series.classes if c not in lookup]
+            if unknown:
+                raise ValueError(f"the data has classes {unknown} that the model was not trained on {meta['classes']}")
+            assert series.labels is not None
+            remap = np.array([lookup[c] for c in series.classes])
+            series = dataclasses.replace(series, labels=[remap[y] for y in series.labels], classes=meta["classes"])
+        if labels or task == "forecast":
+            series = shape_series(cfg, series, task)
+        elif cfg.window is not None:
+            series = series.windows(cfg.window, cfg.stride)
+        if split != "all":
+            series = series.split_by_entity(cfg.split, seed=cfg.seed)[splits[split]]
+    return SeriesDataset(prep.transform(series), task if series.labels is not None else None), series
