@@ -13,4 +13,4 @@ from .wirings import Wiring as Wiring
 
 __version__ = "0.1.0"
 
-__all__ = ["wirings", "Wiring", "FullyConnected", "Random", "NCP", "AutoNCP", "__version__"]
+__all__ = ["NCP", "AutoNCP", "FullyConnected", "Random", "Wiring", "__version__", "wirings"]

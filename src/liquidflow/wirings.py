@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 __all__ = [
-    "Wiring",
-    "FullyConnected",
-    "Random",
     "NCP",
     "AutoNCP",
+    "FullyConnected",
+    "Random",
+    "Wiring",
     "wiring_from_config",
 ]
 

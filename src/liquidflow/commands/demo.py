@@ -1,42 +1,142 @@
-"""``liquidflow demo``: the main job on built-in data (placeholder until the maintenance demo lands)."""
+"""``liquidflow demo`` (= ``make demo``): predictive maintenance on a simulated fleet, end to end.
+
+Simulates a fleet of machines with duty-cycled vibration sensors, trains the liquid model and the
+baselines on the same machines, prints one table (metric rows, one column per model) and writes a
+run folder: table, metrics and figure data as JSON, figures, the trained liquid model, and (when
+liquidflow.export and gcc are present) the liquid model exported to C with a check that the C risk
+scores equal the Python ones.
+"""
 
 from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
 
 import typer
 
 
-def demo(epochs: int = typer.Option(30, help="training epochs"), seed: int = typer.Option(0, help="random seed")) -> None:
-    """Train a small CfC on an irregularly sampled synthetic task and print its test accuracy."""
+def run_demo(
+    out: Path | None = None,
+    machines: int = 60,
+    days: float = 60.0,
+    epochs: int = 20,
+    seed: int = 0,
+    liquid: str = "cfc",
+    baselines: tuple[str, ...] = ("lstm", "gru", "transformer"),
+    budget: float = 0.5,
+    c_export: bool = True,
+    progress: bool = True,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """Run the demo; returns a summary dict (also written to ``<out>/metrics.json``)."""
     import torch
 
-    from liquidflow.torch import CfC
+    from liquidflow.maintenance import TrainConfig, run_benchmark, save_risk_model, simulate_fleet
+    from liquidflow.maintenance._benchmark import NAMES
+    from liquidflow.maintenance._export import check_c_export
+    from liquidflow.maintenance._figures import pick_machines, plot_risk, risk_figure_data, wiring_figure
 
+    t_start = time.perf_counter()
+    run_dir = Path(out) if out is not None else Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    steps = 6
 
-    def make(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # label: does a sine of random frequency, observed at random times, complete > 1 period?
-        dt = torch.rand(n, 32, generator=g) * 0.2 + 0.02
-        t = dt.cumsum(1)
-        freq = torch.rand(n, 1, generator=g) * 0.8 + 0.1
-        x = torch.sin(2 * torch.pi * freq * t).unsqueeze(-1)
-        y = (freq[:, 0] * t[:, -1] > 1.0).long()
-        return x, dt, y
+    echo(f"[1/{steps}] Simulating {machines} machines over {days:g} days (seed {seed})...")
+    fleet = simulate_fleet(n_machines=machines, days=days, seed=seed)
+    df = fleet.readings
+    n_fail = int(fleet.machines["fails_in_run"].sum())
+    echo(f"      {len(df):,} readings; {n_fail} machines fail during the run "
+         f"({(fleet.machines['fault_type'] == 'bearing').sum()} bearing, "
+         f"{(fleet.machines['fault_type'] == 'imbalance').sum()} imbalance faults in all)")
+    df.to_parquet(run_dir / "fleet.parquet", index=False)
 
-    xtr, dtr, ytr = make(2048)
-    xte, dte, yte = make(512)
-    model = CfC(1, 16, proj_size=2, return_sequences=False, backbone_units=32)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for epoch in range(epochs):
-        for i in range(0, len(xtr), 128):
-            out, _ = model(xtr[i : i + 128], timespans=dtr[i : i + 128])
-            loss = torch.nn.functional.cross_entropy(out, ytr[i : i + 128])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        acc = (model(xte, timespans=dte)[0].argmax(-1) == yte).float().mean().item()
-    typer.echo(f"CfC test accuracy on the irregular sine-period task: {acc:.3f}")
+    echo(f"[2/{steps}] Training the liquid model ({NAMES[liquid]}) and baselines ({', '.join(baselines)})...")
+    cfg = TrainConfig(epochs=epochs, seed=seed)
+    bench = run_benchmark(df, liquid=liquid, baselines=baselines, budget=budget, config=cfg, seed=seed,
+                          progress=progress, log=lambda s: echo("      " + s))
+
+    echo(f"[3/{steps}] Results on {len(bench.test.ids)} held-out machines "
+         f"(H = {bench.horizon_days:g} days, alarms at {budget:g} false alarms per machine-month):")
+    table = bench.table_text()
+    echo("")
+    echo(table)
+    echo("")
+
+    echo(f"[4/{steps}] Figures...")
+    chosen = pick_machines(bench, 4)
+    risk_data = risk_figure_data(bench, chosen)
+    plot_risk(risk_data, liquid, run_dir / "risk_over_time.png")
+    wiring_data = wiring_figure(bench, liquid, run_dir / "wiring.png")
+
+    echo(f"[5/{steps}] Saving the liquid model...")
+    model = bench.models[liquid]
+    thr = bench.val_thresholds.get(liquid, 0.5)
+    save_risk_model(model, str(run_dir / "liquid_model.pt"), extra={"threshold": thr, "budget": budget})
+
+    c_result: dict[str, Any] = {"ok": False, "message": "skipped: --no-c-export"}
+    if c_export:
+        echo(f"[6/{steps}] Exporting the liquid model to C and comparing with Python...")
+        assert bench.test.y is not None
+        failing = [i for i in range(len(bench.test.ids)) if bench.test.y[i].any()] or [0]
+        check = check_c_export(model, bench.test, failing[0], run_dir / "c")
+        c_result = {"ok": check.ok, "message": check.message, "max_abs_diff": check.max_abs_diff,
+                    "readings": check.readings, "flash_bytes": check.flash_bytes}
+    else:
+        echo(f"[6/{steps}] C export skipped (--no-c-export)")
+    echo("      " + c_result["message"])
+
+    elapsed = time.perf_counter() - t_start
+    summary = {
+        "run_dir": str(run_dir),
+        "seconds": elapsed,
+        "fleet": fleet.config.to_dict(),
+        "train_config": cfg.to_dict(),
+        "budget": budget,
+        "horizon_days": bench.horizon_days,
+        "split": {k: [bench_id for bench_id in v] for k, v in bench.split.items()},
+        "amplitude_alarm": {"feature": bench.alarm.feature, "span": bench.alarm.span},
+        "metrics": {NAMES.get(k, k): v for k, v in bench.metrics.items()},
+        "table": bench.table().to_dict(),
+        "c_export": c_result,
+        "liquid_alarm_threshold": thr,
+    }
+    (run_dir / "table.txt").write_text(table + "\n")
+    (run_dir / "table.md").write_text(bench.table_markdown() + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=1, default=str))
+    figures = {"risk_over_time": risk_data, "wiring": wiring_data, "table": bench.table().to_dict()}
+    (run_dir / "figures.json").write_text(json.dumps(figures, default=float))
+    echo(f"Done in {elapsed:.0f} s. Run folder: {run_dir}/ (table.txt, metrics.json, figures.json, "
+         "risk_over_time.png, wiring.png, liquid_model.pt, fleet.parquet)")
+    echo(f"Try: liquidflow maintenance monitor --model {run_dir}/liquid_model.pt < readings.csv")
+    return summary
+
+
+def demo(
+    out: Path = typer.Option(None, "--out", help="run folder (default: runs/demo-<timestamp>/)"),
+    machines: int = typer.Option(60, help="machines in the simulated fleet"),
+    days: float = typer.Option(60.0, help="days simulated"),
+    epochs: int = typer.Option(20, help="training epochs per model"),
+    seed: int = typer.Option(0, help="random seed (fleet, split, initialisation)"),
+    liquid: str = typer.Option("cfc", help="liquid model: cfc (CfC + AutoNCP) or ltc (LTC + NCP)"),
+    baselines: str = typer.Option("lstm,gru,transformer", help="comma-separated baselines (lstm, gru, transformer)"),
+    budget: float = typer.Option(0.5, help="false alarms allowed per machine-month when setting alarm thresholds"),
+    c_export: bool = typer.Option(True, help="export the liquid model to C and check it against Python"),
+    progress: bool = typer.Option(True, help="show progress bars"),
+) -> None:
+    """Predictive maintenance on a simulated fleet: the liquid model against an amplitude alarm,
+    LSTM, GRU and Transformer; prints one table and writes figures and JSON into a run folder."""
+    names = tuple(b.strip() for b in baselines.split(",") if b.strip())
+    allowed = ("lstm", "gru", "transformer")
+    bad = [b for b in names if b not in allowed]
+    if bad:
+        raise typer.BadParameter(f"unknown baselines {bad}; allowed: {', '.join(allowed)}", param_hint="--baselines")
+    if liquid not in ("cfc", "ltc"):
+        raise typer.BadParameter(f"liquid must be cfc or ltc; got {liquid!r}", param_hint="--liquid")
+    run_demo(out=out, machines=machines, days=days, epochs=epochs, seed=seed, liquid=liquid, baselines=names,
+             budget=budget, c_export=c_export, progress=progress, echo=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,8 +4,8 @@ from ._cells import CfCCell as CfCCell
 from ._cells import LTCCell as LTCCell
 from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
 from ._cells import WiredCfCCell as WiredCfCCell
-from ._sequence import CfC as CfC
 from ._sequence import LTC as LTC
+from ._sequence import CfC as CfC
 from ._solvers import SOLVERS as SOLVERS
 from ._solvers import ButcherTableau as ButcherTableau
 from ._solvers import ExplicitRK as ExplicitRK
@@ -15,15 +15,15 @@ from ._solvers import get_solver as get_solver
 
 __all__ = [
     "LTC",
-    "CfC",
-    "LTCCell",
-    "CfCCell",
-    "WiredCfCCell",
-    "MixedMemoryLSTMCell",
-    "Solver",
-    "SemiImplicitEuler",
-    "ExplicitRK",
-    "ButcherTableau",
     "SOLVERS",
+    "ButcherTableau",
+    "CfC",
+    "CfCCell",
+    "ExplicitRK",
+    "LTCCell",
+    "MixedMemoryLSTMCell",
+    "SemiImplicitEuler",
+    "Solver",
+    "WiredCfCCell",
     "get_solver",
 ]

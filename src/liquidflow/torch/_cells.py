@@ -52,7 +52,9 @@ def _as_dt(dt: float | Tensor, batch: int, like: Tensor) -> Tensor | float:
         if dt.dim() == 0:
             return dt.to(like.dtype)
         if dt.numel() != batch:
-            raise ValueError(f"elapsed time must be a float or have one value per sample ({batch}); got shape {tuple(dt.shape)}")
+            raise ValueError(
+                f"elapsed time must be a float or have one value per sample ({batch}); got shape {tuple(dt.shape)}"
+            )
         return dt.reshape(batch, 1).to(like.dtype)
     return float(dt)
 
@@ -74,6 +76,9 @@ class LTCCell(nn.Module):
         epsilon: added to the denominator of the semi-implicit step.
         solver: ``"semi_implicit"`` (default), ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``.
     """
+
+    sparsity_mask: Tensor
+    sensory_sparsity_mask: Tensor
 
     def __init__(
         self,
@@ -285,6 +290,9 @@ class CfCCell(nn.Module):
     ``sparsity_mask`` (in+hidden, hidden) zeroes entries of W1 and W2 (used by wired CfC).
     """
 
+    sparsity_mask: Tensor | None
+    backbone: nn.ModuleList
+
     def __init__(
         self,
         input_size: int,
@@ -297,8 +305,11 @@ class CfCCell(nn.Module):
         sparsity_mask: np.ndarray | Tensor | None = None,
     ) -> None:
         super().__init__()
-        for name, value, lo in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
-                                ("backbone_layers", backbone_layers, 0)):
+        for name, value, lo in (
+            ("input_size", input_size, 1),
+            ("hidden_size", hidden_size, 1),
+            ("backbone_layers", backbone_layers, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
         if mode not in CFC_MODES:
@@ -339,7 +350,7 @@ class CfCCell(nn.Module):
                 raise ValueError(f"sparsity_mask must have shape {(width, hidden_size)}; got {tuple(mask.shape)}")
             self.register_buffer("sparsity_mask", mask.T.contiguous())  # (H, width), like the weights
         else:
-            self.sparsity_mask: Tensor | None = None  # type: ignore[no-redef]
+            self.sparsity_mask = None
         for p in self.parameters():
             if p.dim() == 2:
                 nn.init.xavier_uniform_(p)
@@ -365,7 +376,8 @@ class CfCCell(nn.Module):
 
     def _first(self) -> tuple[Tensor, Tensor]:
         if self.backbone_layers > 0:
-            return self.backbone[0].weight, self.backbone[0].bias
+            first: nn.Linear = self.backbone[0]  # type: ignore[assignment]
+            return first.weight, first.bias
         return self._heads()
 
     def precompute(self, x: Tensor) -> Tensor:
@@ -418,6 +430,8 @@ class WiredCfCCell(nn.Module):
     concatenation of the layers' states in layer order; the output is the last layer's state.
     """
 
+    layers: nn.ModuleList
+
     def __init__(self, input_size: int | None, wiring: Wiring, mode: str = "default") -> None:
         super().__init__()
         if not isinstance(wiring, Wiring):
@@ -440,9 +454,7 @@ class WiredCfCCell(nn.Module):
             else:
                 in_mask = wiring.adjacency_matrix[np.ix_(prev, neurons)]
             mask = np.concatenate([in_mask, np.ones((len(neurons), len(neurons)))], axis=0)
-            layers.append(
-                CfCCell(in_features, len(neurons), mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask)
-            )
+            layers.append(CfCCell(in_features, len(neurons), mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask))
             in_features = len(neurons)
             prev = neurons
         self.layers = nn.ModuleList(layers)
@@ -461,11 +473,13 @@ class WiredCfCCell(nn.Module):
         return len(self.layers)
 
     def precompute(self, x: Tensor) -> Tensor:
-        return self.layers[0].precompute(x)
+        first: CfCCell = self.layers[0]  # type: ignore[assignment]
+        return first.precompute(x)
 
     def step_pre(self, pre_t: Tensor, h: Tensor, dt: float | Tensor) -> tuple[Tensor, Tensor]:
         states = torch.split(h, self.layer_sizes, dim=1)
-        out, _ = self.layers[0].step_pre(pre_t, states[0], dt)
+        first: CfCCell = self.layers[0]  # type: ignore[assignment]
+        out, _ = first.step_pre(pre_t, states[0], dt)
         new = [out]
         for layer, state in zip(list(self.layers)[1:], states[1:]):
             out, _ = layer(out, state, dt)
@@ -510,12 +524,12 @@ class MixedMemoryLSTMCell(nn.Module):
 
 
 __all__ = [
-    "LTCCell",
-    "CfCCell",
-    "WiredCfCCell",
-    "MixedMemoryLSTMCell",
-    "inverse_softplus",
-    "LTC_INIT_RANGES",
     "ACTIVATIONS",
     "CFC_MODES",
+    "LTC_INIT_RANGES",
+    "CfCCell",
+    "LTCCell",
+    "MixedMemoryLSTMCell",
+    "WiredCfCCell",
+    "inverse_softplus",
 ]

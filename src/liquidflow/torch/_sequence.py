@@ -26,13 +26,16 @@ State = Union[Tensor, tuple[Tensor, Tensor]]
 class _SequenceLayer(nn.Module):
     """Shared loop; subclasses set ``self.cell`` (with precompute/step_pre) and sizes."""
 
-    cell: nn.Module
+    cell: Any  # LTCCell | CfCCell | WiredCfCCell
+    lstm: MixedMemoryLSTMCell | None
+    fc: nn.Linear | None
     input_size: int
     state_size: int
     output_size: int
 
-    def _setup_common(self, input_size: int, proj_size: int | None, return_sequences: bool,
-                      batch_first: bool, mixed_memory: bool) -> None:
+    def _setup_common(
+        self, input_size: int, proj_size: int | None, return_sequences: bool, batch_first: bool, mixed_memory: bool
+    ) -> None:
         self.return_sequences = bool(return_sequences)
         self.batch_first = bool(batch_first)
         self.mixed_memory = bool(mixed_memory)
@@ -61,7 +64,9 @@ class _SequenceLayer(nn.Module):
             layout = "(B, T, F)" if batch_first else "(T, B, F)"
             raise ValueError(f"input must be 3-D {layout} or 2-D (T, F) unbatched; got shape {tuple(x.shape)}")
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"input has {x.shape[-1]} features (last axis) but the layer expects input_size={self.input_size}")
+            raise ValueError(
+                f"input has {x.shape[-1]} features (last axis) but the layer expects input_size={self.input_size}"
+            )
         dtype, device = self._param_dtype_device()
         check_float_dtype(x, "input", dtype)
         check_device(x, "input", device)
@@ -247,11 +252,13 @@ class LTC(_SequenceLayer):
 
     @property
     def wiring(self) -> Wiring:
-        return self.cell.wiring
+        wiring: Wiring = self.cell.wiring
+        return wiring
 
     @property
     def rnn_cell(self) -> LTCCell:  # ncps name
-        return self.cell
+        cell: LTCCell = self.cell
+        return cell
 
     def apply_weight_constraints(self) -> None:
         """No-op (ncps compatibility): positivity is part of the parametrisation."""
@@ -299,7 +306,9 @@ class CfC(_SequenceLayer):
         self.activation = activation
         if isinstance(units, Wiring):
             if backbone_units is not None or backbone_layers is not None or backbone_dropout is not None:
-                raise ValueError("backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)")
+                raise ValueError(
+                    "backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)"
+                )
             self.cell = WiredCfCCell(input_size, units, mode)
             self.backbone_units = self.backbone_layers = None
             self.backbone_dropout = None
@@ -307,8 +316,9 @@ class CfC(_SequenceLayer):
             self.backbone_units = 128 if backbone_units is None else backbone_units
             self.backbone_layers = 1 if backbone_layers is None else backbone_layers
             self.backbone_dropout = 0.0 if backbone_dropout is None else backbone_dropout
-            self.cell = CfCCell(input_size, units, mode, activation, self.backbone_units,
-                                self.backbone_layers, self.backbone_dropout)
+            self.cell = CfCCell(
+                input_size, units, mode, activation, self.backbone_units, self.backbone_layers, self.backbone_dropout
+            )
         else:
             raise TypeError(f"units must be an int or a Wiring; got {type(units).__name__}")
         self.state_size = self.cell.state_size

@@ -77,8 +77,8 @@ def normalize_timespans(
     if bad.any():
         b, t = bad.nonzero()[0].tolist()
         raise ValueError(
-            f"timespans must be positive and finite; got {ts[b, t].item()} at batch {b}, step {t} "
-            f"(min over observed steps {ts[observed].min().item()})"
+            f"timespans must be positive and finite; got {ts[b, t].item():.6g} at batch {b}, step {t} "
+            f"(min over observed steps {ts[observed].min().item():.6g})"
         )
     # padded (masked) steps may hold any value; give them a harmless dt so nothing becomes NaN
     if mask is not None:
@@ -86,7 +86,9 @@ def normalize_timespans(
     return ts.unsqueeze(-1)
 
 
-def normalize_mask(mask: Tensor | None, batch: int, time: int, batch_first: bool, device: torch.device) -> Tensor | None:
+def normalize_mask(
+    mask: Tensor | None, batch: int, time: int, batch_first: bool, device: torch.device
+) -> Tensor | None:
     """Return a (B, T) bool mask (batch-major) or None."""
     if mask is None:
         return None

@@ -1,0 +1,1 @@
+"""Bridges to other packages: ncps modules (``compat.ncps``), Keras <-> torch weights (``compat.keras_torch``)."""

@@ -1,0 +1,158 @@
+"""Shared test helpers: the registry of every layer configuration, and glue to the numpy reference.
+
+Tests parametrize over ``LAYERS`` so a new cell, mode, wiring or solver is tested the moment it is
+added here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+import reference as ref
+from liquidflow.torch import LTC, CfC
+from liquidflow.torch._cells import CfCCell, LTCCell, WiredCfCCell
+from liquidflow.wirings import NCP, AutoNCP, FullyConnected, Random
+
+INPUT_SIZE = 4
+
+LayerFactory = Callable[[], torch.nn.Module]
+
+# Explicit solvers are only conditionally stable: enough unfolds for dt up to ~2 (random_batch).
+LAYERS: dict[str, LayerFactory] = {
+    "ltc-fc": lambda: LTC(INPUT_SIZE, 6),
+    "ltc-ncp": lambda: LTC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2, seed=3)),
+    "ltc-autoncp-rk4": lambda: LTC(INPUT_SIZE, AutoNCP(10, 3, seed=5), solver="rk4", ode_unfolds=8),
+    "ltc-euler": lambda: LTC(INPUT_SIZE, 5, solver="euler", ode_unfolds=16),
+    "ltc-midpoint": lambda: LTC(INPUT_SIZE, 5, solver="midpoint", ode_unfolds=12),
+    "ltc-heun": lambda: LTC(INPUT_SIZE, Random(5, 2, 0.4, random_seed=2), solver="heun", ode_unfolds=12),
+    "ltc-mixed-proj": lambda: LTC(INPUT_SIZE, FullyConnected(5, 3), mixed_memory=True, proj_size=2),
+    "ltc-linear-nomap": lambda: LTC(INPUT_SIZE, 5, input_mapping="linear", output_mapping=None),
+    "cfc-default": lambda: CfC(INPUT_SIZE, 6, backbone_units=8),
+    "cfc-no_gate": lambda: CfC(INPUT_SIZE, 6, mode="no_gate", backbone_units=8),
+    "cfc-pure": lambda: CfC(INPUT_SIZE, 6, mode="pure", backbone_units=8),
+    "cfc-nobackbone": lambda: CfC(INPUT_SIZE, 6, backbone_layers=0),
+    "cfc-2layers-relu": lambda: CfC(INPUT_SIZE, 5, activation="relu", backbone_units=7, backbone_layers=2),
+    "cfc-mixed-proj": lambda: CfC(INPUT_SIZE, 5, mixed_memory=True, proj_size=3, backbone_units=8),
+    "wcfc-autoncp": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1)),
+    "wcfc-ncp-no_gate": lambda: CfC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), mode="no_gate"),
+    "wcfc-ncp-pure": lambda: CfC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), mode="pure"),
+    "wcfc-fc": lambda: CfC(INPUT_SIZE, FullyConnected(5, 2)),
+}
+
+
+def make_layer(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    layer = LAYERS[name]().to(dtype)
+    # move the parameters off their symmetric initial values so that every term matters
+    with torch.no_grad():
+        for pname, p in layer.named_parameters():
+            if pname.endswith(("input_b", "output_b", "bias", "w_tau")) or "vleak" in pname:
+                p.add_(0.1 * torch.randn_like(p))
+            if pname.endswith(("input_w", "output_w", ".A")):
+                p.mul_(1.0 + 0.2 * torch.randn_like(p))
+    return layer
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
+def ltc_params(cell: LTCCell) -> dict[str, np.ndarray]:
+    return {k: _np(v) for k, v in cell.effective_parameters().items()}
+
+
+def cfc_params(cell: CfCCell) -> dict[str, object]:
+    mask = None if cell.sparsity_mask is None else _np(cell.sparsity_mask)
+
+    def w(lin: torch.nn.Linear, masked: bool) -> np.ndarray:
+        W = _np(lin.weight)
+        return W * mask if (masked and mask is not None) else W
+
+    p: dict[str, object] = {"backbone": [(_np(l.weight), _np(l.bias)) for l in cell.backbone]}
+    p["f1_w"], p["f1_b"] = w(cell.f1, True), _np(cell.f1.bias)
+    if cell.mode == "pure":
+        p["w_tau"], p["A"] = _np(cell.w_tau), _np(cell.A)
+    else:
+        assert cell.f2 is not None and cell.time_a is not None and cell.time_b is not None
+        p["f2_w"], p["f2_b"] = w(cell.f2, True), _np(cell.f2.bias)
+        p["ta_w"], p["ta_b"] = w(cell.time_a, False), _np(cell.time_a.bias)
+        p["tb_w"], p["tb_b"] = w(cell.time_b, False), _np(cell.time_b.bias)
+    return p
+
+
+def reference_step(layer: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+    """The reference one-sample step function for a layer's cell."""
+    cell = layer.cell
+    if isinstance(cell, LTCCell):
+        p = ltc_params(cell)
+        return lambda x, h, dt: ref.ltc_step(
+            p, x, h, dt, cell.motor_size, cell.ode_unfolds, cell.solver.name, cell.epsilon
+        )
+    if isinstance(cell, WiredCfCCell):
+        layers = [cfc_params(c) for c in cell.layers]
+        return lambda x, h, dt: ref.wired_cfc_step(layers, cell.layer_sizes, x, h, dt, cell.mode)  # type: ignore[arg-type]
+    assert isinstance(cell, CfCCell)
+    p = cfc_params(cell)
+    return lambda x, h, dt: ref.cfc_step(p, x, h, dt, cell.mode, cell.backbone_activation)  # type: ignore[arg-type]
+
+
+def reference_run(
+    layer: torch.nn.Module,
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    hx: object = None,
+    return_sequences: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Run the reference over a batch, one sample at a time. x (B,T,I), dt (B,T)."""
+    step = reference_step(layer)
+    lstm = None
+    if layer.lstm is not None:
+        lstm = {
+            "input_w": _np(layer.lstm.input_map.weight),
+            "input_b": _np(layer.lstm.input_map.bias),
+            "recurrent_w": _np(layer.lstm.recurrent_map.weight),
+        }
+    proj = None if layer.fc is None else (_np(layer.fc.weight), _np(layer.fc.bias))
+    outs, hs, cs = [], [], []
+    n = layer.state_size
+    for b in range(x.shape[0]):
+        if hx is None:
+            h0, c0 = np.zeros(n), (np.zeros(n) if lstm is not None else None)
+        elif isinstance(hx, tuple):
+            h0, c0 = _np(hx[0][b]), _np(hx[1][b])
+        else:
+            h0, c0 = _np(hx[b]), None  # type: ignore[index]
+        y, h, c = ref.run_sequence(
+            step,
+            _np(x[b]),
+            _np(dt[b]),
+            h0,
+            None if mask is None else mask[b].numpy(),
+            lstm,
+            c0,
+            proj,
+            return_sequences,
+        )
+        outs.append(y)
+        hs.append(h)
+        cs.append(c)
+    return np.stack(outs), np.stack(hs), (np.stack(cs) if lstm is not None else None)  # type: ignore[arg-type]
+
+
+def random_batch(B: int, T: int, dtype: torch.dtype = torch.float64, seed: int = 0, masked: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, INPUT_SIZE, generator=g, dtype=dtype)
+    dt = (torch.rand(B, T, generator=g, dtype=dtype) * 2.0 + 0.05).to(dtype)
+    mask = None
+    if masked:
+        mask = torch.rand(B, T, generator=g) > 0.3
+        mask[:, 0] = True
+        lengths = torch.randint(1, T + 1, (B,), generator=g)
+        for b in range(B):
+            mask[b, lengths[b] :] = False
+            dt[b, lengths[b] :] = 0.0  # padding may hold anything non-positive
+    return x, dt, mask
