@@ -41,9 +41,9 @@ def inspect(
     data: Annotated[
         str | None,
         typer.Option(
-            help="data to analyse: an .npz with x (B, T, I) (optional: timespans, mask), or a csv/parquet file read the "
-            "way the model was trained. Default: the training run's data (--split) if the checkpoint describes "
-            "it, else a noise probe."
+            help="data to analyse: an .npz with x (B, T, I) (optional: timespans, mask), or a csv/parquet file "
+            "read the way the model was trained. Default: the training run's data (--split) if the checkpoint "
+            "describes it, else a noise probe."
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="split of the training data: train, val, test or all")] = "test",

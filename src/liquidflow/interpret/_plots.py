@@ -64,7 +64,9 @@ def synapse_strengths(model: nn.Module | Wiring) -> tuple[np.ndarray, np.ndarray
       potential ``E`` (a synapse is excitatory when it pulls the neuron up, E > 0).
     * Wired CfC: strength ``(|W1| + |W2|) / 2`` of the masked head weights; sign of ``(W1 + W2) / 2`` (the
       new state is ``g f1 + (1 - g) f2``, so both heads carry the synapse). The wiring's polarity is not
-      used by the CfC equations, so the trained weights decide.
+      used by the CfC equations, so the trained weights decide. Synapses inside one layer (recurrent
+      command synapses, or every synapse of a one-layer wiring) read the weights on the layer's own
+      state.
     * A bare wiring: strength 1, sign = the wiring's polarity.
     """
     wiring = get_wiring(model)
@@ -92,10 +94,15 @@ def synapse_strengths(model: nn.Module | Wiring) -> tuple[np.ndarray, np.ndarray
                 assert isinstance(sub, CfCCell)
                 n_in = sub.input_size
                 mask = sub.sparsity_mask if sub.sparsity_mask is not None else torch.ones_like(sub.f1.weight)
-                w1 = (sub.f1.weight * mask)[:, :n_in].T.double().cpu().numpy()  # (in, H)
-                w2 = (sub.f2.weight * mask)[:, :n_in].T.double().cpu().numpy() if sub.f2 is not None else w1
-                s = (np.abs(w1) + np.abs(w2)) / 2
-                sg = np.sign(w1 + w2)
+                w1_all = (sub.f1.weight * mask).T.double().cpu().numpy()  # (in + H, H)
+                w2_all = (sub.f2.weight * mask).T.double().cpu().numpy() if sub.f2 is not None else w1_all
+                s_all = (np.abs(w1_all) + np.abs(w2_all)) / 2
+                sg_all = np.sign(w1_all + w2_all)
+                s, sg = s_all[:n_in], sg_all[:n_in]
+                # synapses inside the layer (e.g. recurrent command synapses) use the own-state columns
+                own = np.ix_(ids[layer_id], ids[layer_id])
+                strength[own] = s_all[n_in:] * (adj[own] != 0)
+                sign[own] = np.where(sg_all[n_in:] != 0, sg_all[n_in:], sign[own]) * (adj[own] != 0)
                 if layer_id == 0:
                     sstrength[:, ids[0]] = s * (sadj[:, ids[0]] != 0)
                     ssign[:, ids[0]] = np.where(sg != 0, sg, ssign[:, ids[0]]) * (sadj[:, ids[0]] != 0)
