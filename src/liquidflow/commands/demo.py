@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -48,18 +48,30 @@ def run_demo(
     fleet = simulate_fleet(n_machines=machines, days=days, seed=seed)
     df = fleet.readings
     n_fail = int(fleet.machines["fails_in_run"].sum())
-    echo(f"      {len(df):,} readings; {n_fail} machines fail during the run "
-         f"({(fleet.machines['fault_type'] == 'bearing').sum()} bearing, "
-         f"{(fleet.machines['fault_type'] == 'imbalance').sum()} imbalance faults in all)")
+    echo(
+        f"      {len(df):,} readings; {n_fail} machines fail during the run "
+        f"({(fleet.machines['fault_type'] == 'bearing').sum()} bearing, "
+        f"{(fleet.machines['fault_type'] == 'imbalance').sum()} imbalance faults in all)"
+    )
     df.to_parquet(run_dir / "fleet.parquet", index=False)
 
     echo(f"[2/{steps}] Training the liquid model ({NAMES[liquid]}) and baselines ({', '.join(baselines)})...")
     cfg = TrainConfig(epochs=epochs, seed=seed)
-    bench = run_benchmark(df, liquid=liquid, baselines=baselines, budget=budget, config=cfg, seed=seed,
-                          progress=progress, log=lambda s: echo("      " + s))
+    bench = run_benchmark(
+        df,
+        liquid=liquid,
+        baselines=baselines,
+        budget=budget,
+        config=cfg,
+        seed=seed,
+        progress=progress,
+        log=lambda s: echo("      " + s),
+    )
 
-    echo(f"[3/{steps}] Results on {len(bench.test.ids)} held-out machines "
-         f"(H = {bench.horizon_days:g} days, alarms at {budget:g} false alarms per machine-month):")
+    echo(
+        f"[3/{steps}] Results on {len(bench.test.ids)} held-out machines "
+        f"(H = {bench.horizon_days:g} days, alarms at {budget:g} false alarms per machine-month):"
+    )
     table = bench.table_text()
     echo("")
     echo(table)
@@ -82,8 +94,13 @@ def run_demo(
         assert bench.test.y is not None
         failing = [i for i in range(len(bench.test.ids)) if bench.test.y[i].any()] or [0]
         check = check_c_export(model, bench.test, failing[0], run_dir / "c")
-        c_result = {"ok": check.ok, "message": check.message, "max_abs_diff": check.max_abs_diff,
-                    "readings": check.readings, "flash_bytes": check.flash_bytes}
+        c_result = {
+            "ok": check.ok,
+            "message": check.message,
+            "max_abs_diff": check.max_abs_diff,
+            "readings": check.readings,
+            "flash_bytes": check.flash_bytes,
+        }
     else:
         echo(f"[6/{steps}] C export skipped (--no-c-export)")
     echo("      " + c_result["message"])
@@ -108,23 +125,29 @@ def run_demo(
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=1, default=str))
     figures = {"risk_over_time": risk_data, "wiring": wiring_data, "table": bench.table().to_dict()}
     (run_dir / "figures.json").write_text(json.dumps(figures, default=float))
-    echo(f"Done in {elapsed:.0f} s. Run folder: {run_dir}/ (table.txt, metrics.json, figures.json, "
-         "risk_over_time.png, wiring.png, liquid_model.pt, fleet.parquet)")
+    echo(
+        f"Done in {elapsed:.0f} s. Run folder: {run_dir}/ (table.txt, metrics.json, figures.json, "
+        "risk_over_time.png, wiring.png, liquid_model.pt, fleet.parquet)"
+    )
     echo(f"Try: liquidflow maintenance monitor --model {run_dir}/liquid_model.pt < readings.csv")
     return summary
 
 
 def demo(
-    out: Path = typer.Option(None, "--out", help="run folder (default: runs/demo-<timestamp>/)"),
-    machines: int = typer.Option(60, help="machines in the simulated fleet"),
-    days: float = typer.Option(60.0, help="days simulated"),
-    epochs: int = typer.Option(20, help="training epochs per model"),
-    seed: int = typer.Option(0, help="random seed (fleet, split, initialisation)"),
-    liquid: str = typer.Option("cfc", help="liquid model: cfc (CfC + AutoNCP) or ltc (LTC + NCP)"),
-    baselines: str = typer.Option("lstm,gru,transformer", help="comma-separated baselines (lstm, gru, transformer)"),
-    budget: float = typer.Option(0.5, help="false alarms allowed per machine-month when setting alarm thresholds"),
-    c_export: bool = typer.Option(True, help="export the liquid model to C and check it against Python"),
-    progress: bool = typer.Option(True, help="show progress bars"),
+    out: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/demo-<timestamp>/)")] = None,
+    machines: Annotated[int, typer.Option(help="machines in the simulated fleet")] = 60,
+    days: Annotated[float, typer.Option(help="days simulated")] = 60.0,
+    epochs: Annotated[int, typer.Option(help="training epochs per model")] = 20,
+    seed: Annotated[int, typer.Option(help="random seed (fleet, split, initialisation)")] = 0,
+    liquid: Annotated[str, typer.Option(help="liquid model: cfc (CfC + AutoNCP) or ltc (LTC + NCP)")] = "cfc",
+    baselines: Annotated[
+        str, typer.Option(help="comma-separated baselines (lstm, gru, transformer)")
+    ] = "lstm,gru,transformer",
+    budget: Annotated[
+        float, typer.Option(help="false alarms allowed per machine-month when setting alarm thresholds")
+    ] = 0.5,
+    c_export: Annotated[bool, typer.Option(help="export the liquid model to C and check it against Python")] = True,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Predictive maintenance on a simulated fleet: the liquid model against an amplitude alarm,
     LSTM, GRU and Transformer; prints one table and writes figures and JSON into a run folder."""
@@ -135,8 +158,19 @@ def demo(
         raise typer.BadParameter(f"unknown baselines {bad}; allowed: {', '.join(allowed)}", param_hint="--baselines")
     if liquid not in ("cfc", "ltc"):
         raise typer.BadParameter(f"liquid must be cfc or ltc; got {liquid!r}", param_hint="--liquid")
-    run_demo(out=out, machines=machines, days=days, epochs=epochs, seed=seed, liquid=liquid, baselines=names,
-             budget=budget, c_export=c_export, progress=progress, echo=typer.echo)
+    run_demo(
+        out=out,
+        machines=machines,
+        days=days,
+        epochs=epochs,
+        seed=seed,
+        liquid=liquid,
+        baselines=names,
+        budget=budget,
+        c_export=c_export,
+        progress=progress,
+        echo=typer.echo,
+    )
 
 
 def register(app: typer.Typer) -> None:

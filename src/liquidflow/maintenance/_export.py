@@ -1,0 +1,83 @@
+"""Deploying the liquid risk model to a gateway: C export and a check that C equals Python."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._models import LIQUID_KINDS, RiskModel
+from ._pipeline import Sequences, model_dt, predict_sequences
+
+
+class ExportView(nn.Module):
+    """The liquid core of a :class:`RiskModel` in the form ``liquidflow.export`` takes (``core``,
+    ``head``, ``input_mean``, ``input_std``). Its inputs are the features after the model's log
+    step (:meth:`RiskModel.transform_raw`), one line of C per positive feature on the gateway;
+    its time input is ``dt_h / time_unit_h``."""
+
+    def __init__(self, model: RiskModel) -> None:
+        super().__init__()
+        if model.kind not in LIQUID_KINDS:
+            raise ValueError(f"only liquid models ({', '.join(LIQUID_KINDS)}) export to C; got {model.kind!r}")
+        self.core = model.core
+        self.head = None
+        self.input_mean = model.mean
+        self.input_std = model.std
+
+
+@dataclass
+class CCheck:
+    """Result of :func:`check_c_export`."""
+
+    ok: bool
+    message: str
+    max_abs_diff: float = float("nan")  #: max |risk_C - risk_Python| over the checked readings
+    readings: int = 0
+    flash_bytes: int = 0  #: const weight data of the generated C
+    source: str = ""
+
+
+def check_c_export(model: RiskModel, seqs: Sequences, machine: int, out_dir: str | Path, tol: float = 1e-4) -> CCheck:
+    """Export ``model`` to C, compile it with the host gcc, run it over one machine's readings and
+    compare its risk scores with the Python model's. Never raises for a missing tool: the result
+    says what was skipped and why."""
+    try:
+        from ..export import to_c
+        from ..export._toolchain import HarnessCase, build_host, missing_tools, parse_harness_output, write_harness
+    except ImportError as e:  # pragma: no cover - depends on the build
+        return CCheck(False, f"skipped: liquidflow.export is not available ({e})")
+    if missing_tools(["gcc"]):
+        return CCheck(False, "skipped: no host C compiler (gcc) on PATH")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = int(seqs.lengths[machine])
+    x = torch.from_numpy(seqs.x[machine : machine + 1, :n])
+    dt = model_dt(model, seqs)[machine : machine + 1, :n]
+    with torch.no_grad():
+        xin = model.transform_raw(x)[0].numpy().astype(np.float32)
+    ts = (dt[0] / model.time_unit_h).numpy().astype(np.float32)
+    try:
+        exp = to_c(ExportView(model), out, prefix="lfrisk")
+        harness = write_harness([HarnessCase("lfrisk", xin, ts)], out / "harness.c")
+        exe = build_host([exp.source, harness], out / "harness", include=[out])
+        text = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=True).stdout
+    except Exception as e:  # a failed build is reported, not fatal for the caller
+        return CCheck(False, f"skipped: C export or build failed: {type(e).__name__}: {str(e)[:300]}")
+    y = parse_harness_output(text).get("lfrisk")
+    if y is None or len(y) != n:
+        return CCheck(False, f"C harness printed {0 if y is None else len(y)} steps; expected {n}")
+    risk_c = 1.0 / (1.0 + np.exp(-y[:, 0].astype(np.float64)))
+    sub = seqs.subset([machine])
+    risk_py, _ = predict_sequences(model, sub)
+    diff = float(np.max(np.abs(risk_c - risk_py[0, :n])))
+    ok = diff <= tol
+    msg = (
+        f"C model (gcc, {exp.weight_bytes:,} bytes of const weights) over {n} readings of machine "
+        f"{seqs.ids[machine]}: max |risk_C - risk_Python| = {diff:.2e} ({'equal within' if ok else 'ABOVE'} {tol:g})"
+    )
+    return CCheck(ok, msg, diff, n, int(exp.weight_bytes), str(exp.source))
