@@ -358,9 +358,15 @@ def _heatmap(ax: Any, values: np.ndarray, rows: list[str], cols: list[str], titl
     return im
 
 
-def plot_influence(influence: Influence, paths: PathContributions | None = None, title: str | None = None) -> Figure:
+def plot_influence(
+    influence: Influence,
+    paths: PathContributions | None = None,
+    title: str | None = None,
+    motor_names: list[str] | None = None,
+) -> Figure:
     """Heatmap of the signed influence matrix (outputs x inputs), red = excitatory, blue = inhibitory;
-    with ``paths``, a second heatmap of the summed path contributions (motor x inputs)."""
+    with ``paths``, a second heatmap of the summed path contributions (motor neurons x inputs), whose
+    rows are labelled ``motor_names`` when given."""
     plt = _pyplot()
     n = 2 if paths is not None else 1
     O, I = influence.matrix.shape
@@ -376,6 +382,8 @@ def plot_influence(influence: Influence, paths: PathContributions | None = None,
     if paths is not None:
         total = paths.total
         rows = [f"motor {m}" for m in paths.motor]
+        if motor_names is not None and len(motor_names) == len(rows):
+            rows = [f"{r} ({name})" for r, name in zip(rows, motor_names, strict=True)]
         im2 = _heatmap(
             axes[0, 1],
             total,

@@ -209,11 +209,18 @@ def inspect_model(
         probe_t = probe_t * torch.as_tensor(std, dtype=param.dtype)
     if mean is not None:
         probe_t = probe_t + torch.as_tensor(mean, dtype=param.dtype)
-    ptr = trace(model, probe_t)
+    # the probe is sampled at the data's typical interval (the median timespan), 1.0 without data
+    probe_dt = 1.0
+    if isinstance(ts, (int, float)):
+        probe_dt = float(ts)
+    elif isinstance(ts, torch.Tensor):
+        observed = ts.reshape(ts.shape[0], -1) if mk is None else ts.reshape(mk.shape)[mk]
+        probe_dt = float(observed.median())
+    ptr = trace(model, probe_t, probe_dt)
     add(
         "probe_dynamics.png",
-        "The liquid part: every input steps from -1 to +1 (normalized units) at t = 40; "
-        "the time scales move with the input.",
+        "The liquid part: every input steps from -1 to +1 (normalized units) half-way, sampled every "
+        f"{probe_dt:.3g} time units; the time scales move with the input.",
         plot_dynamics(ptr, 0, input_names, title="response to an input step"),
     )
     shift = timescale_shift(ptr, 40)
@@ -247,7 +254,7 @@ def inspect_model(
         "Signed influence of each input on each output (integrated gradients over the data, "
         f"baseline: {inf.baseline}, {inf.steps} steps, output reduced by '{inf.reduce}')"
         + ("; right: the sum of path gains through the NCP." if paths is not None else "."),
-        plot_influence(inf, paths),
+        plot_influence(inf, paths, motor_names=output_names if model is core and core.fc is None else None),
     )
     report.html_tables.append(
         ("Influence matrix (outputs x inputs)", matrix_table(inf.matrix, inf.output_names, inf.input_names))
