@@ -145,7 +145,11 @@ def _pairs(torch_obj: nn.Module, keras_obj: Any) -> list[_Pair]:
             raise TypeError(
                 f"a torch {type(torch_obj).__name__} layer pairs with a keras LTC/CfC layer; got {keras_obj!r}"
             )
-        _check_same("class", type(torch_obj).__name__, type(keras_obj).__name__)
+        if type(torch_obj).__name__ != type(keras_obj).__name__:
+            raise TypeError(
+                f"cannot pair torch {type(torch_obj).__name__} with keras {type(keras_obj).__name__} "
+                "(LTC<->LTC, CfC<->CfC)"
+            )
         _check_same("input_size", torch_obj.input_size, keras_obj.input_size)
         _check_same("mixed_memory", torch_obj.mixed_memory, keras_obj.mixed_memory)
         _check_same("proj_size", torch_obj.proj_size, keras_obj.proj_size)
@@ -199,11 +203,12 @@ def _keras_dtype(torch_layer: nn.Module) -> str:
     return {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16"}[p.dtype]
 
 
-def keras_from_torch(torch_layer: nn.Module, **kwargs: Any) -> Any:
+def keras_from_torch(torch_layer: nn.Module, batch_size: int | None = None, **kwargs: Any) -> Any:
     """A new Keras ``LTC``/``CfC`` with the configuration and weights of a torch one.
 
     ``kwargs`` go to the Keras constructor (e.g. ``return_state=True``, ``stateful=True``);
-    ``return_sequences`` and the dtype follow the torch layer unless given.
+    ``return_sequences`` and the dtype follow the torch layer unless given. The layer is built for
+    inputs (batch_size, None, input_size); a stateful layer needs a ``batch_size``.
     """
     if not isinstance(torch_layer, (lt.LTC, lt.CfC)):
         raise TypeError(f"torch_layer must be a liquidflow.torch LTC or CfC; got {type(torch_layer).__name__}")
@@ -240,7 +245,9 @@ def keras_from_torch(torch_layer: nn.Module, **kwargs: Any) -> Any:
                 backbone_dropout=cfg["backbone_dropout"],
                 **common,
             )
-    layer.build((None, None, torch_layer.input_size))
+    if layer.stateful and batch_size is None:
+        raise ValueError("a stateful Keras layer needs a fixed batch size: pass batch_size=")
+    layer.build((batch_size, None, torch_layer.input_size))
     return torch_to_keras(torch_layer, layer)
 
 
