@@ -184,8 +184,11 @@ def monitor_cmd(
 ) -> None:
     """Read readings as CSV on stdin (header first), one at a time, and print each machine's risk,
     predicted RUL and alarm as CSV on stdout, line by line, as they arrive."""
+    import torch
+
     from liquidflow.maintenance import Monitor
 
+    torch.set_num_threads(1)  # one reading at a time: thread hand-offs would cost more than the math
     mon = Monitor(str(model), threshold=threshold)
     reader = csv.reader(sys.stdin)
     header = next(reader, None)

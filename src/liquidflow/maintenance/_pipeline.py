@@ -421,6 +421,7 @@ class AmplitudeAlarm:
             for span in spans:
                 self.feature, self.span = feat, int(span)
                 lead = alarm_metrics(frame, self.score(train), budget)["lead_time_days"]
+                lead = 0.0 if math.isnan(lead) else lead  # no failure among the training machines
                 if lead > best[0]:
                     best = (lead, feat, int(span))
         if best[0] == -math.inf:

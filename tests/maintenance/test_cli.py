@@ -1,0 +1,124 @@
+"""`liquidflow demo` end to end on a reduced setting, and `liquidflow maintenance ...` on a CSV."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from liquidflow.cli import build_app
+from liquidflow.maintenance import FEATURES, TrainConfig, check_c_export, simulate, to_sequences, train_model
+
+runner = CliRunner()
+
+
+def test_demo_end_to_end_reduced(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(
+        build_app(),
+        ["demo", "--machines", "8", "--days", "20", "--epochs", "1", "--seed", "1", "--out", str(out), "--no-progress"],
+    )
+    assert res.exit_code == 0, res.output
+    text = res.output
+    # one table: metric rows, one column per model
+    header = next(line for line in text.splitlines() if line.startswith("Metric"))
+    for col in ("Amplitude alarm", "CfC+AutoNCP", "LSTM", "GRU", "Transformer"):
+        assert col in header
+    for row in (
+        "AUROC (fails within H)",
+        "AUPRC",
+        "Alarm lead time",
+        "False alarms / machine-month",
+        "RUL MAE",
+        "Parameters",
+        "Model bytes",
+        "Step latency",
+        "Train time",
+    ):
+        assert row in text
+    for name in (
+        "table.txt",
+        "table.md",
+        "metrics.json",
+        "figures.json",
+        "risk_over_time.png",
+        "wiring.png",
+        "liquid_model.pt",
+        "fleet.parquet",
+    ):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    figures = json.loads((out / "figures.json").read_text())
+    assert set(metrics["metrics"]) == {"Amplitude alarm", "CfC+AutoNCP", "LSTM", "GRU", "Transformer"}
+    assert figures["risk_over_time"]["machines"] and figures["wiring"]["edges"]
+    m = figures["risk_over_time"]["machines"][0]
+    assert len(m["t_days"]) == len(m["scores"]["cfc"])
+    # the parameter count in the table is the model's
+    cfc = metrics["metrics"]["CfC+AutoNCP"]
+    assert (out / "table.txt").read_text().count(f"{cfc['parameters']:,}") >= 1
+    # the C step either ran and matched or said why it was skipped
+    assert "max |risk_C - risk_Python|" in text or "skipped" in text
+
+
+def test_maintenance_train_evaluate_monitor_on_a_csv(tmp_path):
+    app = build_app()
+    data = tmp_path / "fleet.csv"
+    res = runner.invoke(app, ["maintenance", "simulate", str(data), "--machines", "6", "--days", "15", "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "m.pt"
+    res = runner.invoke(
+        app,
+        [
+            "maintenance",
+            "train",
+            str(data),
+            "--out",
+            str(model),
+            "--kind",
+            "gru",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert model.exists() and "trained gru on" in res.output
+    res = runner.invoke(
+        app, ["maintenance", "evaluate", str(data), "--model", str(model), "--json", str(tmp_path / "m.json")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "lead_time_days" in res.output and json.loads((tmp_path / "m.json").read_text())["machines"] == 6
+    df = pd.read_csv(data)
+    sample = df.groupby("machine_id").head(3).sort_values("timestamp")
+    res = runner.invoke(app, ["maintenance", "monitor", "--model", str(model)], input=sample.to_csv(index=False))
+    assert res.exit_code == 0, res.output
+    out = pd.read_csv(pd.io.common.StringIO(res.stdout))
+    assert list(out.columns) == ["machine_id", "timestamp", "risk", "rul_days", "alarm"]
+    assert len(out) == len(sample) and out["risk"].between(0, 1).all()
+    # out of order for one machine: a clear error naming the line
+    m0 = sample[sample["machine_id"] == sample["machine_id"].iloc[0]]
+    bad = m0.iloc[[1, 0]]
+    res = runner.invoke(app, ["maintenance", "monitor", "--model", str(model)], input=bad.to_csv(index=False))
+    assert res.exit_code == 1
+    assert "line 3" in res.output and "not after its previous reading" in res.output
+
+
+def test_c_export_risk_equals_python(tmp_path):
+    if shutil.which("gcc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gcc is required in CI for the C export check")
+        pytest.skip("gcc not installed")
+    df = simulate(4, 10.0, seed=0, wake_period_h=4.0)
+    seqs = to_sequences(df, FEATURES, horizon_days=14.0)
+    model = train_model("cfc", seqs, None, FEATURES, horizon_days=14.0, config=TrainConfig(epochs=1, units=8)).model
+    check = check_c_export(model, seqs, 0, tmp_path)
+    assert check.ok, check.message
+    assert check.readings == seqs.lengths[0] and check.max_abs_diff <= 1e-4
+    assert np.isfinite(check.max_abs_diff) and check.flash_bytes > 0

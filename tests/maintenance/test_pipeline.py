@@ -1,0 +1,161 @@
+"""Training and evaluation on a tiny fleet, the streaming Monitor, saving and loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from liquidflow.maintenance import (
+    FEATURES,
+    KINDS,
+    AmplitudeAlarm,
+    Monitor,
+    RiskModel,
+    TrainConfig,
+    load_risk_model,
+    predict_sequences,
+    run_benchmark,
+    save_risk_model,
+    score_metrics,
+    simulate,
+    split_machines,
+    to_sequences,
+    train_model,
+)
+
+H = 14.0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    df = simulate(10, 30.0, seed=3, wake_period_h=6.0, fault_prob=0.7)
+    seqs = to_sequences(df, FEATURES, horizon_days=H)
+    split = split_machines(seqs.ids, seed=0, val=0.2, test=0.3)
+    return df, seqs, {k: seqs.subset(v) for k, v in split.items()}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny):
+    _, _, parts = tiny
+    cfg = TrainConfig(epochs=1, units=8, hidden=8, window=8, chunk=32)
+    return {k: train_model(k, parts["train"], parts["val"], FEATURES, horizon_days=H, config=cfg) for k in KINDS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_model_trains_and_is_evaluated(tiny, trained, kind):
+    _, _, parts = tiny
+    res = trained[kind]
+    assert res.history and np.isfinite(res.history[0]["loss"])
+    risk, rul = predict_sequences(res.model, parts["test"])
+    test = parts["test"]
+    assert risk.shape == test.x.shape[:2]
+    assert np.all((risk >= 0) & (risk <= 1)) and np.all((rul >= 0) & (rul <= res.model.rul_cap_days))
+    m = score_metrics(test, test.flat(risk), 0.5, test.flat(rul), res.model.rul_cap_days)
+    for key in ("auroc", "auprc", "lead_time_days", "false_alarms_per_machine_month", "rul_mae_days"):
+        assert np.isfinite(m[key]), key
+    assert 0 <= m["lead_time_days"] <= H
+    assert m["false_alarms_per_machine_month"] <= 0.5 + 1e-9
+
+
+def test_training_is_seeded(tiny):
+    _, _, parts = tiny
+    cfg = TrainConfig(epochs=1, hidden=8, chunk=32, seed=4)
+    a = train_model("gru", parts["train"], None, FEATURES, horizon_days=H, config=cfg).model
+    b = train_model("gru", parts["train"], None, FEATURES, horizon_days=H, config=cfg).model
+    for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+
+
+def test_liquid_model_beats_the_amplitude_alarm_lead_time():
+    df = simulate(24, 45.0, seed=7, wake_period_h=4.0)
+    cfg = TrainConfig(epochs=8, seed=0)
+    bench = run_benchmark(df, baselines=(), config=cfg, seed=0, budget=0.5)
+    liquid, alarm = bench.metrics["cfc"], bench.metrics["threshold"]
+    assert liquid["failures"] >= 3
+    assert liquid["lead_time_days"] > alarm["lead_time_days"] + 1.0, (liquid, alarm)
+
+
+# ---------------------------------------------------------------------------- Monitor
+def _interleaved(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Readings in a random order across machines, each machine's own readings still in time order."""
+    rng = np.random.default_rng(seed)
+    df = df.sort_values(["machine_id", "timestamp"])
+    keys = rng.random(len(df))
+    # a machine's k-th reading gets the k-th smallest of its random keys: its order is kept
+    df = df.assign(_k=keys)
+    df["_k"] = df.groupby("machine_id")["_k"].transform(lambda s: np.sort(s.to_numpy()))
+    return df.sort_values("_k").drop(columns="_k")
+
+
+@pytest.mark.parametrize("kind", ["cfc", "ltc", "lstm", "transformer"])
+def test_monitor_one_by_one_equals_batched(tiny, trained, kind):
+    df, seqs, _ = tiny
+    model = trained[kind].model
+    risk, rul = predict_sequences(model, seqs)
+    mon = Monitor(model, threshold=0.5)
+    order = _interleaved(df)
+    assert order["machine_id"].iloc[:20].nunique() > 1  # machines really are interleaved
+    out = mon.run(order)
+    for i, mid in enumerate(seqs.ids):
+        got = out[out["machine_id"] == mid]
+        n = int(seqs.lengths[i])
+        np.testing.assert_allclose(got["risk"].to_numpy(), risk[i, :n], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got["rul_days"].to_numpy(), rul[i, :n], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(out["alarm"].to_numpy(), out["risk"].to_numpy() > 0.5)
+
+
+def test_monitor_rejects_out_of_order_and_repeated_timestamps(trained):
+    mon = Monitor(trained["cfc"].model)
+    x = np.ones(len(FEATURES))
+    mon.update("M1", "2026-01-02T00:00:00", x)
+    mon.update("M2", "2026-01-01T00:00:00", x)  # another machine may be behind in time
+    with pytest.raises(ValueError, match=r"machine 'M1' .* is not after its previous reading \(-24 hours\)"):
+        mon.update("M1", "2026-01-01T00:00:00", x)
+    with pytest.raises(ValueError, match="machine 'M2' .* not after its previous reading"):
+        mon.update("M2", "2026-01-01T00:00:00", x)
+    with pytest.raises(ValueError, match="reading has 3 features; the model needs 10"):
+        mon.update("M3", 5.0, [1.0, 2.0, 3.0])
+
+
+def test_monitor_unknown_machine_starts_fresh(tiny, trained):
+    df, seqs, _ = tiny
+    model = trained["cfc"].model
+    first = df[df["machine_id"] == seqs.ids[0]].sort_values("timestamp").head(5)
+    fresh = Monitor(model).run(first)["risk"].to_numpy()
+    busy = Monitor(model)
+    busy.run(df[df["machine_id"] != seqs.ids[0]].sort_values(["timestamp"]).head(50))
+    r = busy.update(seqs.ids[0], first["timestamp"].iloc[0], first[list(FEATURES)].iloc[0].to_numpy())
+    assert r.new_machine
+    assert r.risk == pytest.approx(fresh[0], rel=1e-6)
+    # reset forgets the machine: the same first reading again gives the same fresh answer
+    busy.reset(seqs.ids[0])
+    again = busy.update(seqs.ids[0], first["timestamp"].iloc[0], first[list(FEATURES)].iloc[0].to_numpy())
+    assert again.new_machine and again.risk == pytest.approx(fresh[0], rel=1e-6)
+
+
+def test_save_and_load_round_trip(tmp_path, tiny, trained):
+    _, seqs, _ = tiny
+    model = trained["transformer"].model
+    path = tmp_path / "m.pt"
+    save_risk_model(model, str(path), extra={"threshold": 0.25})
+    loaded, extra = load_risk_model(str(path))
+    assert extra == {"threshold": 0.25} and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(predict_sequences(loaded, seqs)[0], predict_sequences(model, seqs)[0])
+    assert Monitor(str(path)).threshold == 0.25
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="is not a liquidflow maintenance model"):
+        load_risk_model(str(tmp_path / "other.pt"))
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="unknown model kind 'rnn'; allowed: cfc, ltc, lstm, gru, transformer"):
+        RiskModel("rnn", ["a"])
+    df = pd.DataFrame({"machine_id": ["a", "a"], "timestamp": [1.0, 1.0], "rms": [1.0, 2.0], "rul_days": [1.0, 0.5]})
+    with pytest.raises(ValueError, match="machine 'a' has two readings at the same time"):
+        to_sequences(df, ["rms"])
+    with pytest.raises(ValueError, match=r"readings are missing columns \['peak'\]"):
+        to_sequences(df, ["rms", "peak"])
+    with pytest.raises(ValueError, match="needs a 'peak' column"):
+        AmplitudeAlarm(feature="peak", feature_names=["rms"]).score(to_sequences(df.iloc[:1], ["rms"]))
