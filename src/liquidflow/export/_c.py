@@ -48,7 +48,7 @@ DENSE_ABOVE = 0.6
 
 def check_prefix(prefix: str) -> str:
     """Validate a C identifier prefix: a letter, then letters, digits or underscores (at most 32)."""
-    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix) or prefix in _C_KEYWORDS:
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix) or prefix in _C_KEYWORDS:
         raise ValueError(
             f"prefix must be a C identifier (a letter, then letters, digits or '_', at most 32 characters, "
             f"not a C keyword); got {prefix!r}"
@@ -352,7 +352,7 @@ def _emit_ltc(g: _Gen, body: _Body, cell: LTCCell, x: str, h: str, out: str) -> 
         tab = solver.tableau
         s = len(tab.b)
         ks = [body.buf(f"ltc_k{i}", n) for i in range(s)]
-        ub = body.buf("ltc_u", n)
+        ub = body.buf("ltc_u", n) if any(any(c != 0.0 for c in row) for row in tab.a) else ""
         for i, row in enumerate(tab.a):
             terms = [f" + (hs * {fmt_float(c)}) * {ks[jj]}[j]" for jj, c in enumerate(row) if c != 0.0]
             src = h

@@ -134,14 +134,19 @@ class StepModule(nn.Module):
 
 
 def reference_outputs(model: nn.Module, x: Tensor, dt: Tensor) -> Tensor:
-    """PyTorch outputs of ``model`` over a sequence, step by step: x (B,T,F), dt (B,T) -> (B,T,O)."""
+    """PyTorch outputs of ``model`` at every step of a sequence: x (B,T,F), dt (B,T) -> (B,T,O).
+
+    Runs the layer's own sequence code (not :class:`StepModule`), with the input normalisation, the
+    projection and the head of the model applied as the model does.
+    """
     em = unwrap(model)
-    step = StepModule(em).eval()
-    B, T, _ = x.shape
-    state = torch.zeros(B, em.state_size, dtype=x.dtype)
-    ys = []
     with torch.no_grad():
-        for t in range(T):
-            y, state = step(x[:, t], dt[:, t], state)
-            ys.append(y)
-    return torch.stack(ys, 1)
+        if em.input_mean is not None:
+            x = x - em.input_mean.to(x.dtype)
+        if em.input_std is not None:
+            x = x / em.input_std.to(x.dtype)
+        # every step's output, whatever the layer's return_sequences
+        y, _ = em.core._forward(x, None, dt, None, True, True)
+        if em.head is not None:
+            y = em.head(y)
+    return y

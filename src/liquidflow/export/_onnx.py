@@ -1,7 +1,7 @@
 """ONNX export: a step graph for streaming, and a sequence graph with dynamic batch and time.
 
 The step graph is traced from :class:`~liquidflow.export._model.StepModule` by ``torch.onnx.export``
-(dynamo exporter, dynamic batch axis). The sequence graph wraps that step graph as the body of an
+(dynamic batch axis). The sequence graph wraps that step graph as the body of an
 ONNX ``Scan`` over the time axis, so the number of steps is an input-shape property, not a constant
 baked into the graph (a traced Python loop would bake it in, as ncps' export does).
 
@@ -28,40 +28,63 @@ from torch import nn
 from ._model import StepModule, unwrap
 
 MODES = ("step", "sequence")
+EXPORTERS = ("auto", "torchscript", "dynamo")
 OPSET = 20
 
 
-def _export_step(step: StepModule, f: int, s: int, path: Path) -> None:
-    batch = torch.export.Dim("batch", min=1)
+def _export_step(step: StepModule, f: int, s: int, path: Path, exporter: str = "auto") -> None:
+    """Trace the step module to ONNX with a dynamic batch axis.
+
+    The TorchScript-based exporter is tried first: on these graphs (an unrolled solver) it is about
+    30x faster than the dynamo exporter, which is the fallback should it fail or be unavailable.
+    """
     x = torch.zeros(2, f)
     dt = torch.ones(2)
     state = torch.zeros(2, s)
+    names = {"input_names": ["x", "dt", "state"], "output_names": ["y", "state_out"]}
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
         with warnings.catch_warnings():
-            # the exporter's own deprecation and naming notices are not the user's concern
+            # the exporters' own deprecation and naming notices are not the user's concern
             warnings.simplefilter("ignore")
+            try:
+                if exporter == "dynamo":
+                    raise RuntimeError("dynamo exporter requested")
+                torch.onnx.export(
+                    step,
+                    (x, dt, state),
+                    str(path),
+                    dynamic_axes={"x": {0: "batch"}, "dt": {0: "batch"}, "state": {0: "batch"}},
+                    dynamo=False,
+                    opset_version=OPSET,
+                    **names,  # type: ignore[arg-type]
+                )
+                return
+            except Exception:
+                if exporter == "torchscript":
+                    raise
+                # any failure of the TorchScript exporter: fall back to the dynamo exporter
+            batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(
                 step,
                 (x, dt, state),
                 str(path),
-                input_names=["x", "dt", "state"],
-                output_names=["y", "state_out"],
                 dynamic_shapes={"x": {0: batch}, "dt": {0: batch}, "state": {0: batch}},
                 dynamo=True,
                 opset_version=OPSET,
                 verbose=False,
                 optimize=True,
+                **names,  # type: ignore[arg-type]
             )
     finally:
         for lg, lv in zip(loggers, levels, strict=True):
             lg.setLevel(lv)
 
 
-def to_onnx(model: nn.Module, path: str | Path, mode: str = "step") -> Path:
+def to_onnx(model: nn.Module, path: str | Path, mode: str = "step", *, exporter: str = "auto") -> Path:
     """Export ``model`` to an ONNX file.
 
     Args:
@@ -70,12 +93,16 @@ def to_onnx(model: nn.Module, path: str | Path, mode: str = "step") -> Path:
         path: the ``.onnx`` file to write.
         mode: ``"step"`` — ``(x, dt, state) -> (y, state_out)``; ``"sequence"`` — ``(inputs,
             timespans, initial_state) -> (outputs, final_state)`` with dynamic batch and time axes.
+        exporter: how the step is traced: ``"auto"`` (TorchScript exporter, falling back to dynamo),
+            ``"torchscript"`` or ``"dynamo"``.
 
     Returns:
         the path written.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}; got {exporter!r}")
     import onnx
     from onnx import TensorProto, helper
 
@@ -86,7 +113,7 @@ def to_onnx(model: nn.Module, path: str | Path, mode: str = "step") -> Path:
     f, s, o = em.input_size, em.state_size, em.output_size
     with tempfile.TemporaryDirectory() as tmp:
         step_path = Path(tmp) / "step.onnx"
-        _export_step(step, f, s, step_path)
+        _export_step(step, f, s, step_path, exporter)
         proto = onnx.load(str(step_path), load_external_data=True)
     if proto.functions:
         from onnx import inliner

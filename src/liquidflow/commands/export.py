@@ -1,0 +1,83 @@
+"""``liquidflow export``: a checkpoint to ONNX or standalone C, with an optional footprint report."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Format(str, Enum):
+    c = "c"
+    onnx = "onnx"
+
+
+class CDtype(str, Enum):
+    float32 = "float32"
+    int8 = "int8"
+
+
+class OnnxMode(str, Enum):
+    step = "step"
+    sequence = "sequence"
+
+
+def export(
+    model: Annotated[Path, typer.Argument(help="checkpoint file written by liquidflow.checkpoint.save_model")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="c (header + source) or onnx")] = Format.c,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (c) or .onnx file / folder")] = Path("export"),
+    prefix: Annotated[str, typer.Option(help="C symbol prefix (a C identifier)")] = "lf",
+    dtype: Annotated[CDtype, typer.Option(help="C weights: float32, or int8 per output channel")] = CDtype.float32,
+    mode: Annotated[
+        OnnxMode, typer.Option(help="ONNX graph: step (streaming) or sequence (Scan over time)")
+    ] = OnnxMode.step,
+    target: Annotated[str, typer.Option(help="footprint target: cortex-m4, cortex-m7 or cortex-m3")] = "cortex-m4",
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="C only: compile for the target and print flash, RAM and instructions per step "
+            "(needs arm-none-eabi-gcc and qemu-system-arm)",
+        ),
+    ] = False,
+    report_json: Annotated[Path | None, typer.Option(help="also write the footprint report as JSON here")] = None,
+) -> None:
+    """Export a trained model to ONNX or to C99 for microcontrollers (see docs/export.md)."""
+    from liquidflow.checkpoint import load_model
+    from liquidflow.export import footprint, to_c, to_onnx
+    from liquidflow.export._toolchain import TARGETS, ToolError
+
+    if target not in TARGETS:
+        raise typer.BadParameter(f"target must be one of {sorted(TARGETS)}; got {target!r}", param_hint="--target")
+    if report and format is not Format.c:
+        raise typer.BadParameter("--report applies to --format c", param_hint="--report")
+    try:
+        net, _ = load_model(model)
+    except (OSError, ValueError, TypeError) as e:
+        raise typer.BadParameter(str(e), param_hint="MODEL") from e
+    try:
+        if format is Format.onnx:
+            path = out / f"{model.stem}-{mode.value}.onnx" if out.suffix != ".onnx" else out
+            to_onnx(net, path, mode=mode.value)
+            typer.echo(f"wrote {path} ({mode.value} graph)")
+            return
+        gen = to_c(net, out, prefix=prefix, dtype=dtype.value)
+    except (TypeError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(f"wrote {gen.header} and {gen.source} ({gen.kind}; {dtype.value} weights, {gen.weight_bytes:,} B)")
+    if report:
+        try:
+            fp = footprint(net, target=target, dtype=dtype.value)
+        except ToolError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e
+        typer.echo(fp.table())
+        if report_json is not None:
+            report_json.write_text(json.dumps(fp.as_dict(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

@@ -1,0 +1,82 @@
+"""``liquidflow export``: a saved checkpoint to C (with the footprint report) and to ONNX."""
+
+from __future__ import annotations
+
+import json
+
+import export_cases as ec
+import numpy as np
+import pytest
+
+typer_testing = pytest.importorskip("typer.testing")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from liquidflow.checkpoint import save_model
+
+    model = ec.make_model("seq-ltc-autoncp")
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_model(model, path)
+    return path, model
+
+
+def _invoke(*args: str):  # type: ignore[no-untyped-def]
+    from liquidflow.cli import build_app
+
+    return typer_testing.CliRunner().invoke(build_app(), ["export", *args])
+
+
+def test_cli_export_c_with_report(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ec.require_tools("gcc", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
+    path, _ = checkpoint
+    out = tmp_path / "c"
+    res = _invoke(
+        str(path),
+        "--format",
+        "c",
+        "--target",
+        "cortex-m4",
+        "--report",
+        "--out",
+        str(out),
+        "--prefix",
+        "net",
+        "--report-json",
+        str(tmp_path / "fp.json"),
+    )
+    assert res.exit_code == 0, res.output
+    assert (out / "net.h").exists() and (out / "net.c").exists()
+    assert "instructions per step" in res.output and "flash" in res.output
+    fp = json.loads((tmp_path / "fp.json").read_text())
+    assert fp["board"] == "mps2-an386" and fp["flash_bytes"] > fp["weight_bytes"] > 0
+    assert fp["instructions_per_step"] > 0 and fp["ram_bytes"] >= fp["state_bytes"] > 0
+
+
+def test_cli_export_onnx(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnxruntime")
+    from liquidflow.export import reference_outputs, unwrap
+    from liquidflow.export._onnx import run_onnx
+
+    path, model = checkpoint
+    res = _invoke(str(path), "--format", "onnx", "--mode", "sequence", "--out", str(tmp_path / "m.onnx"))
+    assert res.exit_code == 0, res.output
+    em = unwrap(model)
+    x = np.random.default_rng(0).standard_normal((2, 11, em.input_size)).astype(np.float32)
+    dt = np.full((2, 11), 0.3, np.float32)
+    _, y = run_onnx(
+        tmp_path / "m.onnx", {"inputs": x, "timespans": dt, "initial_state": np.zeros((2, em.state_size), np.float32)}
+    )
+    import torch
+
+    assert ec.max_err(y, reference_outputs(model, torch.from_numpy(x), torch.from_numpy(dt)).numpy()) <= 1e-4
+
+
+def test_cli_rejects_bad_arguments(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = checkpoint
+    res = _invoke(str(path), "--target", "esp32")
+    assert res.exit_code != 0 and "target must be one of" in res.output
+    res = _invoke(str(path), "--prefix", "bad name", "--out", str(tmp_path))
+    assert res.exit_code != 0 and "prefix must" in res.output
+    res = _invoke(str(tmp_path / "missing.pt"))
+    assert res.exit_code != 0
