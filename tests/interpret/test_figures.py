@@ -197,5 +197,18 @@ def test_cli_inspect_a_checkpoint(tmp_path: Path) -> None:
     assert "SequenceModel" in html and "class 2" in html and "w" in html
     saved = json.loads((out / "summary.json").read_text())
     assert np.asarray(saved["influence"]).shape == (3, 4)  # the head's 3 logits x 4 inputs
-    bad = CliRunner().invoke(build_app(), ["inspect", str(tmp_path / "missing.lf"), "--out", str(out)])
-    assert bad.exit_code != 0 and "does not exist" in bad.output
+    bad = CliRunner().invoke(
+        build_app(), ["inspect", str(tmp_path / "missing.lf"), "--out", str(out)], env={"COLUMNS": "400"}
+    )
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", bad.output).split())  # rich may box and wrap the message
+    assert bad.exit_code == 2 and "does not exist" in text
+
+
+def test_inspect_model_without_wiring_or_data(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = CfC(3, 5, backbone_units=8, mixed_memory=True)
+    path = inspect_model(model, tmp_path, steps=2)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["dynamics.png", "influence.png", "probe_dynamics.png"]
+    html = path.read_text()
+    assert html.count("data:image/png;base64,") == 3 and "noise" in html
+    assert "synapses" not in summary(model)

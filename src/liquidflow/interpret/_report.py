@@ -182,9 +182,9 @@ def inspect_model(
         mean = getattr(model, "input_mean", None) if model is not core else None
         std = getattr(model, "input_std", None) if model is not core else None
         if std is not None:
-            noise = noise * torch.as_tensor(std, dtype=noise.dtype)
+            noise = noise * torch.as_tensor(std, dtype=noise.dtype).detach().cpu()
         if mean is not None:
-            noise = noise + torch.as_tensor(mean, dtype=noise.dtype)
+            noise = noise + torch.as_tensor(mean, dtype=noise.dtype).detach().cpu()
         x = noise
         data_note = "probe: 16 sequences of standard-normal noise (normalized units), shifted up and doubled half-way"
     else:
@@ -206,9 +206,9 @@ def inspect_model(
     std = getattr(model, "input_std", None) if model is not core else None
     probe_t = torch.as_tensor(probe, dtype=param.dtype)
     if std is not None:
-        probe_t = probe_t * torch.as_tensor(std, dtype=param.dtype)
+        probe_t = probe_t * torch.as_tensor(std, dtype=param.dtype).detach().cpu()
     if mean is not None:
-        probe_t = probe_t + torch.as_tensor(mean, dtype=param.dtype)
+        probe_t = probe_t + torch.as_tensor(mean, dtype=param.dtype).detach().cpu()
     # the probe is sampled at the data's typical interval (the median timespan), 1.0 without data
     probe_dt = 1.0
     if isinstance(ts, (int, float)):
