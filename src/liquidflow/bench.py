@@ -1,0 +1,630 @@
+"""Speed and memory of liquidflow side by side with ncps 1.0.1 and torch's fused LSTM / GRU.
+
+One run measures, on the same machine and with the same thread count:
+
+* ``train``: forward + backward of one batch (B=32, T=100, 20 inputs) for CfC 64 units, LTC 64 units
+  (6 unfolds), CfC AutoNCP(32, 10) and LTC AutoNCP(32, 10), plus ``nn.LSTM(20, 64)`` / ``nn.GRU``;
+* ``infer``: the forward pass alone under ``torch.no_grad()``;
+* ``stream``: one streaming step at batch 1 (liquidflow ``layer.step``; ncps calls its cell, which is
+  the fastest per-step path it has; torch ``nn.LSTMCell``);
+* ``scaling``: forward + backward for T = 50, 200, 800, 3200 (cost must grow linearly in T);
+* ``memory``: peak resident memory of one training step at T = 250 and 1000, each case in a fresh
+  subprocess (``resource.getrusage`` max RSS minus the RSS after building model and data).
+
+ncps is run with ``timespans=None``: its regular path and its fastest. (Its per-sample timespans
+of shape (B, T) broadcast against the hidden axis and fail or go wrong at batch > 1.)
+
+Times are medians over repeats after warm-up runs; each repeat is timed with ``time.perf_counter``.
+``python benchmarks/bench.py`` and ``liquidflow bench`` run this module; ``--quick`` is a sanity run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODELS = ("cfc64", "ltc64", "cfc_ncp", "ltc_ncp")
+MODEL_TITLES = {
+    "cfc64": "CfC, 64 units",
+    "ltc64": "LTC, 64 units (6 unfolds)",
+    "cfc_ncp": "CfC, AutoNCP(32, 10)",
+    "ltc_ncp": "LTC, AutoNCP(32, 10)",
+    "lstm": "nn.LSTM(20, 64)",
+    "gru": "nn.GRU(20, 64)",
+}
+IMPLS = ("liquidflow", "ncps")
+BATCH, STEPS, FEATURES = 32, 100, 20
+SCALING_T = (50, 200, 800, 3200)
+MEMORY_T = (250, 1000)
+TARGETS = {  # speed-up over ncps required by issue 8 (train = forward + backward)
+    ("train", "cfc64"): 4.0,
+    ("train", "ltc64"): 5.0,
+    ("train", "cfc_ncp"): 10.0,
+    ("train", "ltc_ncp"): 10.0,
+    ("stream", "cfc64"): 5.0,
+    ("stream", "ltc64"): 5.0,
+    ("stream", "cfc_ncp"): 5.0,
+    ("stream", "ltc_ncp"): 5.0,
+}
+LSTM_TARGET = ("train", "cfc64", 2.5)  # CfC 64 within 2.5x of nn.LSTM(20, 64)
+
+
+@dataclass
+class Settings:
+    """What to measure and how hard."""
+
+    threads: int = 2
+    quick: bool = False
+    warmup: int = 2
+    repeats: int = 7
+    budget_s: float = 4.0  # target seconds of timing per case (repeats shrink for slow cases, min 3)
+    batch: int = BATCH
+    steps: int = STEPS
+    features: int = FEATURES
+    stream_steps: int = 200
+    scaling_t: tuple[int, ...] = SCALING_T
+    memory_t: tuple[int, ...] = MEMORY_T
+    scaling_peers: bool = True  # also time ncps / LSTM in the scaling sweep
+    models: tuple[str, ...] = MODELS
+    sections: tuple[str, ...] = ("train", "infer", "stream", "scaling", "memory")
+
+    @classmethod
+    def quick_settings(cls, threads: int = 2) -> Settings:
+        return cls(
+            threads=threads,
+            quick=True,
+            warmup=1,
+            repeats=2,
+            budget_s=0.5,
+            steps=20,
+            stream_steps=20,
+            scaling_t=(10, 40),
+            memory_t=(50,),
+        )
+
+
+@dataclass
+class Result:
+    section: str
+    model: str
+    impl: str
+    seq_len: int
+    batch: int
+    median_ms: float | None = None
+    iqr_ms: float | None = None
+    repeats: int = 0
+    peak_rss_mb: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- models
+def build_model(model: str, impl: str, features: int = FEATURES, seed: int = 0) -> Any:
+    """A sequence model (``batch_first``) for ``model`` in {cfc64, ltc64, cfc_ncp, ltc_ncp, lstm, gru}."""
+    import torch
+
+    torch.manual_seed(seed)
+    if model in ("lstm", "gru"):
+        cls = torch.nn.LSTM if model == "lstm" else torch.nn.GRU
+        return cls(features, 64, batch_first=True)
+    if impl == "liquidflow":
+        from liquidflow import wirings
+        from liquidflow.torch import LTC, CfC
+    elif impl == "ncps":
+        from ncps import wirings  # type: ignore[no-redef]
+        from ncps.torch import LTC, CfC  # type: ignore[no-redef]
+    else:
+        raise ValueError(f"impl must be one of {IMPLS}; got {impl!r}")
+    if model == "cfc64":
+        return CfC(features, 64)
+    if model == "ltc64":
+        return LTC(features, 64)
+    if model == "cfc_ncp":
+        return CfC(features, wirings.AutoNCP(32, 10))
+    if model == "ltc_ncp":
+        return LTC(features, wirings.AutoNCP(32, 10))
+    raise ValueError(f"model must be one of {(*MODELS, 'lstm', 'gru')}; got {model!r}")
+
+
+def _train_fn(model: Any, x: Any) -> Callable[[], None]:
+    def run() -> None:
+        for p in model.parameters():
+            p.grad = None
+        out = model(x)[0]
+        out.square().mean().backward()
+
+    return run
+
+
+def _infer_fn(model: Any, x: Any) -> Callable[[], None]:
+    import torch
+
+    def run() -> None:
+        with torch.no_grad():
+            model(x)
+
+    return run
+
+
+def _stream_fn(model_name: str, impl: str, model: Any, xs: Any) -> Callable[[], None]:
+    """Runs ``len(xs)`` single steps at batch 1, carrying the state."""
+    import torch
+
+    n = xs.shape[0]
+    if model_name in ("lstm", "gru"):
+        cell = torch.nn.LSTMCell(xs.shape[-1], 64) if model_name == "lstm" else torch.nn.GRUCell(xs.shape[-1], 64)
+
+        def run() -> None:
+            with torch.no_grad():
+                state: Any = None
+                for t in range(n):
+                    state = cell(xs[t], state)
+
+        return run
+    if impl == "liquidflow":
+
+        def run() -> None:
+            with torch.no_grad():
+                h = None
+                for t in range(n):
+                    _, h = model.step(xs[t], h, 1.0)
+
+        return run
+    cell = model.rnn_cell
+    size = model.state_size
+
+    def run_ncps() -> None:
+        with torch.no_grad():
+            h = torch.zeros(1, size)
+            for t in range(n):
+                _, h = cell(xs[t], h, 1.0)
+
+    return run_ncps
+
+
+def _time(fn: Callable[[], None], settings: Settings) -> tuple[float, float, int]:
+    """(median ms, interquartile range ms, repeats) of one function; see :func:`_time_group`."""
+    stats = _time_group({"f": fn}, settings)["f"]
+    return stats["median_ms"], stats["iqr_ms"], stats["repeats"]
+
+
+def _time_group(fns: dict[str, Callable[[], None]], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Time several functions with their repeats interleaved (a, b, c, a, b, c, ...).
+
+    Interleaving exposes every contender to the same background load, so the ratios stay fair on
+    a busy machine. Warm-up runs come first; repeats shrink for slow groups (at least 3).
+    """
+    once = 0.0
+    for fn in fns.values():
+        t0 = time.perf_counter()
+        for _ in range(max(settings.warmup, 1)):
+            fn()
+        once += (time.perf_counter() - t0) / max(settings.warmup, 1)
+    repeats = settings.repeats
+    if once * repeats > settings.budget_s:
+        repeats = max(min(3, settings.repeats), int(settings.budget_s / max(once, 1e-9)))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t1 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t1) * 1e3)
+    out = {}
+    for k, ts in times.items():
+        ts.sort()
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
+        out[k] = {"median_ms": statistics.median(ts), "iqr_ms": q[2] - q[0], "min_ms": ts[0], "repeats": repeats}
+    return out
+
+
+def _impls_for(model: str) -> tuple[str, ...]:
+    return ("torch",) if model in ("lstm", "gru") else IMPLS
+
+
+# ---------------------------------------------------------------------------------------------- sections
+def _run_timed(section: str, settings: Settings, log: Callable[[str], None]) -> list[Result]:
+    import torch
+
+    results: list[Result] = []
+    B, T, F = settings.batch, settings.steps, settings.features
+    if section == "stream":
+        B, T = 1, settings.stream_steps
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(T, 1, F, generator=g) if section == "stream" else torch.randn(B, T, F, generator=g)
+    # each liquid model is timed interleaved with its ncps twin and with nn.LSTM / nn.GRU
+    for model_name in settings.models:
+        group: dict[tuple[str, str], Callable[[], None]] = {}
+        pending: list[Result] = []
+        for name, impl in [(model_name, i) for i in IMPLS] + [("lstm", "torch"), ("gru", "torch")]:
+            res = Result(section, name, impl, T, B)
+            try:
+                model = build_model(name, impl, F)
+                if section == "stream":
+                    group[(name, impl)] = _stream_fn(name, impl, model, x)
+                elif section == "train":
+                    group[(name, impl)] = _train_fn(model, x)
+                else:
+                    group[(name, impl)] = _infer_fn(model, x)
+                group[(name, impl)]()  # fail here, not inside the timing loop
+            except Exception as e:  # a failing peer is reported, not fatal
+                res.error = f"{type(e).__name__}: {e}"
+                group.pop((name, impl), None)
+            pending.append(res)
+        stats = _time_group({f"{k[0]}/{k[1]}": f for k, f in group.items()}, settings)
+        for res in pending:
+            st = stats.get(f"{res.model}/{res.impl}")
+            if st is not None:
+                div = T if section == "stream" else 1  # streaming: per step
+                res.median_ms, res.iqr_ms, res.repeats = st["median_ms"] / div, st["iqr_ms"] / div, st["repeats"]
+                res.extra = {"min_ms": st["min_ms"] / div, "group": model_name}
+            if res.model in ("lstm", "gru"):
+                res.extra["group"] = model_name
+            results.append(res)
+            log(_fmt(res))
+    return results
+
+
+def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]:
+    import torch
+
+    results: list[Result] = []
+    s = Settings(**{**asdict(settings), "warmup": 1, "repeats": min(settings.repeats, 5)})
+    for model_name in [*settings.models, "lstm"]:
+        impls = _impls_for(model_name)
+        if not settings.scaling_peers:
+            impls = tuple(i for i in impls if i != "ncps")
+        models = {impl: build_model(model_name, impl, settings.features) for impl in impls}
+        for T in settings.scaling_t:
+            x = torch.randn(settings.batch, T, settings.features, generator=torch.Generator().manual_seed(1))
+            stats = _time_group({impl: _train_fn(m, x) for impl, m in models.items()}, s)
+            for impl in impls:
+                st = stats[impl]
+                res = Result("scaling", model_name, impl, T, settings.batch, st["median_ms"], st["iqr_ms"],
+                             st["repeats"], extra={"min_ms": st["min_ms"]})  # fmt: skip
+                results.append(res)
+                log(_fmt(res))
+    return results
+
+
+def _rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc; falls back to max RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        scale = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def measure_memory(model: str, impl: str, seq_len: int, batch: int, features: int, threads: int) -> dict[str, float]:
+    """Peak resident memory (MB) of one training step, above the memory in use just before it.
+
+    Meant to run in a fresh process (``python -m liquidflow.bench --memory-case ...``). The peak is
+    the larger of the process's max RSS (if the step raised it) and the RSS sampled every 0.5 ms by
+    a background thread during the step; the baseline is the RSS after a warm-up step on a 2-step
+    sequence and returning freed memory to the OS.
+    """
+    import gc
+    import resource
+    import threading
+
+    import torch
+
+    torch.set_num_threads(threads)
+    m = build_model(model, impl, features)
+    x = torch.randn(batch, seq_len, features)
+    _train_fn(m, x[:, :2])()  # warm the allocator and kernels
+    for p in m.parameters():
+        p.grad = None
+    gc.collect()
+    try:  # hand freed heap back to the OS so the baseline is live memory (glibc only)
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    scale = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0
+    max_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    base = _rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.0005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _train_fn(m, x)()
+    done.set()
+    th.join()
+    max_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    top = max(peak[0], max_after if max_after > max_before else 0.0)
+    return {"base_mb": base, "peak_mb": top, "delta_mb": top - base}
+
+
+def _run_memory(settings: Settings, log: Callable[[str], None]) -> list[Result]:
+    results: list[Result] = []
+    for model_name in [*settings.models, "lstm"]:
+        for impl in _impls_for(model_name):
+            for T in settings.memory_t:
+                res = Result("memory", model_name, impl, T, settings.batch)
+                cmd = [sys.executable, "-m", "liquidflow.bench", "--memory-case", model_name, impl, str(T),
+                       str(settings.batch), str(settings.features), str(settings.threads)]  # fmt: skip
+                try:
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+                    if proc.returncode != 0:
+                        res.error = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+                    else:
+                        data = json.loads(proc.stdout.strip().splitlines()[-1])
+                        res.peak_rss_mb = data["delta_mb"]
+                        res.extra = data
+                except Exception as e:
+                    res.error = f"{type(e).__name__}: {e}"
+                results.append(res)
+                log(_fmt(res))
+    return results
+
+
+def _fmt(r: Result) -> str:
+    what = f"{r.section:8s} {r.model:8s} {r.impl:10s} T={r.seq_len:<5d} B={r.batch:<3d}"
+    if r.error:
+        return f"{what} ERROR {r.error}"
+    if r.peak_rss_mb is not None:
+        return f"{what} peak +{r.peak_rss_mb:.1f} MB"
+    return f"{what} {r.median_ms:.3f} ms (iqr {r.iqr_ms:.3f}, n={r.repeats})"
+
+
+# ---------------------------------------------------------------------------------------------- run all
+def environment(settings: Settings) -> dict[str, Any]:
+    import torch
+
+    try:
+        import ncps  # type: ignore[import-untyped]
+
+        ncps_version = getattr(ncps, "__version__", "installed")
+    except ImportError:
+        ncps_version = None
+    import liquidflow
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "liquidflow": liquidflow.__version__,
+        "torch": torch.__version__,
+        "ncps": ncps_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "settings": asdict(settings),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run(settings: Settings, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the selected sections; returns ``{"environment": ..., "results": [...], "summary": ...}``."""
+    import torch
+
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    torch.set_num_threads(settings.threads)
+    env = environment(settings)
+    results: list[Result] = []
+    for section in settings.sections:
+        if section in ("train", "infer", "stream"):
+            results += _run_timed(section, settings, log)
+        elif section == "scaling":
+            results += _run_scaling(settings, log)
+        elif section == "memory":
+            results += _run_memory(settings, log)
+        else:
+            raise ValueError(f"unknown section {section!r}; valid: train, infer, stream, scaling, memory")
+    env["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    data = {"environment": env, "results": [asdict(r) for r in results]}
+    data["summary"] = summarize(data)
+    return data
+
+
+def _lookup(
+    results: list[dict[str, Any]], section: str, model: str, impl: str, T: int | None = None, group: str | None = None
+) -> Any:
+    for r in results:
+        if r["section"] == section and r["model"] == model and r["impl"] == impl:
+            if (T is None or r["seq_len"] == T) and (group is None or r["extra"].get("group") == group):
+                return r["peak_rss_mb"] if section == "memory" else r["median_ms"]
+    return None
+
+
+def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ratios: speed-up over ncps, and slowdown against nn.LSTM(20, 64), per section and model."""
+    res = data["results"]
+    rows = []
+    for section in ("train", "infer", "stream"):
+        for model in MODELS:
+            lstm = _lookup(res, section, "lstm", "torch", group=model)
+            lf = _lookup(res, section, model, "liquidflow")
+            nc = _lookup(res, section, model, "ncps")
+            if lf is None:
+                continue
+            row: dict[str, Any] = {
+                "section": section,
+                "model": model,
+                "liquidflow_ms": lf,
+                "ncps_ms": nc,
+                "lstm_ms": lstm,
+                "speedup_vs_ncps": (nc / lf) if nc else None,
+                "x_lstm": (lf / lstm) if lstm else None,
+                "target_vs_ncps": TARGETS.get((section, model)),
+            }
+            if (section, model) == LSTM_TARGET[:2]:
+                row["target_x_lstm"] = LSTM_TARGET[2]
+            rows.append(row)
+    return rows
+
+
+def _num(v: float | None, fmt: str = "{:.2f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """The report as markdown tables."""
+    env = data["environment"]
+    res = data["results"]
+    out = [
+        "# liquidflow benchmark",
+        "",
+        f"{env['date_utc']} · torch {env['torch']} · ncps {env['ncps']} · liquidflow {env['liquidflow']} · "
+        f"{env['cpu']} ({env['cpu_count']} CPUs) · **{env['torch_threads']} torch threads** · "
+        f"load average at start {_num(env['loadavg_start'][0] if env['loadavg_start'] else None)}, "
+        f"at end {_num(env['loadavg_end'][0] if env.get('loadavg_end') else None)}"
+        + (" · **quick run (sanity only)**" if env["settings"]["quick"] else ""),
+        "",
+        "Median times in ms (warm-up runs first). ncps runs with `timespans=None` (its fastest path).",
+        "Speed-up = ncps time / liquidflow time; × LSTM = liquidflow time / nn.LSTM(20, 64) time.",
+        "",
+    ]
+    titles = {
+        "train": "Forward + backward, batch {B}, T = {T}, 20 inputs",
+        "infer": "Forward only (no grad), batch {B}, T = {T}",
+        "stream": "Streaming, one step at batch 1 (ms per step)",
+    }
+    for section in ("train", "infer", "stream"):
+        rows = [r for r in data["summary"] if r["section"] == section]
+        if not rows:
+            continue
+        one = next(r for r in res if r["section"] == section)
+        out += [f"## {titles[section].format(B=one['batch'], T=one['seq_len'])}", ""]
+        out += [
+            "| model | liquidflow | ncps 1.0.1 | speed-up vs ncps | target | × nn.LSTM |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            tgt = r["target_vs_ncps"]
+            status = ""
+            if tgt and r["speedup_vs_ncps"]:
+                status = " ✓" if r["speedup_vs_ncps"] >= tgt else " ✗"
+            xl = _num(r["x_lstm"])
+            if r.get("target_x_lstm"):
+                xl += f" (target ≤ {r['target_x_lstm']})" + (
+                    " ✓" if (r["x_lstm"] or 99) <= r["target_x_lstm"] else " ✗"
+                )
+            out.append(
+                f"| {MODEL_TITLES[r['model']]} | {_num(r['liquidflow_ms'], '{:.3f}')} | "
+                f"{_num(r['ncps_ms'], '{:.3f}')} | {_num(r['speedup_vs_ncps'])}×{status} | "
+                f"{'≥ ' + _num(tgt, '{:g}') + '×' if tgt else ''} | {xl} |"
+            )
+        for peer in ("lstm", "gru"):
+            vs = [r["median_ms"] for r in res if r["section"] == section and r["model"] == peer and r["median_ms"]]
+            if vs:
+                out.append(
+                    f"| {MODEL_TITLES[peer]} (torch; median over groups) | {statistics.median(vs):.3f} | | | | |"
+                )
+        out.append("")
+    scal = [r for r in res if r["section"] == "scaling"]
+    if scal:
+        ts = sorted({r["seq_len"] for r in scal})
+        out += [
+            f"## Sequence-length scaling (forward + backward, batch {scal[0]['batch']}, ms; ms per step in brackets)",
+            "",
+        ]
+        out += ["| model | impl | " + " | ".join(f"T = {t}" for t in ts) + " |", "|---|---|" + "---:|" * len(ts)]
+        for model in [*MODELS, "lstm"]:
+            for impl in ("liquidflow", "ncps", "torch"):
+                cells = []
+                for t in ts:
+                    v = _lookup(res, "scaling", model, impl, t)
+                    cells.append("—" if v is None else f"{v:.1f} ({v / t:.3f})")
+                if any(c != "—" for c in cells):
+                    out.append(f"| {MODEL_TITLES[model]} | {impl} | " + " | ".join(cells) + " |")
+        out.append("")
+    mem = [r for r in res if r["section"] == "memory"]
+    if mem:
+        ts = sorted({r["seq_len"] for r in mem})
+        out += [f"## Peak memory of one training step (MB above the idle process, batch {mem[0]['batch']})", ""]
+        out += ["| model | impl | " + " | ".join(f"T = {t}" for t in ts) + " |", "|---|---|" + "---:|" * len(ts)]
+        for model in [*MODELS, "lstm"]:
+            for impl in ("liquidflow", "ncps", "torch"):
+                cells = []
+                for t in ts:
+                    v = _lookup(res, "memory", model, impl, t)
+                    cells.append(_num(v, "{:.1f}"))
+                if any(c != "—" for c in cells):
+                    out.append(f"| {MODEL_TITLES[model]} | {impl} | " + " | ".join(cells) + " |")
+        out.append("")
+    errors = [r for r in res if r["error"]]
+    if errors:
+        out += ["## Errors", ""]
+        out += [f"- {r['section']} {r['model']} {r['impl']} T={r['seq_len']}: {r['error']}" for r in errors]
+        out.append("")
+    return "\n".join(out)
+
+
+def write(data: dict[str, Any], out_dir: str | Path, name: str = "latest") -> tuple[Path, Path]:
+    """Write ``<name>.json`` and ``<name>.md`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jp, mp = out / f"{name}.json", out / f"{name}.md"
+    jp.write_text(json.dumps(data, indent=1) + "\n")
+    mp.write_text(markdown(data))
+    return jp, mp
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m liquidflow.bench [--quick] [--threads N] [--out DIR] [--sections ...]``."""
+    import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--memory-case":  # internal: one memory measurement in this fresh process
+        model, impl, T, B, F, threads = argv[1:7]
+        print(json.dumps(measure_memory(model, impl, int(T), int(B), int(F), int(threads))))
+        return 0
+    p = argparse.ArgumentParser(prog="liquidflow-bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats: a sanity run")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2; try 1)")
+    p.add_argument("--out", default="benchmarks/results", help="folder for <name>.json and <name>.md")
+    p.add_argument("--name", default=None, help="file stem (default: latest, or quick with --quick)")
+    p.add_argument("--sections", nargs="+", default=None, help="subset of: train infer stream scaling memory")
+    p.add_argument("--models", nargs="+", default=None, help=f"subset of: {' '.join(MODELS)}")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per case (median)")
+    p.add_argument("--no-scaling-peers", action="store_true", help="time only liquidflow and LSTM in the T sweep")
+    a = p.parse_args(argv)
+    s = Settings.quick_settings(a.threads) if a.quick else Settings(threads=a.threads)
+    if a.sections:
+        s.sections = tuple(a.sections)
+    if a.models:
+        bad = [m for m in a.models if m not in MODELS]
+        if bad:
+            p.error(f"unknown models {bad}; valid: {list(MODELS)}")
+        s.models = tuple(a.models)
+    if a.repeats:
+        s.repeats = a.repeats
+    s.scaling_peers = not a.no_scaling_peers
+    data = run(s)
+    jp, mp = write(data, a.out, a.name or ("quick" if a.quick else "latest"))
+    print(markdown(data))
+    print(f"wrote {jp} and {mp}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
