@@ -17,7 +17,15 @@ from torch import nn
 from ..wirings import FullyConnected, Wiring
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
 from ._solvers import Solver
-from ._validate import check_device, check_float_dtype, check_tensor, normalize_mask, normalize_timespans
+from ._validate import (
+    check_device,
+    check_finite,
+    check_finite_observed,
+    check_float_dtype,
+    check_tensor,
+    normalize_mask,
+    normalize_timespans,
+)
 
 Tensor = torch.Tensor
 State = Union[Tensor, tuple[Tensor, Tensor]]
@@ -99,6 +107,7 @@ class _SequenceLayer(nn.Module):
             if tuple(p.shape) != expected:
                 raise ValueError(f"{name} must have shape {expected} (batch, state_size); got {tuple(p.shape)}")
             check_float_dtype(p, name, like.dtype)
+            check_finite(p, name)
             out.append(p if batched else p.unsqueeze(0))
         return out[0], (out[1] if len(out) == 2 else None)
 
@@ -132,6 +141,7 @@ class _SequenceLayer(nn.Module):
                 mask = check_tensor(mask, "mask").unsqueeze(0)
             batch_first = True
         m = normalize_mask(mask, B, T, batch_first, x.device)
+        x = check_finite_observed(x, "input", m)  # NaN/Inf policy: docs/robustness.md
         ts = normalize_timespans(timespans, B, T, batch_first, x.dtype, x.device, m)  # (B, T, 1)
         h, c = self._check_state(hx, B, batched, x)
         out, h, c = self._run(x, h, c, ts, m, return_sequences)

@@ -34,6 +34,27 @@ def check_finite(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf (first at index {tuple(bad)}); clean or mask the input")
 
 
+def check_finite_observed(x: Tensor, name: str, mask: Tensor | None) -> Tensor:
+    """NaN/Inf policy of every layer: a non-finite value at an observed step raises a ValueError naming
+    ``name`` and the (batch, step, feature) where it is; values at masked steps (``mask`` False) are
+    ignored and replaced by 0, so passing ``mask=False`` where a reading is missing is how to skip it.
+
+    ``x`` is (B, T, F) batch-major and ``mask`` (B, T) or None. Returns ``x`` (a copy only when
+    masked steps held non-finite values).
+    """
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        return x
+    bad = ~finite if mask is None else ~finite & mask.unsqueeze(-1)
+    if bool(bad.any()):
+        b, t, f = bad.nonzero()[0].tolist()
+        raise ValueError(
+            f"{name} contains {x[b, t, f].item()} at batch {b}, step {t}, feature {f}; NaN/Inf inputs are not "
+            "allowed at observed steps (fill them, or set mask=False at those steps to skip them)"
+        )
+    return torch.where(finite, x, torch.zeros_like(x))
+
+
 def normalize_timespans(
     timespans: float | Tensor | None,
     batch: int,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..torch._validate import check_tensor, normalize_mask, normalize_timespans
+from ..torch._validate import check_finite_observed, check_tensor, normalize_mask, normalize_timespans
 
 Tensor = torch.Tensor
 
@@ -44,6 +44,7 @@ def _prepare(layer: nn.Module, input: Tensor, timespans: float | Tensor | None, 
     if T == 0:
         raise ValueError("input has 0 time steps; a sequence needs at least one step")
     m = normalize_mask(mask, B, T, True, x.device)
+    x = check_finite_observed(x, "input", m)  # same NaN/Inf policy as LTC/CfC
     ts = normalize_timespans(timespans, B, T, True, x.dtype, x.device, m)  # (B, T, 1)
     return torch.cat([x, ts], dim=-1), m, batched
 

@@ -182,12 +182,12 @@ class TrainConfig:
             raise FileNotFoundError(f"config file {path!r} does not exist")
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        if path.endswith(".json"):
-            d = json.loads(text)
-        else:
-            import yaml
+        import yaml
 
-            d = yaml.safe_load(text)
+        try:  # safe loaders only: a config file never constructs Python objects
+            d = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: not a valid {'JSON' if path.endswith('.json') else 'YAML'} config: {e}") from e
         try:
             return cls.from_dict(d or {})
         except (ValueError, TypeError) as e:

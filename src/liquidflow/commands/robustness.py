@@ -1,0 +1,41 @@
+"""``liquidflow robustness``: the sampling-rate and perturbation experiment (docs/robustness.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def robustness(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder (table.md, results.json, plot)")] = Path(
+        "runs/robustness"
+    ),
+    models: Annotated[str, typer.Option(help="comma-separated kinds among ltc, cfc, lstm, gru")] = "ltc,cfc,lstm,gru",
+    n_train: Annotated[int, typer.Option(help="training sequences")] = 600,
+    n_test: Annotated[int, typer.Option(help="test sequences")] = 300,
+    rate: Annotated[float, typer.Option(help="training sampling rate in Hz")] = 10.0,
+    duration: Annotated[float, typer.Option(help="seconds observed per sequence")] = 10.0,
+    units: Annotated[int, typer.Option(help="hidden units per model")] = 16,
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 20,
+    lr: Annotated[float | None, typer.Option(help="learning rate (default: per model kind)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Train models on damped oscillators at RATE Hz, evaluate at 0.1x/10x the rate and under noise,
+    dropped samples, jitter and drift; print the markdown table."""
+    from liquidflow.robustness import run_experiment
+    from liquidflow.robustness._experiment import KIND_OPTIONS
+
+    kinds = tuple(k.strip().lower() for k in models.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KIND_OPTIONS]
+    if not kinds or unknown:
+        raise typer.BadParameter(f"models must be a comma-separated subset of {sorted(KIND_OPTIONS)}; got {models!r}")
+    table = run_experiment(out, kinds, n_train, n_test, rate, duration, units, epochs, lr, seed, progress)
+    typer.echo(table.to_markdown())
+    typer.echo(f"\nwrote {out / 'table.md'}, {out / 'results.json'}, {out / 'robustness.png'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("robustness")(robustness)
