@@ -45,7 +45,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("false_alarms_per_machine_month", "False alarms / machine-month", "{:.2f}"),
     ("rul_mae_days", "RUL MAE, last 2H (days)", "{:.2f}"),
     ("parameters", "Parameters", "{:,}"),
-    ("model_bytes", "Model bytes (float32)", "{:,}"),
+    ("model_bytes", "Model bytes (exported)", "{:,}"),
     ("step_latency_us", "Step latency (µs, 1 machine)", "{:.0f}"),
     ("train_seconds", "Train time (s)", "{:.1f}"),
 )
@@ -94,13 +94,22 @@ class Benchmark:
             return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
         lines = [fmt(head), "  ".join("-" * w for w in widths), *[fmt(r) for r in rows]]
-        return "\n".join(lines)
+        return "\n".join([*lines, "", self.bytes_note()])
+
+    def bytes_note(self) -> str:
+        """How the model bytes were measured, per model."""
+        by: dict[str, list[str]] = {}
+        for key, m in self.metrics.items():
+            if key != "threshold":
+                by.setdefault(str(m.get("bytes_measure", "float32 weights")), []).append(NAMES.get(key, key))
+        parts = [f"{how} for {', '.join(names)}" for how, names in by.items()]
+        return "Model bytes: " + "; ".join(parts) + "; the amplitude alarm stores 2 floats."
 
     def table_markdown(self) -> str:
         t = self.table()
         lines = ["| Metric | " + " | ".join(t.columns) + " |", "|---" * (len(t.columns) + 1) + "|"]
         lines += ["| " + idx + " | " + " | ".join(t.loc[idx].tolist()) + " |" for idx in t.index]
-        return "\n".join(lines)
+        return "\n".join([*lines, "", self.bytes_note()])
 
 
 def run_benchmark(

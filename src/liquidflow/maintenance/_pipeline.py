@@ -474,6 +474,18 @@ def score_metrics(
 
 
 def export_bytes(model: RiskModel) -> tuple[int, str]:
-    """Bytes of the exported model and how they were measured (C source when the exporter supports
-    the model, else float32 weights)."""
+    """Bytes of the exported model and how they were measured: the ``const`` weight data of the C
+    export (``liquidflow.export.to_c``) for liquid models when the exporter is present, else the
+    float32 weights (parameters and input normalisation)."""
+    if model.liquid:
+        try:
+            import tempfile
+
+            from ..export import to_c
+            from ._export import ExportView
+
+            with tempfile.TemporaryDirectory() as tmp:
+                return int(to_c(ExportView(model), tmp, prefix="lfsize").weight_bytes), "C const weights"
+        except (ImportError, TypeError, ValueError):
+            pass
     return model.float32_bytes(), "float32 weights"
