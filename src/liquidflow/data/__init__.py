@@ -7,6 +7,7 @@ from . import synthetic as synthetic
 from ._loader import IGNORE_INDEX as IGNORE_INDEX
 from ._loader import Preprocessor as Preprocessor
 from ._loader import SeriesDataset as SeriesDataset
+from ._loader import ShardedSampler as ShardedSampler
 from ._loader import collate_series as collate_series
 from ._loader import forward_fill as forward_fill
 from ._loader import make_loader as make_loader
@@ -18,6 +19,7 @@ __all__ = [
     "IrregularSeries",
     "Preprocessor",
     "SeriesDataset",
+    "ShardedSampler",
     "collate_series",
     "compute_timespans",
     "forward_fill",

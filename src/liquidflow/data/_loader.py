@@ -201,6 +201,47 @@ def collate_series(
     return out
 
 
+class ShardedSampler(torch.utils.data.Sampler[int]):
+    """Index order for training: seeded per epoch, and sharded across processes under DDP.
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches as an
+    uninterrupted one (Lightning calls ``set_epoch`` each epoch). When torch.distributed is
+    initialised with W processes, process r takes positions r, r + W, r + 2W ... of that order
+    (padded by wrapping so every process gets the same count): a global batch of W x B equals a
+    single-process batch of W*B. Use it with ``Trainer(use_distributed_sampler=False)``.
+    """
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0) -> None:
+        self.n, self.shuffle, self.seed, self.epoch = int(n), bool(shuffle), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @staticmethod
+    def _world() -> tuple[int, int]:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        rank, world = self._world()
+        if world > 1:
+            total = -(-self.n // world) * world
+            order = (order * (total // max(self.n, 1) + 1))[:total]
+            order = order[rank::world]
+        return iter(order)
+
+    def __len__(self) -> int:
+        _, world = self._world()
+        return -(-self.n // world)
+
+
 def make_loader(
     dataset: SeriesDataset,
     batch_size: int = 64,
@@ -209,17 +250,22 @@ def make_loader(
     pad_to: int | None = None,
     num_workers: int = 0,
     drop_last: bool = False,
+    shard: bool = False,
 ) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
-    """A DataLoader with padding collation; shuffling is seeded (the same order for the same seed)."""
+    """A DataLoader with padding collation; shuffling is seeded per epoch (see ShardedSampler).
+
+    ``shard=True``: under DDP each process reads its share (``ShardedSampler``); the training loop
+    uses it with Lightning's ``use_distributed_sampler=False``.
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    g = torch.Generator().manual_seed(seed)
     collate = functools.partial(collate_series, pad_to=pad_to, per_step=dataset.per_step)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=g if shuffle else None,
+        sampler=ShardedSampler(len(dataset), shuffle, seed)
+        if shard
+        else (ShardedSampler(len(dataset), True, seed) if shuffle else None),
         collate_fn=collate,
         num_workers=num_workers,
         drop_last=drop_last,

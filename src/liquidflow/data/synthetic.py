@@ -15,6 +15,8 @@ targets are (w, g); ``series.forecast_targets()`` turns it into a forecasting ta
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._series import IrregularSeries
@@ -101,3 +103,50 @@ def damped_spirals(
         feature_names=["x", "y"],
         first_timespan=float(mean_gap),
     )
+
+
+def sensor_readings_frame(
+    n_machines: int = 20,
+    readings: int = 120,
+    mean_gap_hours: float = 1.0,
+    missing: float = 0.05,
+    fault_fraction: float = 0.5,
+    seed: int = 0,
+) -> Any:
+    """A long-format pandas DataFrame of machine sensor readings at irregular times, with faults.
+
+    Columns: ``machine``, ``timestamp`` (datetimes, exponential gaps), ``temperature``, ``vibration``,
+    ``pressure`` (NaN where a reading is missing) and ``fault`` (0/1 per row: 1 once a machine's
+    degradation has started). Degrading machines drift slowly upwards in temperature and vibration
+    with growing noise; healthy ones fluctuate around their own baseline. Used by the CSV guide.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    start = pd.Timestamp("2024-01-01")
+    for m in range(n_machines):
+        gaps = np.maximum(rng.exponential(mean_gap_hours, size=readings), 0.05)
+        hours = np.cumsum(gaps)
+        base = rng.normal([60.0, 1.0, 5.0], [3.0, 0.1, 0.3])
+        faulty = rng.random() < fault_fraction
+        onset = rng.uniform(0.3, 0.7) * hours[-1] if faulty else np.inf
+        since = np.clip(hours - onset, 0.0, None)
+        temp = base[0] + 0.8 * np.sin(hours / 12.0) + 0.15 * since + rng.normal(0, 0.5, readings)
+        vib = base[1] + 0.02 * since * (1 + 0.5 * rng.standard_normal(readings)) + rng.normal(0, 0.05, readings)
+        pres = base[2] + rng.normal(0, 0.2, readings) - 0.01 * since
+        vals = np.stack([temp, vib, pres], axis=1)
+        vals[rng.random(vals.shape) < missing] = np.nan
+        frames.append(
+            pd.DataFrame(
+                {
+                    "machine": f"m{m:03d}",
+                    "timestamp": start + pd.to_timedelta(hours, unit="h"),
+                    "temperature": vals[:, 0],
+                    "vibration": vals[:, 1],
+                    "pressure": vals[:, 2],
+                    "fault": (hours >= onset).astype(int),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

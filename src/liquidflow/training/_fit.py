@@ -221,11 +221,18 @@ def fit(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
+        use_distributed_sampler=False,  # ShardedSampler shards the training data itself (same global batches)
         default_root_dir=str(out),
     )
     bs, nw = cfg.trainer.batch_size, cfg.trainer.num_workers
     train_loader = make_loader(
-        data.train, bs, shuffle=cfg.trainer.shuffle, seed=cfg.trainer.seed, pad_to=data.pad_to, num_workers=nw
+        data.train,
+        bs,
+        shuffle=cfg.trainer.shuffle,
+        seed=cfg.trainer.seed,
+        pad_to=data.pad_to,
+        num_workers=nw,
+        shard=True,
     )
     val_loader = make_loader(data.val, max(bs, 256), pad_to=data.pad_to, num_workers=nw)
     t0 = time.perf_counter()

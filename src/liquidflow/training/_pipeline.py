@@ -160,6 +160,8 @@ def dataset_from_metadata(
             if task == "forecast":
                 series = dataclasses.replace(series, labels=None, label_level=None).forecast_targets(cfg.horizon)
     else:
+        file_features = [n for n in prep.feature_names if not (task == "forecast" and n == "next_dt")]
+        cfg = dataclasses.replace(cfg, features=file_features)
         if not labels:
             cfg = dataclasses.replace(cfg, target=None)
         series = read_source(cfg)
