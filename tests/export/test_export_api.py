@@ -108,3 +108,22 @@ def test_int8_source_stores_int8_weights(tmp_path) -> None:  # type: ignore[no-u
     assert "static const int8_t" in q8.source.read_text()
     assert "static const int8_t" not in f32.source.read_text()
     assert q8.weight_bytes < 0.7 * f32.weight_bytes
+
+
+def test_run_c_batches_sequences_like_pytorch() -> None:
+    ec.require_tools("gcc")
+    from liquidflow.export import reference_outputs, run_c
+
+    model = ec.make_model("wcfc-autoncp")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 20, 4)).astype(np.float32)
+    dt = rng.uniform(0.1, 1.0, (3, 20)).astype(np.float32)
+    y = run_c(model, x, dt)
+    ref = reference_outputs(model, torch.from_numpy(x), torch.from_numpy(dt)).numpy()
+    assert y.shape == ref.shape == (3, 20, 3)
+    assert ec.max_err(y, ref) <= ec.FLOAT_TOL
+    y1 = run_c(model, x[1], 0.5)  # one sequence, constant dt
+    ref1 = reference_outputs(model, torch.from_numpy(x[1:2]), torch.full((1, 20), 0.5))[0].numpy()
+    assert ec.max_err(y1, ref1) <= ec.FLOAT_TOL
+    with pytest.raises(ValueError, match="dt must be a float"):
+        run_c(model, x, np.ones(7))

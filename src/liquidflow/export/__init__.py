@@ -4,6 +4,7 @@
   ``mode="sequence"``: dynamic batch and time axes, a ``timespans`` input (an ONNX ``Scan`` over the
   step graph, so no sequence length is baked in).
 * :func:`to_c` — a header and a source file, no heap, libm only, weights ``const``, state in a struct.
+* :func:`run_c` — run the generated C over sequences on the host or an emulated Cortex-M board.
 * :func:`footprint` — flash, RAM and instructions per step of the generated C on a Cortex-M target,
   measured with ``arm-none-eabi-size`` and QEMU (see docs/export.md).
 """
@@ -16,5 +17,6 @@ from ._model import StepModule as StepModule
 from ._model import reference_outputs as reference_outputs
 from ._model import unwrap as unwrap
 from ._onnx import to_onnx as to_onnx
+from ._run import run_c as run_c
 
-__all__ = ["CExport", "Footprint", "StepModule", "footprint", "reference_outputs", "to_c", "to_onnx", "unwrap"]
+__all__ = ["CExport", "Footprint", "StepModule", "footprint", "reference_outputs", "run_c", "to_c", "to_onnx", "unwrap"]

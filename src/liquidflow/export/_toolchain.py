@@ -89,6 +89,11 @@ class HarnessCase:
     prefix: str
     x: np.ndarray  # (T, F) float32
     dt: np.ndarray  # (T,) float32
+    label: str | None = None  # name of its output lines (default: the prefix); cases may share a prefix
+
+    @property
+    def name(self) -> str:
+        return self.label if self.label is not None else self.prefix
 
 
 def write_harness(cases: Sequence[HarnessCase], path: Path) -> Path:
@@ -105,21 +110,33 @@ def write_harness(cases: Sequence[HarnessCase], path: Path) -> Path:
         "#include <stdio.h>",
         "",
     ]
-    for c in cases:
-        check_prefix(c.prefix)
-        lines.append(f'#include "{c.prefix}.h"')
+    names = [c.name for c in cases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"harness cases need distinct labels; got {names}")
+    for prefix in dict.fromkeys(c.prefix for c in cases):
+        check_prefix(prefix)
+        lines.append(f'#include "{prefix}.h"')
     lines.append("")
     most = 1
-    for c in cases:
+    for i, c in enumerate(cases):
+        check_prefix(c.name)
         x = np.asarray(c.x, dtype=np.float32)
         dt = np.asarray(c.dt, dtype=np.float32).reshape(-1)
-        if x.ndim != 2 or x.shape[0] != dt.shape[0]:
-            raise ValueError(f"case {c.prefix}: x must be (T, F) and dt (T,); got {x.shape} and {dt.shape}")
-        lines.append(_array("float", f"lfh_{c.prefix}_x", x))
-        lines.append(_array("float", f"lfh_{c.prefix}_dt", dt))
+        if x.ndim != 2 or x.shape[0] != dt.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"case {c.name}: x must be (T, F) and dt (T,) with T >= 1; got {x.shape} and {dt.shape}")
+        lines.append(_array("float", f"lfh_c{i}_x", x))
+        lines.append(_array("float", f"lfh_c{i}_dt", dt))
     for c in cases:
         most = max(most, len(c.dt))
     lines.append(f"#define LFH_MAX_STEPS {most}")
+    # the widest output, as enum constants (nested macros would grow exponentially)
+    widths = ["lfh_w0 = 1"]
+    for k, prefix in enumerate(dict.fromkeys(c.prefix for c in cases)):
+        o = f"{prefix.upper()}_OUTPUT_SIZE"
+        widths.append(f"lfh_w{k + 1} = ({o} > lfh_w{k} ? {o} : lfh_w{k})")
+    lines.append("enum {\n    " + ",\n    ".join(widths) + "\n};")
+    lines.append(f"#define LFH_MAX_OUT lfh_w{len(widths) - 1}")
+    lines.append("static float lfh_out[LFH_MAX_STEPS * LFH_MAX_OUT];")
     lines.append(
         """
 void lfh_marker(void) __attribute__((noinline));
@@ -144,18 +161,17 @@ static void lfh_dump(const char *name, const float *y, int steps, int n)
 """
     )
     lines.append("int main(void)\n{")
-    for c in cases:
+    for i, c in enumerate(cases):
         p, P, T = c.prefix, c.prefix.upper(), len(c.dt)
         lines.append(f"""    {{
         static {p}_state_t st;
-        static float out[LFH_MAX_STEPS * {P}_OUTPUT_SIZE];
         int t;
         {p}_init(&st);
         lfh_marker();
         for (t = 0; t < {T}; ++t)
-            {p}_step(&st, &lfh_{p}_x[t * {P}_INPUT_SIZE], lfh_{p}_dt[t], &out[t * {P}_OUTPUT_SIZE]);
+            {p}_step(&st, &lfh_c{i}_x[t * {P}_INPUT_SIZE], lfh_c{i}_dt[t], &lfh_out[t * {P}_OUTPUT_SIZE]);
         lfh_marker();
-        lfh_dump("{p}", out, {T}, {P}_OUTPUT_SIZE);
+        lfh_dump("{c.name}", lfh_out, {T}, {P}_OUTPUT_SIZE);
     }}""")
     lines.append("    return 0;\n}\n")
     path.write_text("\n".join(lines))
@@ -163,7 +179,7 @@ static void lfh_dump(const char *name, const float *y, int steps, int n)
 
 
 def parse_harness_output(text: str) -> dict[str, np.ndarray]:
-    """Outputs per prefix, (T, O) float32, from the harness's hex lines."""
+    """Outputs per case label (default: prefix), (T, O) float32, from the harness's hex lines."""
     rows: dict[str, list[list[int]]] = {}
     for line in text.splitlines():
         parts = line.split()
