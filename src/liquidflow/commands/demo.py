@@ -19,7 +19,7 @@ import typer
 
 def run_demo(
     out: Path | None = None,
-    machines: int = 60,
+    machines: int = 100,
     days: float = 60.0,
     epochs: int = 20,
     seed: int = 0,
@@ -137,7 +137,7 @@ def run_demo(
 
 def demo(
     out: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/demo-<timestamp>/)")] = None,
-    machines: Annotated[int, typer.Option(help="machines in the simulated fleet")] = 60,
+    machines: Annotated[int, typer.Option(help="machines in the simulated fleet")] = 100,
     days: Annotated[float, typer.Option(help="days simulated")] = 60.0,
     epochs: Annotated[int, typer.Option(help="training epochs per model")] = 20,
     seed: Annotated[int, typer.Option(help="random seed (fleet, split, initialisation)")] = 0,

@@ -120,7 +120,8 @@ def wiring_figure(bench: Benchmark, liquid: str, path: str | Path) -> dict[str, 
     core: Any = model.core
     wiring = core.wiring
     names = list(bench.features)
-    outputs = ["risk", "RUL"]
+    # the motor neurons feed a 2-output projection (risk logit, RUL)
+    outputs = ["risk", "RUL"] if model.motors == 2 else [f"motor {i}" for i in range(model.motors)]
     try:
         from ..interpret import plot_wiring
 

@@ -47,6 +47,7 @@ class RiskModel(nn.Module):
         features: list[str],
         *,
         units: int = 16,
+        motors: int = 2,
         hidden: int = 32,
         window: int = 48,
         heads: int = 2,
@@ -65,6 +66,7 @@ class RiskModel(nn.Module):
         self.features = list(features)
         F = len(self.features)
         self.units, self.hidden, self.window, self.heads = int(units), int(hidden), int(window), int(heads)
+        self.motors = int(motors)  # motor neurons of the NCP, projected to the 2 outputs
         self.time_unit_h = float(time_unit_h)
         self.first_dt_h = float(first_dt_h) if first_dt_h is not None else float(time_unit_h)
         self.horizon_days = float(horizon_days)
@@ -88,13 +90,13 @@ class RiskModel(nn.Module):
             from ..torch import CfC
             from ..wirings import AutoNCP
 
-            self.core = CfC(F, AutoNCP(self.units, 2, seed=self.wiring_seed), proj_size=2)
+            self.core = CfC(F, AutoNCP(self.units, self.motors, seed=self.wiring_seed), proj_size=2)
             self.head = nn.Identity()
         elif kind == "ltc":
             from ..torch import LTC
             from ..wirings import AutoNCP
 
-            self.core = LTC(F, AutoNCP(self.units, 2, seed=self.wiring_seed), proj_size=2, ode_unfolds=3)
+            self.core = LTC(F, AutoNCP(self.units, self.motors, seed=self.wiring_seed), proj_size=2, ode_unfolds=3)
             self.head = nn.Identity()
         elif kind in ("lstm", "gru"):
             rnn = nn.LSTM if kind == "lstm" else nn.GRU
@@ -118,6 +120,7 @@ class RiskModel(nn.Module):
             "kind": self.kind,
             "features": self.features,
             "units": self.units,
+            "motors": self.motors,
             "hidden": self.hidden,
             "window": self.window,
             "heads": self.heads,

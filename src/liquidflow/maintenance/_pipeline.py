@@ -176,6 +176,7 @@ class TrainConfig:
     chunk: int = 64  #: truncated-BPTT length (readings)
     lr: float = 5e-3
     units: int = 16  #: liquid neurons (AutoNCP)
+    motors: int = 2  #: motor neurons of the NCP (projected to risk and RUL)
     hidden: int = 32  #: LSTM / GRU hidden size, Transformer width
     window: int = 48  #: Transformer attention window (readings)
     rul_weight: float = 0.5  #: weight of the RUL loss next to the classification loss
@@ -212,6 +213,7 @@ def build_risk_model(
         kind,
         list(features),
         units=cfg.units,
+        motors=cfg.motors,
         hidden=cfg.hidden,
         window=cfg.window,
         time_unit_h=float(np.median(valid_dt[valid_dt > 0])),
