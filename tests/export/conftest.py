@@ -1,11 +1,12 @@
 """Shared fixtures for the export tests: the cases (models, inputs, PyTorch outputs) are computed
 once per test run, even across pytest-xdist workers, and the emulated boards' instruction counts
-are printed in the terminal summary."""
+are printed in the terminal summary (when pytest loads this conftest in the main process: always
+with ``pytest tests/export``; with a bare ``pytest -n 2`` only if the root conftest loads it)."""
 
 from __future__ import annotations
 
+import json
 import pickle
-import time
 from pathlib import Path
 
 import export_cases as ec
@@ -13,7 +14,7 @@ import pytest
 import torch
 from filelock import FileLock
 
-REPORT_KEY = "liquidflow/export-instructions"
+REPORT_PREFIX = ec.REPORT_PREFIX
 
 
 def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -42,42 +43,22 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ec.Case]:
 
 
 @pytest.fixture(scope="session")
-def report(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    """``report(board, rows)``: keep instruction counts for the terminal summary."""
+def report(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``report(board, rows)``: keep instruction counts for the terminal summary (a JSON file per board
+    in the run's shared temporary folder, so it works across xdist workers)."""
+    shared = _shared_dir(tmp_path_factory)
 
-    def add(board: str, rows: dict[str, float], merge: bool = False) -> None:
-        key = f"{REPORT_KEY}/{board}-{'extra' if merge else 'main'}"
-        entry = request.config.cache.get(key, None) if merge else None
-        start = getattr(request.config, "_lf_export_start", 0.0)
-        old = entry["rows"] if entry and entry.get("time", 0) >= start else {}
-        request.config.cache.set(key, {"time": time.time(), "rows": {**old, **rows}})
+    def add(board: str, rows: dict[str, float]) -> None:
+        path = shared / f"{REPORT_PREFIX}{board}.json"
+        with FileLock(str(path) + ".lock"):
+            old = json.loads(path.read_text()) if path.exists() else {}
+            path.write_text(json.dumps({**old, **rows}))
 
     return add
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config._lf_export_start = time.time()  # type: ignore[attr-defined]
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    from liquidflow.export._toolchain import BOARDS
-
-    start = getattr(config, "_lf_export_start", 0.0)
-    found = {}
-    for board in BOARDS:
-        for part in ("main", "extra"):
-            entry = config.cache.get(f"{REPORT_KEY}/{board}-{part}", None)
-            if entry and entry.get("time", 0) >= start:
-                found.setdefault(board, {}).update(entry["rows"])
-    if not found:
-        return
-    terminalreporter.section("liquidflow export: instructions per step on QEMU (TCG plugin count)")
-    names = sorted({n for rows in found.values() for n in rows})
-    boards = list(found)
-    terminalreporter.write_line(f"{'model':44s}" + "".join(f"{b:>14s}" for b in boards))
-    for n in names:
-        cells = "".join(f"{found[b][n]:14,.0f}" if n in found[b] else f"{'-':>14s}" for b in boards)
-        terminalreporter.write_line(f"{n:44s}{cells}")
+    ec.print_instruction_summary(terminalreporter, config)
 
 
 @pytest.fixture(autouse=True)

@@ -129,3 +129,38 @@ def max_err(a: np.ndarray, b: np.ndarray) -> float:
 
 def int8_bound(y: np.ndarray) -> float:
     return INT8_ABS_TOL + INT8_REL_TOL * float(np.abs(y).max())
+
+
+REPORT_PREFIX = "export-insns-"
+
+
+def print_instruction_summary(terminalreporter, config) -> None:  # type: ignore[no-untyped-def]
+    """Print the instruction counts the QEMU tests left in the run's temporary folder (once per run).
+
+    Called from tests/export/conftest.py; a root conftest may call it too (``pytest -n 2`` from the
+    repository root does not load tests/export/conftest.py in the main process).
+    """
+    import json
+
+    if getattr(config, "_lf_export_summary_done", False):
+        return
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        root = factory.getbasetemp()
+    except OSError:
+        return
+    found = {
+        p.stem[len(REPORT_PREFIX) :]: json.loads(p.read_text()) for p in sorted(root.glob(f"{REPORT_PREFIX}*.json"))
+    }
+    if not found:
+        return
+    config._lf_export_summary_done = True
+    terminalreporter.section("liquidflow export: instructions per step on QEMU (TCG plugin count)")
+    names = sorted({n for rows in found.values() for n in rows})
+    boards = list(found)
+    terminalreporter.write_line(f"{'model':44s}" + "".join(f"{b:>14s}" for b in boards))
+    for n in names:
+        cells = "".join(f"{found[b][n]:14,.0f}" if n in found[b] else f"{'-':>14s}" for b in boards)
+        terminalreporter.write_line(f"{n:44s}{cells}")

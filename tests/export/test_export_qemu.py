@@ -17,7 +17,7 @@ ARM = ("gcc", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qe
 
 
 @pytest.mark.parametrize("board", sorted(tc.BOARDS))
-def test_emulated_board_matches_pytorch(board: str, cases, report, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_emulated_board_matches_pytorch(board: str, cases, report, tmp_path, record_property) -> None:  # type: ignore[no-untyped-def]
     ec.require_tools(*ARM)
     sources, hcases, expect = [], [], []
     for c in cases.values():
@@ -35,7 +35,9 @@ def test_emulated_board_matches_pytorch(board: str, cases, report, tmp_path) -> 
     run = tc.run_qemu(board, elf, tc.build_plugin(tmp_path), timeout=240)
     got = tc.parse_harness_output(run.stdout)
     per_step = tc.steps_instructions(run, [len(h.dt) for h in hcases])
-    report(board, {f"{c.name} ({dtype})": ips for (c, _, dtype), ips in zip(expect, per_step, strict=True)})
+    counts = {f"{c.name} ({dtype})": ips for (c, _, dtype), ips in zip(expect, per_step, strict=True)}
+    report(board, counts)
+    record_property("instructions_per_step", counts)
     failures = []
     for c, prefix, dtype in expect:
         if prefix not in got or got[prefix].shape != c.y.shape:
@@ -68,7 +70,7 @@ def test_autoncp32_footprint_targets(dtype: str, flash_target: int, ncp32: LTC, 
     assert fp.weight_bytes >= n_syn * (16 if dtype == "float32" else 4)
     assert fp.flash_bytes > fp.weight_bytes
     assert fp.instructions_per_step is not None and fp.instructions_per_step > 1000
-    report("mps2-an386", {f"footprint AutoNCP(32,10) LTC ({dtype})": fp.instructions_per_step}, merge=True)
+    report("mps2-an386", {f"footprint AutoNCP(32,10) LTC ({dtype})": fp.instructions_per_step})
 
 
 def test_sparse_wiring_stores_only_existing_synapses(ncp32: LTC, tmp_path) -> None:  # type: ignore[no-untyped-def]
