@@ -158,3 +158,25 @@ def test_bad_configuration_is_named():
         simulate(2, 5.0, jitter=1.5)
     with pytest.raises(ValueError, match="unknown FleetConfig fields"):
         simulate(2, 5.0, warp_speed=9)
+
+
+def test_the_data_module_reads_the_fleet():
+    from liquidflow.data import IrregularSeries
+    from liquidflow.maintenance import to_sequences
+
+    df = simulate(3, 8.0, seed=2)
+    series = IrregularSeries.from_dataframe(
+        df,
+        entity="machine_id",
+        time="timestamp",
+        features=list(FEATURES),
+        target="fails_within_h",
+        target_level="step",
+        time_unit="h",
+    )
+    seqs = to_sequences(df, FEATURES)
+    assert [str(e) for e in series.entities] == seqs.ids
+    for i in range(len(series)):
+        n = int(seqs.lengths[i])
+        np.testing.assert_allclose(np.asarray(series.values[i]), seqs.x[i, :n], rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(series.timespans[i])[1:], seqs.dt_h[i, 1:n], rtol=1e-5)
