@@ -229,3 +229,20 @@ def test_forecast_targets_are_next_readings() -> None:
     assert f.labels[0][:, 0].tolist() == [1, 4, 9, 16] and f.feature_names == ["x0", "next_dt"]
     ds = SeriesDataset(f, "forecast")
     assert ds[0]["y"].shape == (4, 1) and ds[0]["y"].dtype == torch.float32
+
+
+def test_sharded_sampler_orders_and_shards(monkeypatch) -> None:
+    from liquidflow.data import ShardedSampler
+
+    s = ShardedSampler(10, shuffle=True, seed=3)
+    first = list(s)
+    assert sorted(first) == list(range(10)) and list(s) == first  # same epoch, same order
+    s.set_epoch(1)
+    assert list(s) != first and list(ShardedSampler(10, shuffle=True, seed=3)) == first
+    assert list(ShardedSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
+    shards = []
+    for rank in (0, 1, 2):
+        monkeypatch.setattr(ShardedSampler, "_world", staticmethod(lambda r=rank: (r, 3)))
+        shards.append(list(ShardedSampler(10, shuffle=False)))
+    assert shards == [[0, 3, 6, 9], [1, 4, 7, 0], [2, 5, 8, 1]]  # padded by wrapping to equal counts
+    assert len(ShardedSampler(10)) == 4

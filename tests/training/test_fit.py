@@ -57,6 +57,7 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     resumed = fit(
         base.with_overrides([f"out_dir={tmp_path / 'b'}"]), resume=tmp_path / "b" / "checkpoints" / "last.ckpt"
     )
+    assert [r["epoch"] for r in resumed["history"]] == [0, 1, 2]
     m1, _ = load_model(tmp_path / "a" / "model.lf")
     m2, _ = load_model(tmp_path / "b" / "model.lf")
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):

@@ -130,6 +130,7 @@ class TrainerConfig:
     deterministic: bool = False
     progress: bool = True
     checkpoints: bool = True
+    checkpoint_every_n_steps: int | None = None  # also save last.ckpt every n steps (exact mid-epoch resume)
 
     def __post_init__(self) -> None:
         _check_int("trainer.epochs", self.epochs)
@@ -137,6 +138,7 @@ class TrainerConfig:
         _check_int("trainer.patience", self.patience, allow_none=True)
         _check_int("trainer.num_nodes", self.num_nodes)
         _check_int("trainer.num_workers", self.num_workers, low=0)
+        _check_int("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, allow_none=True)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"trainer.lr must be a positive number; got {self.lr!r}")
         if self.lr_schedule not in (None, "cosine", "constant"):

@@ -42,9 +42,9 @@ def seed_everything(seed: int) -> None:
 class _History(L.Callback):
     """Per-epoch metrics, written by rank 0 to ``history.json`` (so ddp_spawn runs keep them)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rows: list[dict[str, float]] | None = None) -> None:
         self.path = path
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, float]] = list(rows or [])  # earlier epochs of a resumed run
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -56,7 +56,7 @@ class _History(L.Callback):
         row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train_")})
         row.update(getattr(self, "_pending", {}))
         self._pending = {}
-        self.rows.append(row)
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:
             self.path.write_text(json.dumps(self.rows, indent=1))
 
@@ -185,14 +185,21 @@ def fit(
     best_path = out / "best.lf"
     if best_path.exists() and resume is None:
         best_path.unlink()
-    history = _History(out / "history.json")
+    earlier = json.loads((out / "history.json").read_text()) if resume and (out / "history.json").exists() else []
+    history = _History(out / "history.json", earlier)
     cbs: list[L.Callback] = [history, _BestWeights(best_path, cfg.trainer.monitor, meta)]
     if cfg.trainer.patience is not None:
         from lightning.pytorch.callbacks import EarlyStopping
 
         mode = "max" if cfg.trainer.monitor.endswith("acc") else "min"
         cbs.append(EarlyStopping(monitor=cfg.trainer.monitor, patience=cfg.trainer.patience, mode=mode))
-    if cfg.trainer.checkpoints:
+    step_ckpt = None
+    if cfg.trainer.checkpoints and cfg.trainer.checkpoint_every_n_steps:  # exact mid-epoch resume (_resume.py)
+        from ._resume import StepCheckpoint
+
+        step_ckpt = StepCheckpoint(out / "checkpoints" / "last.ckpt", cfg.trainer.checkpoint_every_n_steps)
+        cbs.append(step_ckpt)
+    elif cfg.trainer.checkpoints:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         cbs.append(
@@ -235,6 +242,8 @@ def fit(
         shard=True,
     )
     val_loader = make_loader(data.val, max(bs, 256), pad_to=data.pad_to, num_workers=nw)
+    if step_ckpt is not None:
+        train_loader = step_ckpt.attach(train_loader)
     t0 = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume))
     seconds = time.perf_counter() - t0
