@@ -180,7 +180,7 @@ def test_stateful_two_chunks_equal_whole() -> None:
     assert max_err(model([x[:, :5].numpy(), dt[:, :5].numpy()]), y1) < 1e-6
 
 
-def test_go_backwards_and_bidirectional_by_value() -> None:
+def test_go_backwards_and_bidirectional_by_value(tmp_path: Path) -> None:
     tl = make_layer("wcfc-autoncp", torch.float32, seed=13)
     x, dt, _ = random_batch(3, 6, torch.float32, seed=14)
     xr, dtr = torch.flip(x, [1]), torch.flip(dt, [1])
@@ -193,6 +193,11 @@ def test_go_backwards_and_bidirectional_by_value() -> None:
     fwd, bwd = torch_from_keras(bi.forward_layer), torch_from_keras(bi.backward_layer)
     expected = torch.cat([fwd(x, timespans=dt)[0], torch.flip(bwd(xr, timespans=dtr)[0], [1])], -1)
     assert max_err(y_bi, expected) < 1e-5
+    # and a Bidirectional model saves and loads
+    inp, ts = keras.Input((None, INPUT_SIZE)), keras.Input((None,))
+    model = keras.Model([inp, ts], bi([inp, ts]))
+    model.save(tmp_path / "bi.keras")
+    assert max_err(keras.models.load_model(tmp_path / "bi.keras")([x.numpy(), dt.numpy()]), y_bi) == 0.0
 
 
 def test_errors_name_the_problem() -> None:
@@ -266,9 +271,10 @@ def test_get_config_round_trips(case: str) -> None:
         cfg = obj.get_config()
         assert type(obj).from_config(json.loads(json.dumps(cfg))).get_config() == cfg
     layer.build((None, None, INPUT_SIZE))
-    for obj in (layer, layer.rnn_cell):
-        cfg = obj.get_config()
-        assert type(obj).from_config(json.loads(json.dumps(cfg))).get_config() == cfg
+    for obj in (layer, layer.rnn_cell, layer.lstm, layer.fc):
+        if obj is not None:
+            cfg = obj.get_config()
+            assert type(obj).from_config(json.loads(json.dumps(cfg))).get_config() == cfg
 
 
 # ------------------------------------------------------------------------------------ training
@@ -323,3 +329,14 @@ def test_liquidflow_tf_refuses_other_backends(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delitem(sys.modules, "liquidflow.tf", raising=False)
     with warnings.catch_warnings(), pytest.raises(ImportError, match="needs the TensorFlow backend"):
         import liquidflow.tf  # noqa: F401
+
+
+def test_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    monkeypatch.setenv("EPOCHS", "1")
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "examples" / "keras_quickstart.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "reloaded model gives the same predictions: True" in out
+    diff = float(out.split("keras vs torch, largest difference: ")[1].split()[0])
+    assert diff < 1e-5

@@ -26,6 +26,10 @@ BACKENDS = ["tensorflow", "torch"] + (["jax"] if importlib.util.find_spec("jax")
 def test_keras_backend(backend: str, tmp_path: Path) -> None:
     parity = tmp_path / "parity.json"
     env = dict(os.environ, KERAS_BACKEND=backend, LIQUIDFLOW_PARITY_JSON=str(parity), TF_CPP_MIN_LOG_LEVEL="3")
+    # One thread per process: the suite runs on 2 cores with 2 workers, and thread pools fighting over
+    # them make small recurrent ops (milliseconds each, thousands of them) several times slower.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        env.setdefault(var, "1")
     env.pop("PYTEST_XDIST_WORKER", None)
     cmd = [
         sys.executable,
@@ -57,3 +61,10 @@ def test_liquidflow_tf_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delitem(sys.modules, "liquidflow.tf", raising=False)
     with pytest.raises(ImportError, match=r"pip install 'liquidflow\[tf\]'"):
         importlib.import_module("liquidflow.tf")
+
+
+def test_docs_show_the_canonical_program_verbatim() -> None:
+    src = (HERE / "_backend_checks.py").read_text()
+    program = src.split('CANONICAL_PROGRAM = """\\\n')[1].split('"""')[0]
+    assert "tf.keras.layers.InputLayer(input_shape=(None, 20))" in program
+    assert program in (ROOT / "docs" / "keras.md").read_text()
