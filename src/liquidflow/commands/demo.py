@@ -22,6 +22,7 @@ def run_demo(
     machines: int = 100,
     days: float = 60.0,
     epochs: int = 20,
+    units: int = 16,
     seed: int = 0,
     liquid: str = "cfc",
     baselines: tuple[str, ...] = ("lstm", "gru", "transformer"),
@@ -58,7 +59,7 @@ def run_demo(
     df.to_parquet(run_dir / "fleet.parquet", index=False)
 
     echo(f"[2/{steps}] Training the liquid model ({NAMES[liquid]}) and baselines ({', '.join(baselines)})...")
-    cfg = TrainConfig(epochs=epochs, seed=seed)
+    cfg = TrainConfig(epochs=epochs, units=units, seed=seed)
     bench = run_benchmark(
         df,
         liquid=liquid,
@@ -140,6 +141,7 @@ def demo(
     machines: Annotated[int, typer.Option(help="machines in the simulated fleet")] = 100,
     days: Annotated[float, typer.Option(help="days simulated")] = 60.0,
     epochs: Annotated[int, typer.Option(help="training epochs per model")] = 20,
+    units: Annotated[int, typer.Option(help="liquid neurons (AutoNCP / NCP); 16 fits a small gateway")] = 16,
     seed: Annotated[int, typer.Option(help="random seed (fleet, split, initialisation)")] = 0,
     liquid: Annotated[str, typer.Option(help="liquid model: cfc (CfC + AutoNCP) or ltc (LTC + NCP)")] = "cfc",
     baselines: Annotated[
@@ -165,6 +167,7 @@ def demo(
         machines=machines,
         days=days,
         epochs=epochs,
+        units=units,
         seed=seed,
         liquid=liquid,
         baselines=names,

@@ -172,9 +172,9 @@ class TrainConfig:
     """Hyper-parameters of :func:`train_model` (one set for every neural model)."""
 
     epochs: int = 25
-    batch_size: int = 16
+    batch_size: int = 25
     chunk: int = 64  #: truncated-BPTT length (readings)
-    lr: float = 5e-3
+    lr: float = 1e-2
     units: int = 16  #: liquid neurons (AutoNCP)
     motors: int = 2  #: motor neurons of the NCP (projected to risk and RUL)
     hidden: int = 32  #: LSTM / GRU hidden size, Transformer width
