@@ -207,7 +207,10 @@ class TrainConfig:
             if "=" not in item:
                 raise ValueError(f"override must look like section.key=value; got {item!r}")
             key, raw = item.split("=", 1)
-            value = yaml.safe_load(raw) if raw.strip() else None
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError as e:
+                raise ValueError(f"override {item!r}: the value is not plain YAML: {e}") from e
             parts = key.strip().split(".")
             if parts == ["out_dir"]:
                 d["out_dir"] = str(value)
