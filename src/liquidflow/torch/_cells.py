@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..wirings import FullyConnected, Wiring
-from ._solvers import Solver, get_solver
+from . import _fused
+from ._solvers import SemiImplicitEuler, Solver, get_solver
 
 Tensor = torch.Tensor
 
@@ -222,9 +223,10 @@ class LTCCell(nn.Module):
         x = self.map_inputs(x)
         ws = self.positive("sensory_w") * self.sensory_sparsity_mask  # (I, N)
         act = torch.sigmoid(self.sensory_sigma * (x.unsqueeze(-1) - self.sensory_mu))  # (B, T, I, N)
-        numer = torch.einsum("btin,in->btn", act, ws * self.sensory_erev)
-        denom = torch.einsum("btin,in->btn", act, ws)
-        return torch.stack([numer, denom], dim=2)
+        # multiply-and-sum: torch.einsum turns this contraction into slow batched matmuls on CPU
+        numer = (act * (ws * self.sensory_erev)).sum(-2)
+        denom = (act * ws).sum(-2)
+        return torch.stack([numer, denom], dim=-2)
 
     def _rhs(self, pre_t: Tensor) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
         gleak = self.positive("gleak")
@@ -235,8 +237,8 @@ class LTCCell(nn.Module):
 
         def rhs(v: Tensor) -> tuple[Tensor, Tensor]:
             act = torch.sigmoid(self.sigma * (v.unsqueeze(-1) - self.mu))  # (B, N, N): pre i, post j
-            numer = base_numer + torch.einsum("bij,ij->bj", act, we)
-            denom = base_denom + torch.einsum("bij,ij->bj", act, w)
+            numer = base_numer + (act * we).sum(1)
+            denom = base_denom + (act * w).sum(1)
             return numer, denom
 
         return rhs
@@ -254,6 +256,46 @@ class LTCCell(nn.Module):
     def forward(self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         pre = self.precompute(inputs.unsqueeze(1))[:, 0]
         return self.step_pre(pre, states, elapsed_time)
+
+    # ------------------------------------------------------------------ fused sequence kernel
+    def fused_states(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> Tensor | None:
+        """States (T, B, N) after each step by the fused kernel, or None where it does not apply.
+
+        x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T) bool or None. Only the semi-implicit solver
+        is fused; the explicit solvers run the step loop.
+        """
+        if type(self.solver) is not SemiImplicitEuler:
+            return None
+
+        def build() -> tuple[Tensor, ...]:
+            gleak = self.positive("gleak")
+            w = self.positive("w") * self.sparsity_mask
+            leak = torch.stack([gleak * self.vleak, gleak + self.epsilon])  # (2, N)
+            return leak, self.positive("cm"), w, w * self.erev, self.sigma, self.sigma * self.mu
+
+        leak, cm, w, we, sigma, sm = build()
+        base = self.precompute(x.transpose(0, 1)) + leak  # (T, B, 2, N): sensory terms plus the leak
+        C = cm / (ts.transpose(0, 1) / self.ode_unfolds)  # (T, B, N): C_m / h
+        keep = None if mask is None else mask.t().unsqueeze(-1)
+        return _fused.ltc_semi_implicit(self.ode_unfolds, base, C, keep, h0, w, we, sigma, sm)
+
+    def fused_output(self, S: Tensor) -> Tensor:
+        return self.map_outputs(S)
+
+    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
+        """The new state after one interval, without autograd (streaming), or None where not fused."""
+        if type(self.solver) is not SemiImplicitEuler or torch.is_grad_enabled():
+            return None
+
+        def build() -> tuple[Tensor, ...]:
+            gleak = self.positive("gleak")
+            w = self.positive("w") * self.sparsity_mask
+            leak = torch.stack([gleak * self.vleak, gleak + self.epsilon])
+            return leak, self.positive("cm"), torch.stack([w * self.erev, w]), self.sigma, -(self.sigma * self.mu)
+
+        leak, cm, W2, sigma, nsm = build()
+        base = self.precompute(x.unsqueeze(0))[0] + leak  # (B, 2, N)
+        return _fused.ltc_step(self.ode_unfolds, base, cm / (dt / self.ode_unfolds), h, W2, sigma, nsm)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -410,6 +452,57 @@ class CfCCell(nn.Module):
     def forward(self, input: Tensor, hx: Tensor, ts: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         return self.step_pre(self.precompute(input), hx, ts)
 
+    # ------------------------------------------------------------------ fused sequence kernel
+    def fused_plan(self, fold: bool = True) -> tuple[_fused.CfCLayerSpec, list[Tensor | None], Tensor, Tensor] | None:
+        """(spec, [WxT, WhT, b, HwT, hb], Wx, b) for the fused kernels, or None where they do not apply.
+
+        With ``fold`` the lecun_tanh constants go into the weights (1.7159 tanh(0.666 u) feeds the
+        heads, so the first map is scaled by 0.666 and the heads by 1.7159): two operations fewer per
+        step of a sequence. The one-step path applies them to the activations instead.
+        """
+        if self.mode not in ("default", "no_gate") or self.backbone_layers > 1:
+            return None
+        if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
+            return None
+
+        def build() -> tuple[_fused.CfCLayerSpec, list[Tensor | None], Tensor, Tensor]:
+            I, H = self.input_size, self.hidden_size
+            hw, hb = self._heads()
+            if self.backbone_layers == 0:
+                spec = _fused.CfCLayerSpec(H, hw.shape[0], False, self.mode)
+                return spec, [hw[:, :I].T, hw[:, I:].T, hb, None, None], hw[:, :I], hb
+            first: nn.Linear = self.backbone[0]  # type: ignore[assignment]
+            W: Tensor = first.weight
+            b: Tensor = first.bias
+            lecun = self.backbone_activation == "lecun_tanh"
+            if lecun and fold:
+                W, b, hw = W * _fused.LECUN_B, b * _fused.LECUN_B, hw * _fused.LECUN_A
+            spec = _fused.CfCLayerSpec(H, W.shape[0], True, self.mode, lecun and not fold)
+            return spec, [W[:, :I].T, W[:, I:].T, b, hw.T, hb], W[:, :I], b
+
+        return build()
+
+    def fused_states(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> Tensor | None:
+        """States (T, B, H) after each step by the fused kernel, or None where it does not apply."""
+        plan = self.fused_plan()
+        if plan is None:
+            return None
+        spec, (_, WhT, _, HwT, hb), Wx, b = plan
+        P = F.linear(x.transpose(0, 1), Wx, b)  # (T, B, K)
+        keep = None if mask is None else mask.t().unsqueeze(-1)
+        return _fused.cfc_chain([spec], P, ts.transpose(0, 1), keep, h0, [[None, WhT, None, HwT, hb]])
+
+    def fused_output(self, S: Tensor) -> Tensor:
+        return S
+
+    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
+        """The new state after one step, without autograd (streaming), or None where not fused."""
+        plan = self.fused_plan(fold=False)
+        if plan is None or torch.is_grad_enabled():
+            return None
+        spec, (_, WhT, _, HwT, hb), Wx, b = plan
+        return _fused.cfc_chain_step([spec], F.linear(x, Wx, b), dt, h, [[None, WhT, None, HwT, hb]])
+
     def get_config(self) -> dict[str, Any]:
         return {
             "input_size": self.input_size,
@@ -488,6 +581,35 @@ class WiredCfCCell(nn.Module):
 
     def forward(self, input: Tensor, hx: Tensor, timespans: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         return self.step_pre(self.precompute(input), hx, timespans)
+
+    def fused_states(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> Tensor | None:
+        """States (T, B, N) after each step by the fused kernel (all layers chained), or None."""
+        plans = [layer.fused_plan() for layer in self.layers]  # type: ignore[operator]
+        if any(p is None for p in plans):
+            return None
+        specs = [p[0] for p in plans]  # type: ignore[index]
+        params: list[list[Tensor | None]] = []
+        for l, (_, (WxT, WhT, b, _, _), _, _) in enumerate(plans):  # type: ignore[misc]
+            params.append([None, WhT, None, None, None] if l == 0 else [WxT, WhT, b, None, None])
+        _, _, Wx, b0 = plans[0]  # type: ignore[misc]
+        P = F.linear(x.transpose(0, 1), Wx, b0)  # (T, B, 4 H_0)
+        keep = None if mask is None else mask.t().unsqueeze(-1)
+        return _fused.cfc_chain(specs, P, ts.transpose(0, 1), keep, h0, params)
+
+    def fused_output(self, S: Tensor) -> Tensor:
+        return S[..., -self.layer_sizes[-1] :]
+
+    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
+        """The new state after one step, without autograd (streaming), or None where not fused."""
+        plans = [layer.fused_plan() for layer in self.layers]  # type: ignore[operator]
+        if any(p is None for p in plans) or torch.is_grad_enabled():
+            return None
+        specs = [p[0] for p in plans]  # type: ignore[index]
+        params: list[list[Tensor | None]] = []
+        for l, (_, (WxT, WhT, b, _, _), _, _) in enumerate(plans):  # type: ignore[misc]
+            params.append([None, WhT, None, None, None] if l == 0 else [WxT, WhT, b, None, None])
+        _, _, Wx, b0 = plans[0]  # type: ignore[misc]
+        return _fused.cfc_chain_step(specs, F.linear(x, Wx, b0), dt, h, params)
 
     def get_config(self) -> dict[str, Any]:
         return {"input_size": self.input_size, "wiring": self.wiring.get_config(), "mode": self.mode}

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..wirings import FullyConnected, Wiring
+from . import _fused
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
 from ._solvers import Solver
 from ._validate import (
@@ -157,6 +158,12 @@ class _SequenceLayer(nn.Module):
     def _run(
         self, x: Tensor, h: Tensor, c: Tensor | None, ts: Tensor, m: Tensor | None, return_sequences: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:
+        if self.lstm is None and _fused.fused_enabled() and not ts.requires_grad:
+            # one fused kernel for the whole sequence (liquidflow.torch._fused); same math, fewer ops
+            if m is None or bool(m.any(1).all()):
+                S = self.cell.fused_states(x, h, ts, m)  # (T, B, N) or None where it does not apply
+                if S is not None:
+                    return self._finish_fused(S, m, return_sequences)
         pre = self.cell.precompute(x)  # state-independent work for all steps at once
         pre_lstm = self.lstm.precompute(x) if self.lstm is not None else None
         T = x.shape[1]
@@ -192,8 +199,29 @@ class _SequenceLayer(nn.Module):
                 out = out * m.unsqueeze(-1).to(out.dtype)
         return out, h, c
 
+    def _finish_fused(self, S: Tensor, m: Tensor | None, return_sequences: bool) -> tuple[Tensor, Tensor, None]:
+        """Outputs from the fused kernel's states (T, B, N), as the step loop makes them."""
+        y = self.cell.fused_output(S)  # (T, B, out)
+        if m is None:
+            out = y.transpose(0, 1).contiguous() if return_sequences else y[-1]
+        elif return_sequences:
+            zero = torch.zeros((), dtype=y.dtype, device=y.device)
+            out = torch.where(m.t().unsqueeze(-1), y, zero).transpose(0, 1).contiguous()
+        else:  # the output of each sample's last observed step
+            last = m.shape[1] - 1 - m.flip(1).to(torch.int64).argmax(1)  # (B,)
+            out = y[last, torch.arange(m.shape[0], device=m.device)]
+        if self.fc is not None:
+            out = self.fc(out)
+            if return_sequences and m is not None:
+                out = out * m.unsqueeze(-1).to(out.dtype)
+        return out, S[-1].clone(), None
+
     def step(self, input: Tensor, hx: State | None = None, dt: float | Tensor = 1.0) -> tuple[Tensor, State]:
         """One streaming step: input (B, F) or (F,), dt a float or (B,) -> (output, new state)."""
+        if not torch.is_grad_enabled() and self.lstm is None and _fused.fused_enabled():
+            fast = self._fast_step(input, hx, dt)
+            if fast is not None:
+                return fast
         x = check_tensor(input, "input")
         if x.dim() not in (1, 2):
             raise ValueError(f"input to step must be (B, F) or (F,); got shape {tuple(x.shape)}")
@@ -202,6 +230,48 @@ class _SequenceLayer(nn.Module):
         if isinstance(dt, torch.Tensor) and dt.dim() > 0:
             dt = dt.reshape(-1, 1) if batched else dt.reshape(1)
         return self._forward(seq, hx, dt, None, False, True)
+
+    def _fast_step(self, input: Any, hx: Any, dt: Any) -> tuple[Tensor, State] | None:
+        """``step`` with gradients off and few Python-level operations; None hands the call (and
+        any error message) to the general path. Only well-formed, finite inputs take this path."""
+        if not isinstance(input, torch.Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            return None
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)
+        B = x.shape[0]
+        p = self.cell.sparsity_mask if isinstance(self.cell, LTCCell) else next(self.cell.parameters())
+        if x.dtype != p.dtype or x.device != p.device or B == 0:
+            return None
+        if hx is None:
+            h = x.new_zeros(B, self.state_size)
+        elif isinstance(hx, torch.Tensor) and hx.dtype == x.dtype and hx.device == x.device:
+            if tuple(hx.shape) != ((B, self.state_size) if batched else (self.state_size,)):
+                return None
+            h = hx if batched else hx.unsqueeze(0)
+        else:
+            return None
+        if isinstance(dt, (int, float)) and not isinstance(dt, bool):
+            if not (0.0 < float(dt) < float("inf")):
+                return None
+            d: float | Tensor = float(dt)
+        elif isinstance(dt, torch.Tensor) and dt.dtype == x.dtype and dt.device == x.device and dt.numel() == B:
+            d = dt.reshape(B, 1)
+            if not bool(((d > 0) & torch.isfinite(d)).all()):
+                return None
+        else:
+            return None
+        finite = torch.isfinite(x).all()
+        if hx is not None:
+            finite = finite & torch.isfinite(h).all()
+        if not bool(finite):  # the general path raises the NaN/Inf error
+            return None
+        new = self.cell.fused_step(x, h, d)
+        if new is None:
+            return None
+        y = self.cell.fused_output(new)
+        if self.fc is not None:
+            y = self.fc(y)
+        return (y, new) if batched else (y[0], new[0])
 
     def _common_config(self) -> dict[str, Any]:
         return {
