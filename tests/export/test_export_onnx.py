@@ -89,3 +89,9 @@ def test_onnx_dynamo_exporter_gives_the_same_graph_results(tmp_path) -> None:  #
     assert ec.max_err(y, reference_outputs(model, x, dt).numpy()) <= TOL
     with pytest.raises(ValueError, match="exporter must be one of"):
         to_onnx(model, tmp_path / "m.onnx", exporter="jit")
+
+
+def test_onnx_export_leaves_the_model_untouched(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = ec.make_model("cfc-nobackbone").double().train()
+    to_onnx(model, tmp_path / "m.onnx")
+    assert model.training and next(model.parameters()).dtype == torch.float64

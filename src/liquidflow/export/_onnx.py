@@ -16,6 +16,7 @@ Graph interfaces (float32):
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import warnings
@@ -107,7 +108,7 @@ def to_onnx(model: nn.Module, path: str | Path, mode: str = "step", *, exporter:
     from onnx import TensorProto, helper
 
     em = unwrap(model)
-    step = StepModule(em).eval().float()
+    step = copy.deepcopy(StepModule(em)).eval().float()  # a copy: the caller's model keeps its mode/dtype
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     f, s, o = em.input_size, em.state_size, em.output_size
