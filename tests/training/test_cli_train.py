@@ -77,3 +77,17 @@ def test_bad_override_is_reported(tmp_path: Path) -> None:
     result = runner.invoke(build_app(), ["train", "--set", "trainer.epochs=0", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "trainer.epochs must be an integer >= 1" in result.output
+
+
+def test_info_on_a_bare_layer(tmp_path: Path) -> None:
+    from liquidflow.checkpoint import save_model
+    from liquidflow.torch import LTC
+    from liquidflow.wirings import AutoNCP
+
+    layer = LTC(3, AutoNCP(10, 2))
+    save_model(layer, tmp_path / "ltc.lf")
+    info = _json_tail(_run("info", str(tmp_path / "ltc.lf")))
+    assert info["class"] == "LTC" and info["state_size"] == 10 and info["output_size"] == 2
+    assert info["synapses"] == layer.wiring.synapse_count
+    assert info["sensory_synapses"] == layer.wiring.sensory_synapse_count
+    assert info["parameters"] == sum(p.numel() for p in layer.parameters())

@@ -154,3 +154,19 @@ def test_ddp_two_processes_equal_single_process(tmp_path: Path) -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
     assert double["test"]["acc"] == pytest.approx(single["test"]["acc"])
     assert double["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=1e-4)
+
+
+def test_early_stopping_stops_when_val_loss_stalls(tmp_path: Path) -> None:
+    cfg = TrainConfig.from_dict(
+        {
+            "data": {"source": "spirals", "n_train": 32, "n_val": 16, "n_test": 16, "length": 8},
+            "model": {"kind": "gru", "units": 4},
+            "trainer": {"epochs": 10, "lr": 1e-12, "patience": 1, "progress": False, "checkpoints": False},
+            "out_dir": str(tmp_path),
+        }
+    )
+    results = fit(cfg)
+    # a learning rate of 1e-12 leaves val_loss unchanged: epoch 0 sets the best, epoch 1 does not improve
+    assert results["epochs_run"] == 2 and results["best_epoch"] == 0
+    assert set(results["test"]) == {"loss", "mse", "mae"}
+    assert results["test"]["mse"] == pytest.approx(results["test"]["loss"], rel=1e-5)
