@@ -112,6 +112,19 @@ def make_case(name: str, steps: int = STEPS, seed: int = 0) -> Case:
     return Case(name, model, x[0].numpy(), dt[0].numpy(), y)
 
 
+def require_module(name: str):  # type: ignore[no-untyped-def]
+    """Import an optional module; fail when CI=true (the dev install has it), skip otherwise."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        msg = f"needs the Python module {name} (pip install 'liquidflow[export,cli]')"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 def require_tools(*tools: str) -> None:
     """Fail when CI=true and a tool is missing (CI must run these tests); skip with a reason otherwise."""
     missing = [t for t in tools if shutil.which(t) is None]

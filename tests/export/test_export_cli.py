@@ -8,8 +8,6 @@ import export_cases as ec
 import numpy as np
 import pytest
 
-typer_testing = pytest.importorskip("typer.testing")
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -24,6 +22,7 @@ def checkpoint(tmp_path_factory):  # type: ignore[no-untyped-def]
 def _invoke(*args: str):  # type: ignore[no-untyped-def]
     from liquidflow.cli import build_app
 
+    typer_testing = ec.require_module("typer.testing")
     return typer_testing.CliRunner().invoke(build_app(), ["export", *args])
 
 
@@ -54,7 +53,7 @@ def test_cli_export_c_with_report(checkpoint, tmp_path) -> None:  # type: ignore
 
 
 def test_cli_export_onnx(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("onnxruntime")
+    ec.require_module("onnxruntime")
     from liquidflow.export import reference_outputs, unwrap
     from liquidflow.export._onnx import run_onnx
 

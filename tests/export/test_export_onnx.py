@@ -11,8 +11,12 @@ import torch
 from liquidflow.export import StepModule, reference_outputs, to_onnx, unwrap
 from liquidflow.export._onnx import run_onnx
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
+
+@pytest.fixture(autouse=True)
+def _onnx_modules() -> None:
+    ec.require_module("onnx")
+    ec.require_module("onnxruntime")
+
 
 ONNX_MODELS = ("ltc-mixed-proj", "ltc-autoncp-rk4", "cfc-mixed-proj", "wcfc-autoncp", "seq-ltc-autoncp", "cfc-pure")
 TOL = 1e-4
@@ -80,6 +84,7 @@ def test_onnx_rejects_unknown_mode(tmp_path) -> None:  # type: ignore[no-untyped
 
 
 def test_onnx_dynamo_exporter_gives_the_same_graph_results(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ec.require_module("onnxscript")
     model = ec.make_model("cfc-nobackbone")
     em = unwrap(model)
     path = to_onnx(model, tmp_path / "seq.onnx", mode="sequence", exporter="dynamo")
