@@ -95,6 +95,22 @@ def test_maintenance_train_evaluate_monitor_on_a_csv(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "lead_time_days" in res.output and json.loads((tmp_path / "m.json").read_text())["machines"] == 6
+    # the same readings as Parquet give the same metrics
+    pd.read_csv(data).to_parquet(tmp_path / "fleet.parquet")
+    res = runner.invoke(
+        app,
+        [
+            "maintenance",
+            "evaluate",
+            str(tmp_path / "fleet.parquet"),
+            "--model",
+            str(model),
+            "--json",
+            str(tmp_path / "p.json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "p.json").read_text()) == json.loads((tmp_path / "m.json").read_text())
     df = pd.read_csv(data)
     sample = df.groupby("machine_id").head(3).sort_values("timestamp")
     res = runner.invoke(app, ["maintenance", "monitor", "--model", str(model)], input=sample.to_csv(index=False))
