@@ -101,3 +101,41 @@ def test_checkpoint_is_atomic_and_versioned(tmp_path: Path, monkeypatch: pytest.
     assert meta == {"run": 1}
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_c_export_is_atomic_and_versioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from liquidflow.export import to_c
+    from liquidflow.export._c import FORMAT_VERSION
+
+    model = build_model("cfc", 2, 1, units=4, backbone_units=4)
+    gen = to_c(model, tmp_path, prefix="lf")
+    header = gen.header.read_text()
+    assert f"#define LF_FORMAT_VERSION {FORMAT_VERSION}\n" in header
+    assert f"Export format version {FORMAT_VERSION}" in gen.source.read_text()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def crash(src, dst):  # type: ignore[no-untyped-def]
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        to_c(model, tmp_path, prefix="lf", dtype="int8")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old files intact, no temp files
+
+
+def test_onnx_export_is_atomic_and_versioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx = pytest.importorskip("onnx")
+    from liquidflow.export import to_onnx
+    from liquidflow.export._onnx import FORMAT_VERSION
+
+    model = build_model("cfc", 2, 1, units=4, backbone_units=4)
+    path = to_onnx(model, tmp_path / "m.onnx", mode="sequence")
+    props = {m.key: m.value for m in onnx.load(str(path)).metadata_props}
+    assert props["liquidflow_format_version"] == str(FORMAT_VERSION)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "replace", lambda s, d: (_ for _ in ()).throw(OSError("power cut")))
+    with pytest.raises(OSError, match="power cut"):
+        to_onnx(model, path, mode="step")
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

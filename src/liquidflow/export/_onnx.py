@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -122,7 +123,7 @@ def to_onnx(model: nn.Module, path: str | Path, mode: str = "step", *, exporter:
         proto = inliner.inline_local_functions(proto)
     if mode == "step":
         proto.doc_string = f"liquidflow step graph: {em.kind}; state size {s} (zeros at start)"
-        onnx.save(proto, str(path))
+        _save_atomic(proto, path)
         return path
 
     body = proto.graph
@@ -163,8 +164,29 @@ def to_onnx(model: nn.Module, path: str | Path, mode: str = "step", *, exporter:
     seq.ir_version = proto.ir_version
     seq.doc_string = f"liquidflow sequence graph (Scan over time): {em.kind}; state size {s} (zeros at start)"
     onnx.checker.check_model(seq)
-    onnx.save(seq, str(path))
+    _save_atomic(seq, path)
     return path
+
+
+FORMAT_VERSION = 1  # liquidflow's graph interface (input/output names and layout), in the model metadata
+
+
+def _save_atomic(proto: Any, path: Path) -> None:
+    """Save with the format version in ``metadata_props`` via a temporary file and ``os.replace``."""
+    import onnx
+    from onnx import helper
+
+    props = {m.key: m.value for m in proto.metadata_props}
+    helper.set_model_props(proto, {**props, "liquidflow_format_version": str(FORMAT_VERSION)})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def run_onnx(path: str | Path, feeds: dict[str, Any]) -> list[Any]:
