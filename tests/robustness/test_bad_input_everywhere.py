@@ -83,10 +83,21 @@ def test_nonfinite_state_raises() -> None:
         mixed(torch.randn(2, 5, 3), hx=(torch.zeros(2, 6), torch.full((2, 6), float("inf"))))
 
 
-def test_step_rejects_nan_and_bad_dt() -> None:
-    layer = CfC(3, 6, backbone_units=8)
+@pytest.mark.parametrize("grad", [True, False])  # without gradients step() takes a fused fast path
+def test_step_rejects_nan_and_bad_dt(grad: bool) -> None:
+    torch.set_grad_enabled(grad)
+    try:
+        _check_step(CfC(3, 6, backbone_units=8))
+        _check_step(LTC(3, 6, ode_unfolds=2))
+    finally:
+        torch.set_grad_enabled(True)
+
+
+def _check_step(layer: torch.nn.Module) -> None:
     with pytest.raises(ValueError, match="input contains nan at batch 0, step 0, feature 1"):
         layer.step(torch.tensor([[0.0, float("nan"), 0.0]]), None, 0.1)
+    with pytest.raises(ValueError, match=r"hx contains NaN or Inf \(first at index \(0, 2\)\)"):
+        layer.step(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, float("inf"), 0.0, 0.0, 0.0]]), 0.1)
     for dt, match in ((0.0, "got 0.0"), (-1.0, "got -1.0"), (float("nan"), "got nan")):
         with pytest.raises(ValueError, match=f"timespans must be a positive finite number; {match}"):
             layer.step(torch.zeros(1, 3), None, dt)
