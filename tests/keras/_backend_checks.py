@@ -110,7 +110,10 @@ def test_matches_numpy_reference_float64(name: str) -> None:
     y_k, *h_k = kl([x.numpy(), dt.numpy()], mask=mask.numpy(), initial_state=init)
     err = max(max_err(y_k, y_ref), max_err(h_k[0], h_ref))
     _record(f"keras-vs-reference float64 {name}", err)
-    assert err < 1e-9
+    # On JAX (and partly torch) Keras 3 computes some float64 ops in float32 (dtypes.result_type maps
+    # float64 to float32 there); liquidflow routes float64 products through einsum, which keeps
+    # float64 on torch but not on JAX.
+    assert err < (1e-6 if BACKEND == "jax" else 1e-9)
 
 
 @pytest.mark.parametrize("name", ["ltc-ncp", "cfc-mixed-proj", "wcfc-autoncp"])

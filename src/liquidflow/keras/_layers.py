@@ -99,6 +99,9 @@ class _SequenceCell(keras.layers.Layer):
 class _LiquidRNN(keras.layers.RNN):
     """Shared by LTC and CfC: timespans as a second input, mixed memory, optional projection."""
 
+    return_sequences: bool
+    zero_output_for_mask: bool
+
     def __init__(
         self,
         cell: keras.layers.Layer,
@@ -238,7 +241,10 @@ class _LiquidRNN(keras.layers.RNN):
             # nothing non-finite appears in the discarded branch (and its gradient)
             ts = ops.where(ops.expand_dims(mask, -1), ts, ones)
         packed = ops.concatenate([x, ts], axis=-1)
-        result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
+        if mask is not None and not self.return_sequences:
+            result = self._call_last_observed(packed, initial_state, mask, training)
+        else:
+            result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
         if self.fc is None:
             return result
         if self.return_state:
@@ -251,6 +257,26 @@ class _LiquidRNN(keras.layers.RNN):
         if self.return_sequences and mask is not None:
             out = out * ops.cast(ops.expand_dims(mask, -1), out.dtype)
         return (out, *states) if self.return_state else out
+
+    def _call_last_observed(self, packed: Any, initial_state: Any, mask: Any, training: bool) -> Any:
+        """return_sequences=False with a mask: the output of each sample's last observed step.
+
+        Runs the loop with all outputs (padded ones zero) and picks that step. Not the Keras
+        ``zero_output_for_mask=False`` path, which on the JAX backend takes the first state for the
+        previous output (wrong when, as here, the output is not the state).
+        """
+        saved: tuple[bool, bool] = (bool(self.return_sequences), bool(self.zero_output_for_mask))
+        self.return_sequences = self.zero_output_for_mask = True
+        try:
+            result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
+        finally:
+            self.return_sequences, self.zero_output_for_mask = saved
+        seq = result[0] if self.return_state else result  # (B, T, out) in processing order
+        order = ops.flip(mask, axis=1) if self.go_backwards else mask
+        steps = ops.shape(order)[1]
+        last = steps - 1 - ops.argmax(ops.flip(ops.cast(order, "int32"), axis=1), axis=1)  # (B,)
+        out = ops.take_along_axis(seq, ops.reshape(ops.cast(last, "int32"), (-1, 1, 1)), axis=1)[:, 0]
+        return (out, *result[1:]) if self.return_state else out
 
     # ------------------------------------------------------------------ config
     def _base_config(self) -> dict[str, Any]:
