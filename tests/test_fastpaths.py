@@ -55,7 +55,7 @@ def _run(layer, x, dt, mask, h0, fused: bool, return_sequences: bool = True):
 
 
 class _Spy:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, names=("cfc_chain", "ltc_semi_implicit")) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, names=("cfc_chain", "ltc_semi_implicit", "ltc_sparse")) -> None:
         self.calls = 0
         for name in names:
             real = getattr(_fused, name)
@@ -196,3 +196,14 @@ def test_benchmark_sized_models_train_identically(make) -> None:
         opt.step()
     for (n, p), q in zip(a.named_parameters(), b.parameters()):
         _close(p.detach(), q.detach(), torch.float32, n)
+
+
+@pytest.mark.parametrize(("name", "kernel"), [("ltc-fc", "ltc_semi_implicit"), ("ltc-ncp", "ltc_sparse")])
+def test_ltc_picks_the_dense_or_the_edge_list_kernel(name: str, kernel: str, monkeypatch) -> None:
+    layer = make_layer(name)
+    n = layer.state_size
+    assert (layer.cell.synapse_count <= 0.35 * n * n) == (kernel == "ltc_sparse")
+    spy = _Spy(monkeypatch, (kernel,))
+    x, dt, _ = random_batch(2, 3)
+    layer(x, timespans=dt)
+    assert spy.calls == 1

@@ -295,6 +295,17 @@ def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]
     return results
 
 
+def _available_mb() -> float:
+    """Memory available to a new process (Linux MemAvailable; unlimited elsewhere)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("inf")
+
+
 def _rss_mb() -> float:
     """Current resident set size in MB (Linux /proc; falls back to max RSS elsewhere)."""
     try:
@@ -359,8 +370,15 @@ def _run_memory(settings: Settings, log: Callable[[str], None]) -> list[Result]:
     results: list[Result] = []
     for model_name in [*settings.models, "lstm"]:
         for impl in _impls_for(model_name):
-            for T in settings.memory_t:
+            prev: tuple[int, float] | None = None
+            for T in sorted(settings.memory_t):
                 res = Result("memory", model_name, impl, T, settings.batch)
+                need = prev[1] * T / prev[0] if prev else 0.0  # linear extrapolation from the shorter run
+                if need > 0.5 * _available_mb():
+                    res.error = f"skipped: would need about {need:.0f} MB (linear in T from T={prev[0] if prev else 0})"
+                    results.append(res)
+                    log(_fmt(res))
+                    continue
                 cmd = [sys.executable, "-m", "liquidflow.bench", "--memory-case", model_name, impl, str(T),
                        str(settings.batch), str(settings.features), str(settings.threads)]  # fmt: skip
                 try:
@@ -371,6 +389,7 @@ def _run_memory(settings: Settings, log: Callable[[str], None]) -> list[Result]:
                         data = json.loads(proc.stdout.strip().splitlines()[-1])
                         res.peak_rss_mb = data["delta_mb"]
                         res.extra = data
+                        prev = (T, float(data["delta_mb"]))
                 except Exception as e:
                     res.error = f"{type(e).__name__}: {e}"
                 results.append(res)
@@ -389,13 +408,13 @@ def _fmt(r: Result) -> str:
 
 # ---------------------------------------------------------------------------------------------- run all
 def environment(settings: Settings) -> dict[str, Any]:
+    from importlib import metadata
+
     import torch
 
     try:
-        import ncps  # type: ignore[import-untyped]
-
-        ncps_version = getattr(ncps, "__version__", "installed")
-    except ImportError:
+        ncps_version: str | None = metadata.version("ncps")
+    except metadata.PackageNotFoundError:
         ncps_version = None
     import liquidflow
 

@@ -134,6 +134,23 @@ def _cfc_forward(
                 views(S, offs[l], offs[l] + H) if len(specs) > 1 else list(S.unbind(0)),
             )
         )
+    # torch's CPU tanh is about ten times slower than its sigmoid, so the large tanh's (backbone and
+    # heads, B x 128 values per step) are computed as tanh(x) = 2 sigmoid(2x) - 1, the doubling exact
+    # in the matrix products (addmm's alpha/beta, the head rows of f1 and f2 scaled by 2)
+    doubled: list[tuple[Tensor, Tensor, Tensor] | None] = []
+    for l, sp in enumerate(specs):
+        HwT, hb = params[l][3], params[l][4]
+        if sp.backbone and HwT is not None and hb is not None:
+            scale = torch.ones_like(hb)
+            scale[: 2 * sp.hidden] = 2.0
+            doubled.append((HwT * scale, hb * scale, params[l][1] * 2.0))  # type: ignore[arg-type,operator]
+        else:
+            doubled.append(None)
+    if doubled[0] is not None:
+        Pt = (P * 2.0).unbind(0)
+    # 0-dim tensors: a Python scalar operand costs a host-to-tensor conversion on every call
+    two = torch.full((), 2.0, dtype=P.dtype, device=P.device)
+    minus_one = torch.full((), -1.0, dtype=P.dtype, device=P.device)
     hs = list(torch.split(h0, Hs, dim=1))
     for t in range(T):
         dt = tst[t]
@@ -143,18 +160,21 @@ def _cfc_forward(
             Zt, Vt, Vf, Va, Vb, Ft, F1, F2, Gt, St = lay[l]
             H = sp.hidden
             h = hs[l]
-            if l == 0:
-                u = torch.addmm(Pt[t], h, WhT)  # type: ignore[arg-type]
+            dbl = doubled[l]
+            if dbl is not None:  # the backbone: z = tanh(u) = 2 sigmoid(2u) - 1, then the heads
+                u2 = torch.addmm(Pt[t], h, dbl[2])  # 2u
+                z = torch.addcmul(minus_one, torch.sigmoid(u2, out=Zt[t]), two, out=Zt[t])
+                torch.addmm(dbl[1], z, dbl[0], out=Vt[t])  # f1 and f2 rows doubled
+                torch.addcmul(minus_one, torch.sigmoid(Vf[t], out=Ft[t]), two, out=Ft[t])  # tanh(f1), tanh(f2)
+                va, vb = Va[t], Vb[t]
             else:
-                u = torch.addmm(b, y_prev, WxT)  # type: ignore[arg-type]
-                u.addmm_(h, WhT)  # type: ignore[arg-type]
-            if sp.backbone:
-                z = torch.tanh(u, out=Zt[t])  # type: ignore[index]
-                torch.addmm(hb, z, HwT, out=Vt[t])  # type: ignore[arg-type,index]
-                vf, va, vb = Vf[t], Va[t], Vb[t]  # type: ignore[index]
-            else:
-                vf, va, vb = u[:, : 2 * H], u[:, 2 * H : 3 * H], u[:, 3 * H :]
-            torch.tanh(vf, out=Ft[t])
+                if l == 0:
+                    u = torch.addmm(Pt[t], h, WhT)  # type: ignore[arg-type]
+                else:
+                    u = torch.addmm(b, y_prev, WxT)  # type: ignore[arg-type]
+                    u.addmm_(h, WhT)  # type: ignore[arg-type]
+                va, vb = u[:, 2 * H : 3 * H], u[:, 3 * H :]
+                torch.tanh(u[:, : 2 * H], out=Ft[t])
             g = torch.sigmoid(torch.addcmul(vb, va, dt, value=-1.0), out=Gt[t])
             if keept is None:
                 if sp.mode == "default":
@@ -438,3 +458,105 @@ def ltc_step(unfolds: int, base: Tensor, c: Tensor, v: Tensor, W2: Tensor, sigma
         torch.sum(torch.mul(A.unsqueeze(1), W2, out=prod), dim=2, out=nd).add_(bc)
         v = torch.addcmul(nd[:, 0], c, v).div_(nd[:, 1])
     return v
+
+
+# ================================================================================================ sparse LTC
+class _LTCSparse(torch.autograd.Function):
+    """:class:`_LTCSemiImplicit` on the synapses that exist: an edge list ``src -> dst`` (E edges).
+
+    For sparse wirings (an AutoNCP(32, 10) has 102 of 1024 possible synapses) the per-unfold work
+    drops from B·N² to B·E values: gather the presynaptic potentials, one sigmoid per edge, and
+    ``index_add`` into the postsynaptic neurons. Inputs as in the dense kernel, with the synapse
+    tables given per edge: ``w``, ``we``, ``sigma``, ``sm`` (E,), ``src``, ``dst`` (E,) int64.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor,
+                we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> Tensor:  # fmt: skip
+        save = any(ctx.needs_input_grad)
+        S, V, ND = _ltc_sparse_forward(unfolds, base, C, keep, h0, torch.stack([we, w]), sigma, -sm, src, dst, save)
+        if save:
+            ctx.unfolds = unfolds
+            ctx.save_for_backward(C, keep, w, we, sigma, sm, src, dst, V, ND)
+        return S
+
+    @staticmethod
+    def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
+        _refuse_double_backward()
+        C, keep, w, we, sigma, sm, src, dst, V, ND = ctx.saved_tensors
+        L = ctx.unfolds
+        T, B, N = gS.shape
+        E = src.numel()
+        gS = gS.contiguous()
+        Q = gS.new_empty(T, L, B, 2, N)  # [d num, d den] of each unfold
+        nV = V.neg()
+        accW2 = gS.new_zeros(B, 2, E)
+        accsig = gS.new_zeros(B, E)
+        accdS = gS.new_zeros(B, E)
+        nsm = -sm
+        zero = torch.zeros((), dtype=gS.dtype, device=gS.device)
+        dh = gS.new_zeros(B, N)
+        for t in range(T - 1, -1, -1):
+            g = gS[t] + dh
+            carry = None
+            if keep is not None:
+                carry = torch.where(keep[t], zero, g)
+                g = torch.where(keep[t], g, zero)
+            c = C[t]
+            Vs, nVs, Ds, Qs = V[t].unbind(0), nV[t].unbind(0), ND[t, :, :, 1].unbind(0), Q[t].unbind(0)
+            for k in range(L - 1, -1, -1):
+                Q2 = Qs[k]
+                q = torch.div(g, Ds[k], out=Q2[:, 0])
+                torch.mul(q, nVs[k + 1], out=Q2[:, 1])
+                vs = Vs[k].index_select(1, src)  # (B, E) presynaptic potentials
+                A = torch.addcmul(nsm, vs, sigma).sigmoid_()
+                Qg = Q2.index_select(2, dst)  # (B, 2, E) at the postsynaptic neurons
+                accW2.addcmul_(A.unsqueeze(1), Qg)
+                dA = torch.mul(Qg[:, 0], we).addcmul_(Qg[:, 1], w)
+                dS = _sigmoid_bw_new(dA, A)
+                accdS.add_(dS)
+                accsig.addcmul_(dS, vs)
+                g = torch.index_add(torch.mul(q, c), 1, src, dS.mul_(sigma))
+            dh = g if carry is None else g.add_(carry)
+        gbase = Q.sum(1)
+        gC = (Q[:, :, :, 0] * (V[:, :-1] - V[:, 1:])).sum(1)
+        gW2 = accW2.sum(0)
+        return (None, gbase, gC, None, dh, gW2[1], gW2[0], accsig.sum(0), accdS.sum(0).neg_(), None, None)
+
+
+def _ltc_sparse_forward(L: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, W2: Tensor, sigma: Tensor,
+                        nsm: Tensor, src: Tensor, dst: Tensor,
+                        save: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+    T, B, _, N = base.shape
+    S = base.new_empty(T, B, N)
+    n = T if save else 1
+    V = base.new_empty(n, L + 1, B, N)
+    ND = base.new_empty(n, L, B, 2, N)
+    BC = base.clone()
+    BC[:, :, 1] += C
+    Vt = [list(x.unbind(0)) for x in V.unbind(0)] * (1 if save else T)
+    NDt = [list(x.unbind(0)) for x in ND.unbind(0)] * (1 if save else T)
+    v = h0
+    for t in range(T):
+        c, bc, Vs, NDs = C[t], BC[t], Vt[t], NDt[t]
+        Vs[0].copy_(v)
+        vk = v
+        for k in range(L):
+            A = torch.addcmul(nsm, vk.index_select(1, src), sigma).sigmoid_()  # (B, E)
+            nd = torch.index_add(bc, 2, dst, A.unsqueeze(1) * W2, out=NDs[k])  # [num, D] (B, 2, N)
+            vk = torch.addcmul(nd[:, 0], c, vk, out=Vs[k + 1]).div_(nd[:, 1])
+        if keep is not None:
+            torch.where(keep[t], vk, v, out=S[t])
+        else:
+            S[t].copy_(vk)
+        v = S[t]
+    return S, (V if save else None), (ND if save else None)
+
+
+def ltc_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
+               sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> Tensor:  # fmt: skip
+    """States (T, B, N) of an LTC on an edge list (semi-implicit solver); see :class:`_LTCSparse`."""
+    if not torch.is_grad_enabled():
+        W2 = torch.stack([we, w])
+        return _ltc_sparse_forward(unfolds, base, C, keep, h0, W2, sigma, -sm, src, dst, save=False)[0]
+    return _LTCSparse.apply(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst)  # type: ignore[no-any-return]
