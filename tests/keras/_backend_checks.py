@@ -233,6 +233,20 @@ def test_cell_in_plain_keras_rnn_matches_layer() -> None:
     assert max_err(y_rnn, tl(torch.from_numpy(x))[0]) < 1e-5
 
 
+def test_backbone_dropout_only_in_training() -> None:
+    layer = lk.CfC(6, backbone_layers=2, backbone_units=8, backbone_dropout=0.5, return_sequences=True)
+    x = np.random.default_rng(1).normal(size=(4, 5, 3)).astype("float32")
+    y_eval = npy(layer(x, training=False))
+    assert np.array_equal(y_eval, npy(layer(x)))
+    tl = torch_from_keras(layer).eval()  # dropout off: the same function
+    assert max_err(y_eval, tl(torch.from_numpy(x))[0]) < 1e-5
+    if BACKEND == "jax":
+        with pytest.raises(NotImplementedError, match="JAX backend"):
+            layer(x, training=True)
+    else:
+        assert max_err(layer(x, training=True), y_eval) > 1e-3
+
+
 # ------------------------------------------------------------------------------ serialization
 SAVE_CASES = {
     "ltc-int": lambda: lk.LTC(5, return_sequences=True),

@@ -492,7 +492,13 @@ class CfCCell(_Cell):
         z = ops.concatenate([x, h], axis=-1)
         for i, layer in enumerate(self.backbone):
             z = self._act(_mm(z, layer.kernel) + layer.bias)
-            if i > 0 and self.dropout is not None:
+            if i > 0 and self.dropout is not None and training:
+                if keras.backend.backend() == "jax":
+                    # a fresh mask per step needs the random state inside the scan, which JAX forbids
+                    raise NotImplementedError(
+                        "backbone_dropout > 0 cannot train on the JAX backend of Keras (per-step dropout inside "
+                        "the RNN loop); use backbone_dropout=0 or the TensorFlow / PyTorch backend"
+                    )
                 z = self.dropout(z, training=training)
         dt = 1.0 if dt is None else dt
         u1 = _mm(z, self._kernel(self.f1, True)) + self.f1.bias
