@@ -21,10 +21,13 @@ def robustness(
     epochs: Annotated[int, typer.Option(help="training epochs")] = 20,
     lr: Annotated[float | None, typer.Option(help="learning rate (default: per model kind)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (small models run fastest on one)")] = 1,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Train models on damped oscillators at RATE Hz, evaluate at 0.1x/10x the rate and under noise,
     dropped samples, jitter and drift; print the markdown table."""
+    import torch
+
     from liquidflow.robustness import run_experiment
     from liquidflow.robustness._experiment import KIND_OPTIONS
 
@@ -32,6 +35,9 @@ def robustness(
     unknown = [k for k in kinds if k not in KIND_OPTIONS]
     if not kinds or unknown:
         raise typer.BadParameter(f"models must be a comma-separated subset of {sorted(KIND_OPTIONS)}; got {models!r}")
+    if threads < 1:
+        raise typer.BadParameter(f"threads must be >= 1; got {threads}", param_hint="--threads")
+    torch.set_num_threads(threads)
     table = run_experiment(out, kinds, n_train, n_test, rate, duration, units, epochs, lr, seed, progress)
     typer.echo(table.to_markdown())
     typer.echo(f"\nwrote {out / 'table.md'}, {out / 'results.json'}, {out / 'robustness.png'}")
