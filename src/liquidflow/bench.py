@@ -204,13 +204,13 @@ def _time_group(fns: dict[str, Callable[[], None]], settings: Settings) -> dict[
     a busy machine. Warm-up runs come first; repeats shrink for slow groups (at least 3).
     """
     once = 0.0
-    for fn in fns.values():
+    for fn in fns.values():  # warmup == 0: the caller has warmed up already
         t0 = time.perf_counter()
-        for _ in range(max(settings.warmup, 1)):
+        for _ in range(settings.warmup):
             fn()
         once += (time.perf_counter() - t0) / max(settings.warmup, 1)
     repeats = settings.repeats
-    if once * repeats > settings.budget_s:
+    if settings.warmup and once * repeats > settings.budget_s:
         repeats = max(min(3, settings.repeats), int(settings.budget_s / max(once, 1e-9)))
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
@@ -273,23 +273,61 @@ def _run_timed(section: str, settings: Settings, log: Callable[[str], None]) -> 
     return results
 
 
+def _peak_rss_during(fn: Callable[[], None]) -> float:
+    """Run ``fn`` once; the peak resident memory (MB) it added, sampled every 0.5 ms."""
+    import threading
+
+    base = _rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.0005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        th.join()
+    return max(peak[0] - base, 0.0)
+
+
 def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]:
+    """Forward + backward for each T; a case whose memory, extrapolated linearly from the shorter
+    sequences, would exceed half the available memory is skipped (ncps' LTC needs ~16 GB at T = 1000)."""
     import torch
 
     results: list[Result] = []
-    s = Settings(**{**asdict(settings), "warmup": 1, "repeats": min(settings.repeats, 5)})
+    s = Settings(**{**asdict(settings), "warmup": 0, "repeats": min(settings.repeats, 3)})
     for model_name in [*settings.models, "lstm"]:
         impls = _impls_for(model_name)
         if not settings.scaling_peers:
             impls = tuple(i for i in impls if i != "ncps")
         models = {impl: build_model(model_name, impl, settings.features) for impl in impls}
+        per_step_mb = dict.fromkeys(impls, 0.0)
         for T in settings.scaling_t:
             x = torch.randn(settings.batch, T, settings.features, generator=torch.Generator().manual_seed(1))
-            stats = _time_group({impl: _train_fn(m, x) for impl, m in models.items()}, s)
-            for impl in impls:
-                st = stats[impl]
+            fns = {}
+            for impl, m in models.items():
+                need = per_step_mb[impl] * T
+                if need > 0.5 * _available_mb():
+                    res = Result("scaling", model_name, impl, T, settings.batch)
+                    res.error = f"skipped: would need about {need:.0f} MB (linear in T), over half the free memory"
+                    results.append(res)
+                    log(_fmt(res))
+                    continue
+                fn = _train_fn(m, x)
+                per_step_mb[impl] = max(per_step_mb[impl], _peak_rss_during(fn) / T)  # also the warm-up run
+                fns[impl] = fn
+            stats = _time_group(fns, s)
+            for impl, st in stats.items():
+                extra = {"min_ms": st["min_ms"], "mb_per_step": per_step_mb[impl]}
                 res = Result("scaling", model_name, impl, T, settings.batch, st["median_ms"], st["iqr_ms"],
-                             st["repeats"], extra={"min_ms": st["min_ms"]})  # fmt: skip
+                             st["repeats"], extra=extra)  # fmt: skip
                 results.append(res)
                 log(_fmt(res))
     return results
@@ -441,8 +479,14 @@ def environment(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run(settings: Settings, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the selected sections; returns ``{"environment": ..., "results": [...], "summary": ...}``."""
+def run(
+    settings: Settings,
+    log: Callable[[str], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the selected sections; returns ``{"environment": ..., "results": [...], "summary": ...}``.
+
+    ``checkpoint`` receives the partial result after each section (so a crash loses one section)."""
     import torch
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -458,6 +502,10 @@ def run(settings: Settings, log: Callable[[str], None] | None = None) -> dict[st
             results += _run_memory(settings, log)
         else:
             raise ValueError(f"unknown section {section!r}; valid: train, infer, stream, scaling, memory")
+        if checkpoint is not None:
+            partial = {"environment": env, "results": [asdict(r) for r in results]}
+            partial["summary"] = summarize(partial)
+            checkpoint(partial)
     env["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     data = {"environment": env, "results": [asdict(r) for r in results]}
     data["summary"] = summarize(data)
@@ -638,8 +686,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.repeats:
         s.repeats = a.repeats
     s.scaling_peers = not a.no_scaling_peers
-    data = run(s)
-    jp, mp = write(data, a.out, a.name or ("quick" if a.quick else "latest"))
+    name = a.name or ("quick" if a.quick else "latest")
+    data = run(s, checkpoint=lambda partial: write(partial, a.out, name))
+    jp, mp = write(data, a.out, name)
     print(markdown(data))
     print(f"wrote {jp} and {mp}", file=sys.stderr)
     return 0
