@@ -482,7 +482,7 @@ def environment(settings: Settings) -> dict[str, Any]:
 def run(
     settings: Settings,
     log: Callable[[str], None] | None = None,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], object] | None = None,
 ) -> dict[str, Any]:
     """Run the selected sections; returns ``{"environment": ..., "results": [...], "summary": ...}``.
 
