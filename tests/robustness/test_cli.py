@@ -16,7 +16,7 @@ def test_cli_tiny_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "table.md").read_text().splitlines()
-    assert lines[0] == "| perturbation | mean steps | GRU | CFC |"
+    assert lines[0] == "| perturbation | mean steps | GRU | CfC |"
     assert lines[2].startswith("| clean | 20 |") and lines[3].startswith("| sampling_rate@0.1 | 2 |")
     assert lines[4].startswith("| sampling_rate@10 | 200 |")
     data = json.loads((tmp_path / "results.json").read_text())
