@@ -21,7 +21,9 @@ from liquidflow.training import DtGRU, build_model
 from liquidflow.wirings import AutoNCP
 
 torch.set_num_threads(1)
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 torch.manual_seed(0)
 LAYERS = {
