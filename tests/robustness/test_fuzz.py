@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from liquidflow.checkpoint import load_model, save_model
@@ -72,7 +72,9 @@ def test_fuzz_layers(name: str, call) -> None:  # type: ignore[no-untyped-def]
             out, state = layer(torch.from_numpy(x), timespans=ts_arg, mask=mask_arg)
     except (ValueError, TypeError) as e:
         assert str(e)  # a message, never a bare error
+        event("rejected")
         return
+    event("accepted")
     # accepted: the input was valid, so the output must be finite with the promised shape
     B, T, _ = x.shape
     assert out.shape[:2] == (B, T)
@@ -88,10 +90,15 @@ def raw_series(draw):  # type: ignore[no-untyped-def]
     vals, times = [], []
     for _ in range(n):
         T = draw(st.integers(0, 6))
-        v = draw(st.lists(st.one_of(st.floats(-100, 100), st.just(float("nan"))), min_size=T * F, max_size=T * F))
+        reading = st.one_of(st.floats(-100, 100), st.floats(-100, 100), st.floats(-100, 100), st.just(float("nan")))
+        v = draw(st.lists(reading, min_size=T * F, max_size=T * F))
         vals.append(np.array(v, dtype=np.float64).reshape(T, F))
-        t = draw(st.lists(st.one_of(st.floats(-10, 10), st.just(float("nan"))), min_size=T, max_size=T))
-        times.append(np.array(t, dtype=np.float64))
+        if draw(st.booleans()):  # well-formed: increasing timestamps (gaps may be tiny or huge)
+            gaps = draw(st.lists(st.floats(1e-6, 1e6), min_size=T, max_size=T))
+            times.append(np.cumsum(np.array(gaps, dtype=np.float64)))
+        else:  # anything: unsorted, duplicates, NaN
+            t = draw(st.lists(st.one_of(st.floats(-10, 10), st.just(float("nan"))), min_size=T, max_size=T))
+            times.append(np.array(t, dtype=np.float64))
     labels = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     return vals, times, labels
 
@@ -105,7 +112,9 @@ def test_fuzz_data_loaders(data) -> None:  # type: ignore[no-untyped-def]
         prep = Preprocessor.fit(series)
     except ValueError as e:
         assert str(e)
+        event("rejected")
         return
+    event("accepted")
     assert all((s > 0).all() and np.isfinite(s).all() for s in series.timespans)
     ds = SeriesDataset(prep.transform(series), task="classification")
     seen = 0
@@ -142,6 +151,8 @@ def test_fuzz_checkpoint_loader(checkpoint_bytes: bytes, tmp_path_factory, cut, 
         model, meta = load_model(path)
     except ValueError as e:
         assert str(path) in str(e)  # the error names the file
+        event("rejected")
         return
+    event("accepted")
     # a flip that only touched tensor bytes still loads: the model is the same architecture
     assert sum(p.numel() for p in model.parameters()) > 0 and isinstance(meta, dict)
