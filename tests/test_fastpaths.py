@@ -68,16 +68,16 @@ class _Spy:
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("case", ["plain", "masked", "hx-last"])
+@pytest.mark.parametrize("case", ["plain", "masked", "hx-last", "masked-last"])
 @pytest.mark.parametrize("name", FUSED)
 def test_fused_matches_plain_values_and_gradients(name: str, case: str, dtype: torch.dtype, monkeypatch) -> None:
     layer = make_layer(name, dtype)
     B, T = 3, 6
-    x, dt, mask = random_batch(B, T, dtype, seed=1, masked=case == "masked")
+    x, dt, mask = random_batch(B, T, dtype, seed=1, masked=case.startswith("masked"))
     h0 = None
     if case == "hx-last":
         h0 = 0.3 * torch.randn(B, layer.state_size, dtype=dtype, generator=torch.Generator().manual_seed(3))
-    rs = case != "hx-last"
+    rs = not case.endswith("last")  # "last": return_sequences=False, the last observed step
     spy = _Spy(monkeypatch)
     fast = _run(layer, x, dt, mask, h0, True, rs)
     assert spy.calls == 1, "the fused kernel was not used"
@@ -134,11 +134,19 @@ def test_double_backward_is_refused_with_a_clear_error() -> None:
         gx.sum().backward()
 
 
-@pytest.mark.parametrize("name", ["cfc-default", "wcfc-autoncp", "ltc-ncp"])
+@pytest.mark.parametrize("name", ["cfc-default", "cfc-no_gate", "cfc-nobackbone", "wcfc-autoncp", "ltc-ncp", "ltc-fc"])
 def test_streaming_steps_equal_the_sequence(name: str, monkeypatch) -> None:
     layer = make_layer(name, torch.float64)
     x, dt, _ = random_batch(2, 5, torch.float64, seed=4)
-    spy = _Spy(monkeypatch, ("cfc_chain_step", "ltc_step"))
+    taken = []
+    real = layer.cell.fused_step
+
+    def fused_step(*args):
+        out = real(*args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(layer.cell, "fused_step", fused_step)
     with torch.no_grad():
         with _fused.use_fused(False):
             out, h_ref = layer(x, timespans=dt)
@@ -146,7 +154,7 @@ def test_streaming_steps_equal_the_sequence(name: str, monkeypatch) -> None:
         for t in range(5):
             y, h = layer.step(x[:, t], h, dt[:, t])
             _close(y, out[:, t], torch.float64, f"step {t}")
-        assert spy.calls == 5, "step did not take the one-step fast path"
+        assert taken == [True] * 5, "step did not take the one-step fast path"
         y1, h1 = layer.step(x[0, 0], None, 0.7)  # unbatched, float dt
         with _fused.use_fused(False):
             y2, h2 = layer.step(x[0, 0], None, 0.7)

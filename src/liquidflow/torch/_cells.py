@@ -503,9 +503,34 @@ class CfCCell(nn.Module):
 
     def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
         """The new state after one step, without autograd (streaming), or None where not fused."""
-        plan = self.fused_plan(fold=False)
-        if plan is None or torch.is_grad_enabled():
+        plan = self.fused_plan(fold=False) if self.sparsity_mask is not None else None
+        if torch.is_grad_enabled() or (plan is None and self.sparsity_mask is not None):
             return None
+        if plan is None:  # unmasked heads: four small products instead of concatenating the weights
+            if self.mode not in ("default", "no_gate") or self.backbone_layers > 1:
+                return None
+            if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
+                return None
+            assert self.f2 is not None and self.time_a is not None and self.time_b is not None
+            I = self.input_size
+            first: nn.Linear = self.backbone[0] if self.backbone_layers else self.f1  # type: ignore[assignment]
+            if self.backbone_layers:
+                u = torch.addmm(F.linear(x, first.weight[:, :I], first.bias), h, first.weight[:, I:].T)
+                z = (
+                    u.mul_(_fused.LECUN_B).tanh_().mul_(_fused.LECUN_A)
+                    if self.backbone_activation == "lecun_tanh"
+                    else u.tanh_()
+                )
+            else:
+                z = torch.cat([x, h], 1)
+            f1 = torch.tanh(F.linear(z, self.f1.weight, self.f1.bias))
+            f2 = torch.tanh(F.linear(z, self.f2.weight, self.f2.bias))
+            ta = F.linear(z, self.time_a.weight, self.time_a.bias)
+            tb = F.linear(z, self.time_b.weight, self.time_b.bias)
+            g = torch.sigmoid(
+                torch.addcmul(tb, ta, dt, value=-1.0) if isinstance(dt, Tensor) else torch.add(tb, ta, alpha=-dt)
+            )
+            return torch.lerp(f2, f1, g) if self.mode == "default" else torch.addcmul(f2, f1, g)
         spec, (_, WhT, _, HwT, hb), Wx, b = plan
         return _fused.cfc_chain_step([spec], F.linear(x, Wx, b), dt, h, [[None, WhT, None, HwT, hb]])
 
