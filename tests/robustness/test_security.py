@@ -164,7 +164,8 @@ def test_cli_entry_point_has_no_shell(tmp_path: Path) -> None:
 
     marker = tmp_path / "PWNED"
     exe = Path(sys.executable).parent / "liquidflow"
-    args = [str(exe), "export", f"$(touch {marker}).lf", "--prefix", f"`touch {marker}`"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "liquidflow.cli"]
+    args = [*cmd, "export", f"$(touch {marker}).lf", "--prefix", f"`touch {marker}`"]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert not marker.exists()
