@@ -18,5 +18,17 @@ from ._model import reference_outputs as reference_outputs
 from ._model import unwrap as unwrap
 from ._onnx import to_onnx as to_onnx
 from ._run import run_c as run_c
+from ._stepper import CompiledStepper as CompiledStepper
 
-__all__ = ["CExport", "Footprint", "StepModule", "footprint", "reference_outputs", "run_c", "to_c", "to_onnx", "unwrap"]
+__all__ = [
+    "CExport",
+    "CompiledStepper",
+    "Footprint",
+    "StepModule",
+    "footprint",
+    "reference_outputs",
+    "run_c",
+    "to_c",
+    "to_onnx",
+    "unwrap",
+]
