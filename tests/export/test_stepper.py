@@ -160,3 +160,18 @@ def test_missing_compiler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("PATH", "")
     with pytest.raises(RuntimeError, match=r"needs a C compiler: 'gcc' was not found on PATH.*apt-get install gcc"):
         CompiledStepper(model)
+
+
+@pytest.mark.parametrize("name", ["ltc-fc", "cfc-default", "seq-wcfc-head"])
+def test_fast_math_stays_within_tolerance(name: str, cache: Path) -> None:
+    model = ec.make_model(name)
+    x, dt = _inputs(model, seed=6)
+    fast = CompiledStepper(model, cache_dir=cache, fast_math=True)
+    assert fast.library_path != CompiledStepper(model, cache_dir=cache).library_path
+    got = np.stack([fast.step(x[t], dt[t]) for t in range(STEPS)])
+    want = reference_outputs(model, torch.from_numpy(x)[None], torch.from_numpy(dt)[None])[0].numpy()
+    assert ec.max_err(got, want) <= ec.FLOAT_TOL
+    np.testing.assert_array_equal(fast.run(x, dt, fast.init_state()), got)
+    # loading a -ffast-math library must not switch the process to flush-to-zero (crtfastmath.o)
+    tiny = np.float32(1e-39) * np.float32(0.5)
+    assert tiny > 0
