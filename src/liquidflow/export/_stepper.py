@@ -133,7 +133,7 @@ class CompiledStepper:
         compiler: the C compiler to run (default ``gcc``).
         fast_math: build with ``-O3 -march=native -ffast-math`` instead of the exact
             ``-O2 -ffp-contract=off``: sums are reassociated and vectorised and ``expf`` comes from
-            glibc's vector library, 3-15x faster for dense layers (64 units); the outputs then differ
+            glibc's vector library, 4-7x faster for dense layers (64 units); the outputs then differ
             from the exact float32 ones by rounding (~1e-6). NaN/Inf inputs are not supported in
             this mode, and the library only runs on CPUs like this one.
 
