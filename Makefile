@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv system-deps lint typecheck test test-fast test-slow demo bench clean
+.PHONY: all venv system-deps native lint typecheck test test-fast test-slow demo bench clean
 
 all: test
 
@@ -25,6 +25,11 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
+# the C kernels (src/liquidflow/_native) are compiled on first use and cached; build them now.
+# Without a compiler the library falls back to its torch kernels (tests of the C path fail in CI).
+native: venv
+	-$(BIN)/python -m liquidflow._native
+
 lint: venv
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
@@ -32,7 +37,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv system-deps lint typecheck
+test: venv system-deps native lint typecheck
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" --durations=15
 
 test-fast: venv
@@ -41,10 +46,10 @@ test-fast: venv
 test-slow: venv system-deps
 	$(BIN)/python -m pytest -m slow
 
-demo: venv
+demo: venv native
 	$(BIN)/liquidflow demo
 
-bench: venv
+bench: venv native
 	$(BIN)/python benchmarks/bench.py
 
 clean:

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from . import _native_cfc, _native_ltc
+
 Tensor = torch.Tensor
 _tanh_bw = torch.ops.aten.tanh_backward.grad_input
 _sigmoid_bw = torch.ops.aten.sigmoid_backward.grad_input
@@ -305,6 +307,9 @@ class _CfCChain(torch.autograd.Function):
 def cfc_chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
               params: list[list[Tensor | None]]) -> Tensor:  # fmt: skip
     """States (T, B, N) of a chain of CfC layers; inputs are time-major (see :class:`_CfCChain`)."""
+    native = _native_cfc.chain(specs, P, ts, keep, h0, params)  # the C kernel where it applies
+    if native is not None:
+        return native
     flat = [p for layer in params for p in layer]
     if not torch.is_grad_enabled():
         return _cfc_forward(specs, P, ts, keep, h0, params, save=False)[0]
@@ -411,6 +416,9 @@ def _ltc_forward(L: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tenso
 def ltc_semi_implicit(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
                       sigma: Tensor, sm: Tensor) -> Tensor:  # fmt: skip
     """States (T, B, N) of an LTC with the semi-implicit solver; see :class:`_LTCSemiImplicit`."""
+    native = _native_ltc.dense(unfolds, base, C, keep, h0, w, we, sigma, sm)  # the C kernel where it applies
+    if native is not None:
+        return native
     if not torch.is_grad_enabled():
         return _ltc_forward(unfolds, base, C, keep, h0, torch.stack([we, w]), sigma, -sm, save=False)[0]
     return _LTCSemiImplicit.apply(unfolds, base, C, keep, h0, w, we, sigma, sm)  # type: ignore[no-any-return]
@@ -556,6 +564,9 @@ def _ltc_sparse_forward(L: int, base: Tensor, C: Tensor, keep: Tensor | None, h0
 def ltc_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
                sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> Tensor:  # fmt: skip
     """States (T, B, N) of an LTC on an edge list (semi-implicit solver); see :class:`_LTCSparse`."""
+    native = _native_ltc.sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst)
+    if native is not None:
+        return native
     if not torch.is_grad_enabled():
         W2 = torch.stack([we, w])
         return _ltc_sparse_forward(unfolds, base, C, keep, h0, W2, sigma, -sm, src, dst, save=False)[0]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..wirings import FullyConnected, Wiring
-from . import _fused
+from . import _fused, _native_step
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
 from ._solvers import Solver
 from ._validate import (
@@ -219,6 +219,9 @@ class _SequenceLayer(nn.Module):
     def step(self, input: Tensor, hx: State | None = None, dt: float | Tensor = 1.0) -> tuple[Tensor, State]:
         """One streaming step: input (B, F) or (F,), dt a float or (B,) -> (output, new state)."""
         if not torch.is_grad_enabled() and self.lstm is None and _fused.fused_enabled():
+            native = _native_step.step(self, input, hx, dt)  # the whole step in C where it applies
+            if native is not None:
+                return native
             fast = self._fast_step(input, hx, dt)
             if fast is not None:
                 return fast

@@ -1,0 +1,58 @@
+/* Shared helpers of liquidflow's native kernels: vectorisable exp / sigmoid / tanh.
+ *
+ * float:  lf_expf is Cephes' expf scheme (range reduction by ln 2 in two parts, degree-6
+ *         polynomial, 2^n by exponent bits): max relative error ~2 ulp, no calls, no branches,
+ *         so gcc vectorises loops that use it (AVX2 / AVX-512 / NEON). Arguments are clamped to
+ *         [-87.3, 88.7]; NaN input gives an unspecified finite value (the Python side checks
+ *         inputs for NaN before any kernel runs).
+ * double: libm's exp (the double kernels exist for tests against the float64 reference).
+ *
+ * Kernel files define their bodies once over `REAL` and include them twice (see ltc.c):
+ *     #define REAL float  / LF_EXP lf_expf / LF_SFX(name) name##_f32
+ *     #define REAL double / LF_EXP exp    / LF_SFX(name) name##_f64
+ */
+#ifndef LF_COMMON_H
+#define LF_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline float lf_expf(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    /* n = round(x / ln 2) by the magic-number trick (vectorises; no rint call) */
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    float fn = (x * 1.44269504088896341f + magic) - magic;
+    float r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t n = (int32_t)fn;
+    int32_t bits = (n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+static inline float lf_sigmoidf(float x) { return 1.0f / (1.0f + lf_expf(-x)); }
+
+/* tanh: odd Taylor polynomial for |x| < 0.2 (relative error < 1e-9 there), else
+ * sign(x) (1 - 2 / (exp(2|x|) + 1)); branch-free so loops vectorise */
+static inline float lf_tanhf(float x) {
+    float a = fabsf(x);
+    float big = 1.0f - 2.0f / (lf_expf(2.0f * a) + 1.0f);
+    float x2 = x * x;
+    float small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * (-0.0539682540f + x2 * 0.0218694885f))));
+    float r = a < 0.2f ? small : copysignf(big, x);
+    return r;
+}
+
+static inline double lf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static inline double lf_tanh(double x) { return tanh(x); }
+
+#endif
