@@ -42,6 +42,9 @@ MODEL_TITLES = {
     "gru": "nn.GRU(20, 64)",
 }
 IMPLS = ("liquidflow", "ncps")
+# liquidflow with its native C kernels switched off (the torch kernels of liquidflow.torch._fused):
+# timed alongside to show what the C kernels add
+TORCH_IMPL = "liquidflow-torch"
 BATCH, STEPS, FEATURES = 32, 100, 20
 SCALING_T = (50, 200, 800, 3200)
 MEMORY_T = (250, 1000)
@@ -116,7 +119,7 @@ def build_model(model: str, impl: str, features: int = FEATURES, seed: int = 0) 
     if model in ("lstm", "gru"):
         cls = torch.nn.LSTM if model == "lstm" else torch.nn.GRU
         return cls(features, 64, batch_first=True)
-    if impl == "liquidflow":
+    if impl in ("liquidflow", TORCH_IMPL):
         from liquidflow import wirings
         from liquidflow.torch import LTC, CfC
     elif impl == "ncps":
@@ -226,6 +229,16 @@ def _time_group(fns: dict[str, Callable[[], None]], settings: Settings) -> dict[
     return out
 
 
+def _without_native(fn: Callable[[], None]) -> Callable[[], None]:
+    from liquidflow._native import use_native
+
+    def run() -> None:
+        with use_native(False):
+            fn()
+
+    return run
+
+
 def _impls_for(model: str) -> tuple[str, ...]:
     return ("torch",) if model in ("lstm", "gru") else IMPLS
 
@@ -244,16 +257,18 @@ def _run_timed(section: str, settings: Settings, log: Callable[[str], None]) -> 
     for model_name in settings.models:
         group: dict[tuple[str, str], Callable[[], None]] = {}
         pending: list[Result] = []
-        for name, impl in [(model_name, i) for i in IMPLS] + [("lstm", "torch"), ("gru", "torch")]:
+        contenders = [(model_name, i) for i in (*IMPLS, TORCH_IMPL)] + [("lstm", "torch"), ("gru", "torch")]
+        for name, impl in contenders:
             res = Result(section, name, impl, T, B)
             try:
                 model = build_model(name, impl, F)
                 if section == "stream":
-                    group[(name, impl)] = _stream_fn(name, impl, model, x)
+                    fn = _stream_fn(name, "liquidflow" if impl == TORCH_IMPL else impl, model, x)
                 elif section == "train":
-                    group[(name, impl)] = _train_fn(model, x)
+                    fn = _train_fn(model, x)
                 else:
-                    group[(name, impl)] = _infer_fn(model, x)
+                    fn = _infer_fn(model, x)
+                group[(name, impl)] = _without_native(fn) if impl == TORCH_IMPL else fn
                 group[(name, impl)]()  # fail here, not inside the timing loop
             except Exception as e:  # a failing peer is reported, not fatal
                 res.error = f"{type(e).__name__}: {e}"
@@ -445,6 +460,14 @@ def _fmt(r: Result) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- run all
+def _native_summary() -> str:
+    from liquidflow import _native
+
+    st = _native.status()
+    bad = {k: v for k, v in st.items() if not v.startswith("ok")}
+    return "on" if not bad else "; ".join(f"{k} {v.splitlines()[0]}" for k, v in bad.items())
+
+
 def environment(settings: Settings) -> dict[str, Any]:
     from importlib import metadata
 
@@ -473,6 +496,7 @@ def environment(settings: Settings) -> dict[str, Any]:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "native": _native_summary(),
         "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "settings": asdict(settings),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -531,6 +555,7 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
             lstm = _lookup(res, section, "lstm", "torch", group=model)
             lf = _lookup(res, section, model, "liquidflow")
             nc = _lookup(res, section, model, "ncps")
+            lt = _lookup(res, section, model, TORCH_IMPL)
             if lf is None:
                 continue
             row: dict[str, Any] = {
@@ -539,6 +564,8 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "liquidflow_ms": lf,
                 "ncps_ms": nc,
                 "lstm_ms": lstm,
+                "torch_kernels_ms": lt,
+                "native_gain": (lt / lf) if lt else None,
                 "speedup_vs_ncps": (nc / lf) if nc else None,
                 "x_lstm": (lf / lstm) if lstm else None,
                 "target_vs_ncps": TARGETS.get((section, model)),
@@ -568,6 +595,8 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "Median times in ms (warm-up runs first). ncps runs with `timespans=None` (its fastest path).",
         "Speed-up = ncps time / liquidflow time; × LSTM = liquidflow time / nn.LSTM(20, 64) time.",
+        f"liquidflow native C kernels: {env.get('native', '?')}; the last column is liquidflow with them "
+        "switched off (its torch kernels).",
         "",
     ]
     titles = {
@@ -582,8 +611,8 @@ def markdown(data: dict[str, Any]) -> str:
         one = next(r for r in res if r["section"] == section)
         out += [f"## {titles[section].format(B=one['batch'], T=one['seq_len'])}", ""]
         out += [
-            "| model | liquidflow | ncps 1.0.1 | speed-up vs ncps | target | × nn.LSTM |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| model | liquidflow | ncps 1.0.1 | speed-up vs ncps | target | × nn.LSTM | torch kernels (C off) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             tgt = r["target_vs_ncps"]
@@ -598,7 +627,8 @@ def markdown(data: dict[str, Any]) -> str:
             out.append(
                 f"| {MODEL_TITLES[r['model']]} | {_num(r['liquidflow_ms'], '{:.3f}')} | "
                 f"{_num(r['ncps_ms'], '{:.3f}')} | {_num(r['speedup_vs_ncps'])}×{status} | "
-                f"{'≥ ' + _num(tgt, '{:g}') + '×' if tgt else ''} | {xl} |"
+                f"{'≥ ' + _num(tgt, '{:g}') + '×' if tgt else ''} | {xl} | "
+                f"{_num(r.get('torch_kernels_ms'), '{:.3f}')} |"
             )
         for peer in ("lstm", "gru"):
             vs = [r["median_ms"] for r in res if r["section"] == section and r["model"] == peer and r["median_ms"]]
