@@ -1,20 +1,260 @@
 """CfC chain kernels in C (liquidflow._native, ``cfc.c``): forward and backward over a whole sequence.
 
-Placeholder: returns None (the torch kernels of ``_fused`` run) until the C kernels land."""
+The C kernels run the time loop of ``_fused._cfc_forward`` and the adjoint of ``_fused._CfCChain``
+with no per-step torch calls: each thread takes a share of the batch rows and runs every step for
+them (samples are independent), with register-tiled matrix products for the per-step maps. The
+weight gradients are products over all T·B rows at the end, left to ``torch.mm`` here.
+
+With the same elapsed time ``c`` for every step and sample (``timespans=None`` or a float), a layer
+with a backbone merges its two gate heads into one: ``g = σ((Wb − c·Wa) z + (bb − c·ba))``, 3H head
+columns instead of 4H. The gradient of both heads then follows from the one gate gradient ``dg``:
+``∂/∂Wb = zᵀ dg`` and ``∂/∂Wa = −c·zᵀ dg``.
+
+:func:`chain` returns None wherever the C kernel does not apply (native code unavailable or switched
+off, not on the CPU, not float32/float64, an activation not folded into the weights, ...), and the
+torch kernels of ``_fused`` run instead.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import ctypes
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from .. import _native
 
 if TYPE_CHECKING:
     from ._fused import CfCLayerSpec
 
 Tensor = torch.Tensor
+NDESC = 24  # int64 fields per layer in the descriptor (see cfc.c)
+_MERGE = True  # merge the gate heads when dt is uniform (tests switch it off to check both paths)
+_SFX = {torch.float32: "f32", torch.float64: "f64"}
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+
+
+_READY: dict[int, int] = {}  # id(library) -> the most layers it takes, once its argtypes are set
+
+
+def _lib() -> Any:
+    lib = _native.load("cfc")
+    if lib is None:
+        return None
+    if id(lib) not in _READY:
+        if lib.lf_cfc_version() < 1 or lib.lf_cfc_ndesc() != NDESC:
+            return None
+        for sfx in _SFX.values():
+            f = getattr(lib, f"lf_cfc_forward_{sfx}")
+            # L, desc, T, B, N, P, K0, ts, keep, h0, S, merge_ok, nt
+            f.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
+            f.restype = ctypes.c_int
+            g = getattr(lib, f"lf_cfc_backward_{sfx}")
+            # L, desc, T, B, N, ts, keep, gS, gh0, merged, nt
+            g.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
+            g.restype = ctypes.c_int
+        _READY[id(lib)] = lib.lf_cfc_maxlayers()
+    return lib
+
+
+def _mat(t: Tensor | None) -> tuple[int, int, int]:
+    if t is None:
+        return 0, 0, 0
+    return t.data_ptr(), t.stride(0), t.stride(1)
+
+
+def _vec(t: Tensor | None) -> tuple[int, int]:
+    return (0, 0) if t is None else (t.data_ptr(), t.stride(0))
+
+
+def _desc(specs: list[CfCLayerSpec], params: list[list[Tensor | None]], saves: list[list[Tensor | None]],
+          outs: list[list[Tensor | None]]) -> Any:  # fmt: skip
+    """The per-layer descriptor of cfc.c: sizes, options, weight pointers with strides, buffers."""
+    vals: list[int] = []
+    off = 0
+    for l, sp in enumerate(specs):
+        WxT, WhT, b, HwT, hb = params[l]
+        Z, Fh, G = saves[l]
+        dU, dV = outs[l]
+        I = 0 if l == 0 or WxT is None else WxT.shape[0]
+        vals += [sp.hidden, sp.width, I, int(sp.backbone), int(sp.mode == "no_gate"), off]
+        vals += [*_mat(WxT if l > 0 else None), *_mat(WhT), *_vec(b if l > 0 else None), *_mat(HwT), *_vec(hb)]
+        vals += [0 if x is None else x.data_ptr() for x in (Z, Fh, G, dU, dV)]
+        off += sp.hidden
+    return (ctypes.c_int64 * len(vals))(*vals)
+
+
+def _applies(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+             params: list[list[Tensor | None]]) -> bool:  # fmt: skip
+    dtype = P.dtype
+    if dtype not in _SFX or P.device.type != "cpu" or P.dim() != 3 or ts.requires_grad:
+        return False
+    T, B, K0 = P.shape
+    if T == 0 or B == 0 or not specs or K0 != specs[0].width:
+        return False
+    if ts.dtype != dtype or ts.device != P.device or ts.numel() != T * B:
+        return False
+    if h0.dtype != dtype or h0.device != P.device or tuple(h0.shape) != (B, sum(s.hidden for s in specs)):
+        return False
+    if keep is not None and (keep.dtype != torch.bool or keep.numel() != T * B or keep.device != P.device):
+        return False
+    for l, sp in enumerate(specs):
+        if sp.lecun or sp.mode not in ("default", "no_gate"):
+            return False
+        WxT, WhT, b, HwT, hb = params[l]
+        H, K = sp.hidden, sp.width
+        need: list[tuple[Tensor | None, tuple[int, ...]]] = [(WhT, (H, K))]
+        if l > 0:
+            need.append((WxT, (specs[l - 1].hidden, K)))
+            if b is not None:
+                need.append((b, (K,)))
+        if sp.backbone:
+            need += [(HwT, (K, 4 * H)), (hb, (4 * H,))]
+        elif K != 4 * H:
+            return False
+        for p, shape in need:
+            if p is None or tuple(p.shape) != shape or p.dtype != dtype or p.device != P.device:
+                return False
+    return True
+
+
+Saves = list[list[Tensor | None]]
+
+
+def _forward(lib: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+             params: list[list[Tensor | None]], save: bool) -> tuple[Tensor, Saves, int]:  # fmt: skip
+    """States (T, B, N), the saved activations per layer [Z, F, G] and the merged flag."""
+    T, B, K0 = P.shape
+    N = h0.shape[1]
+    saves: list[list[Tensor | None]] = []
+    for sp in specs:
+        H = sp.hidden
+        if save:
+            saves.append([P.new_empty(T, B, sp.width) if sp.backbone else None, P.new_empty(T, B, 2 * H),
+                          P.new_empty(T, B, H)])  # fmt: skip
+        else:
+            saves.append([None, None, None])
+    S = P.new_empty(T, B, N)
+    desc = _desc(specs, params, saves, [[None, None]] * len(specs))
+    fn = getattr(lib, f"lf_cfc_forward_{_SFX[P.dtype]}")
+    kp = keep.data_ptr() if keep is not None else None
+    merged = fn(len(specs), desc, T, B, N, P.data_ptr(), K0, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(),
+                int(_MERGE), torch.get_num_threads())  # fmt: skip
+    if merged < 0:
+        raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
+    return S, saves, merged
+
+
+class _NativeCfCChain(torch.autograd.Function):
+    """``_fused._CfCChain`` with the time loops (forward and adjoint) in C."""
+
+    @staticmethod
+    def forward(ctx: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+                *flat: Tensor | None) -> Tensor:  # fmt: skip
+        lib = _lib()
+        params = [list(flat[5 * l : 5 * l + 5]) for l in range(len(specs))]
+        S, saves, merged = _forward(lib, specs, P, ts, keep, h0, params, save=True)
+        ctx.specs, ctx.merged = specs, merged
+        ctx.c = float(ts.reshape(-1)[0]) if merged else 0.0
+        ctx.nsave = [sum(x is not None for x in s) for s in saves]
+        kept = [x for s in saves for x in s if x is not None]
+        ctx.save_for_backward(ts, keep, h0, S, *kept, *flat)
+        return S
+
+    @staticmethod
+    def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
+        from ._fused import _refuse_double_backward
+
+        _refuse_double_backward()
+        specs: list[CfCLayerSpec] = ctx.specs
+        L = len(specs)
+        ts, keep, h0, S, *rest = ctx.saved_tensors
+        nk = sum(ctx.nsave)
+        kept, flat = rest[:nk], rest[nk:]
+        params = [list(flat[5 * l : 5 * l + 5]) for l in range(L)]
+        saves: list[list[Tensor | None]] = []
+        i = 0
+        for sp in specs:
+            if sp.backbone:
+                saves.append([kept[i], kept[i + 1], kept[i + 2]])
+                i += 3
+            else:
+                saves.append([None, kept[i], kept[i + 1]])
+                i += 2
+        T, B, N = S.shape
+        merged = bool(ctx.merged)
+        gS = gS.contiguous()
+        outs: list[list[Tensor | None]] = []
+        for sp in specs:
+            nV = 3 * sp.hidden if merged and sp.backbone else 4 * sp.hidden
+            outs.append([S.new_empty(T, B, sp.width), S.new_empty(T, B, nV) if sp.backbone else None])
+        gh0 = S.new_empty(B, N)
+        lib = _lib()
+        if lib is None:
+            raise RuntimeError("liquidflow's native CfC kernel became unavailable between forward and backward")
+        desc = _desc(specs, params, saves, outs)
+        fn = getattr(lib, f"lf_cfc_backward_{_SFX[S.dtype]}")
+        kp = keep.data_ptr() if keep is not None else None
+        rc = fn(
+            L, desc, T, B, N, ts.data_ptr(), kp, gS.data_ptr(), gh0.data_ptr(), int(merged), torch.get_num_threads()
+        )
+        if rc < 0:
+            raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
+        # weight gradients: one product over all T*B rows per weight (as _fused._CfCChain)
+        need = ctx.needs_input_grad
+        grads: list[Tensor | None] = []
+        off = 0
+        for l, sp in enumerate(specs):
+            H, K = sp.hidden, sp.width
+            dU, dV = outs[l]
+            assert dU is not None
+            du2 = dU.view(T * B, K)
+            gWxT = gWhT = gb = gHwT = ghb = None
+            nw = 5 + 5 * l
+            if l > 0 and need[nw]:
+                po = off - specs[l - 1].hidden
+                gWxT = S[:, :, po:off].reshape(T * B, -1).T @ du2
+            if need[nw + 1]:  # the state before each step: h0, then S[:-1]
+                gWhT = h0[:, off : off + H].T @ dU[0]
+                if T > 1:
+                    gWhT.addmm_(S[:-1, :, off : off + H].reshape((T - 1) * B, H).T, dU[1:].reshape((T - 1) * B, K))
+            if l > 0 and need[nw + 2]:
+                gb = du2.sum(0)
+            if sp.backbone and (need[nw + 3] or need[nw + 4]):
+                assert dV is not None
+                Z = saves[l][0]
+                assert Z is not None
+                dv2 = dV.view(T * B, -1)
+                if need[nw + 3]:
+                    gHwT = Z.view(T * B, K).T @ dv2
+                if need[nw + 4]:
+                    ghb = dv2.sum(0)
+                if merged:  # columns [f1, f2, gate] -> [f1, f2, time_a = -c gate, time_b = gate]
+                    c = ctx.c
+                    if gHwT is not None:
+                        gHwT = torch.cat([gHwT[:, : 2 * H], gHwT[:, 2 * H :] * -c, gHwT[:, 2 * H :]], 1)
+                    if ghb is not None:
+                        ghb = torch.cat([ghb[: 2 * H], ghb[2 * H :] * -c, ghb[2 * H :]])
+            grads += [gWxT, gWhT, gb, gHwT, ghb]
+            off += H
+        dP = outs[0][0] if need[1] else None
+        return (None, dP, None, None, gh0 if need[4] else None, *grads)
 
 
 def chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
           params: list[list[Tensor | None]]) -> Tensor | None:  # fmt: skip
     """States (T, B, N) as ``_fused.cfc_chain``, or None where the C kernel does not apply."""
-    return None
+    if not _applies(specs, P, ts, keep, h0, params):
+        return None
+    lib = _lib()
+    if lib is None or len(specs) > _READY[id(lib)]:
+        return None
+    T, B, _ = P.shape
+    P = P.contiguous()
+    ts = ts.reshape(T, B).contiguous()
+    keep = keep.reshape(T, B).contiguous() if keep is not None else None
+    h0 = h0.contiguous()
+    flat = [p for layer in params for p in layer]
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (P, h0, *flat)):
+        return _NativeCfCChain.apply(specs, P, ts, keep, h0, *flat)  # type: ignore[no-any-return]
+    return _forward(lib, specs, P, ts, keep, h0, params, save=False)[0]

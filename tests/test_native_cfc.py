@@ -1,0 +1,217 @@
+"""The C kernels of CfC chains (liquidflow/_native/cfc.c via liquidflow.torch._native_cfc).
+
+Each configuration runs with the native kernels on and off (``use_native(False)``: the torch fused
+kernel of ``_fused``); outputs, final states and the gradients of every parameter, the input and the
+initial state must agree to 1e-10 in float64 and 1e-5 in float32. Cases cover uniform elapsed
+times (the gate heads merged, and not), per-sample timespans, masks, initial states, batch sizes
+that are not multiples of the register tile, and one or two threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import INPUT_SIZE, LAYERS, make_layer, random_batch, reference_run
+from liquidflow import _native
+from liquidflow.torch import CfC, _fused, _native_cfc
+from liquidflow.wirings import NCP, AutoNCP
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+EXTRA = {
+    "cfc-tanh": lambda: CfC(INPUT_SIZE, 5, activation="tanh", backbone_units=20),
+    "cfc-wide": lambda: CfC(INPUT_SIZE, 19, backbone_units=40),  # more than one register panel, tails
+    "wcfc-autoncp-big": lambda: CfC(INPUT_SIZE, AutoNCP(24, 5, seed=2)),
+    "wcfc-ncp-deep": lambda: CfC(INPUT_SIZE, NCP(5, 4, 3, 2, 2, 2, 2, seed=1)),
+}
+NAMES = ["cfc-default", "cfc-no_gate", "cfc-nobackbone", "wcfc-autoncp", "wcfc-ncp-no_gate", "wcfc-fc", *EXTRA]
+
+
+@pytest.fixture(autouse=True)
+def _native_available() -> None:
+    if _native.load("cfc") is None:
+        why = _native.status().get("cfc", "")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the native CfC kernel is unavailable in CI: {why}")
+        pytest.skip(f"the native CfC kernel is unavailable: {why}")
+
+
+def _layer(name: str, dtype: torch.dtype) -> torch.nn.Module:
+    if name in LAYERS:
+        return make_layer(name, dtype)
+    torch.manual_seed(0)
+    layer = EXTRA[name]().to(dtype)
+    with torch.no_grad():
+        for pname, p in layer.named_parameters():
+            if pname.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    return layer
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
+    err = float((a - b).abs().max()) if a.numel() else 0.0
+    assert err <= TOL[dtype] * scale, f"{what}: max abs difference {err:.3g} (scale {scale:.3g})"
+
+
+class _Count:
+    """Counts the C forward passes (the native kernel was really taken)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = _native_cfc._forward
+
+        def wrapped(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(_native_cfc, "_forward", wrapped)
+
+
+def _run(layer, x, dt, mask, h0, native: bool, return_sequences: bool = True):
+    layer.return_sequences = return_sequences
+    params = [p for p in layer.parameters() if p.requires_grad]
+    xx = x.clone().requires_grad_()
+    hh = h0.clone().requires_grad_() if h0 is not None else None
+    with _native.use_native(native), _fused.use_fused(True):
+        out, h = layer(xx, hh, timespans=dt, mask=mask)
+    g = torch.Generator().manual_seed(7)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
+    wrt = params + [xx] + ([hh] if hh is not None else [])
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    grads = [torch.zeros_like(w) if gr is None else gr for gr, w in zip(grads, wrt)]
+    return out.detach(), h.detach(), grads
+
+
+def _compare(layer, x, dt, mask, h0, dtype, monkeypatch, return_sequences=True) -> None:
+    count = _Count(monkeypatch)
+    fast = _run(layer, x, dt, mask, h0, True, return_sequences)
+    assert count.calls == 1, "the native kernel was not used"
+    slow = _run(layer, x, dt, mask, h0, False, return_sequences)
+    assert count.calls == 1
+    _close(fast[0], slow[0], dtype, "output")
+    _close(fast[1], slow[1], dtype, "final state")
+    names = [n for n, p in layer.named_parameters() if p.requires_grad] + ["input", "hx"]
+    for n, a, b in zip(names, fast[2], slow[2]):
+        _close(a, b, dtype, f"gradient of {n}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", ["uniform", "float-dt", "per-sample", "masked", "hx-last", "unmerged"])
+@pytest.mark.parametrize("name", NAMES)
+def test_native_matches_torch_kernel(name: str, case: str, dtype: torch.dtype, monkeypatch) -> None:
+    layer = _layer(name, dtype)
+    B, T = 5, 7
+    x, dt, mask = random_batch(B, T, dtype, seed=1, masked=case == "masked")
+    ts: torch.Tensor | float | None = dt
+    if case in ("uniform", "unmerged"):
+        ts = None  # every step 1.0: the gate heads merge (unless switched off)
+    elif case == "float-dt":
+        ts = 0.37
+    h0 = None
+    if case in ("hx-last", "masked"):
+        h0 = 0.3 * torch.randn(B, layer.state_size, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    if case == "unmerged":
+        monkeypatch.setattr(_native_cfc, "_MERGE", False)
+    _compare(layer, x, ts, mask, h0, dtype, monkeypatch, return_sequences=case != "hx-last")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("B", [1, 3, 4, 9, 13])
+@pytest.mark.parametrize("name", ["cfc-wide", "wcfc-autoncp-big"])
+def test_batch_sizes_and_threads(name: str, B: int, threads: int, monkeypatch) -> None:
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dtype = torch.float64
+        layer = _layer(name, dtype)
+        x, dt, mask = random_batch(B, 6, dtype, seed=B, masked=True)
+        h0 = 0.2 * torch.randn(B, layer.state_size, dtype=dtype, generator=torch.Generator().manual_seed(B))
+        _compare(layer, x, dt, mask, h0, dtype, monkeypatch)
+        _compare(layer, x, None, None, None, dtype, monkeypatch)
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_native_matches_numpy_reference(name: str, monkeypatch) -> None:
+    layer = _layer(name, torch.float64)
+    x, dt, mask = random_batch(4, 6, torch.float64, seed=2, masked=True)
+    count = _Count(monkeypatch)
+    with torch.no_grad(), _native.use_native(True):
+        out, h = layer(x, timespans=dt, mask=mask)
+        out1, h1 = layer(x)  # uniform dt = 1: merged gate heads
+    assert count.calls == 2
+    y_ref, h_ref, _ = reference_run(layer, x, dt, mask)
+    np.testing.assert_allclose(out.numpy(), y_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h.numpy(), h_ref, rtol=0, atol=1e-10)
+    y_ref, h_ref, _ = reference_run(layer, x, torch.ones(4, 6, dtype=torch.float64))
+    np.testing.assert_allclose(out1.numpy(), y_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h1.numpy(), h_ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_benchmark_sized_models(dtype: torch.dtype, monkeypatch) -> None:
+    """CfC(20, 64) and CfC on AutoNCP(32, 10) at batch 32: the sizes the kernels are tuned for."""
+    for make in (lambda: CfC(20, 64), lambda: CfC(20, AutoNCP(32, 10))):
+        torch.manual_seed(0)
+        layer = make().to(dtype)
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(32, 20, 20, generator=g, dtype=dtype)
+        dt = torch.rand(32, 20, generator=g, dtype=dtype) + 0.5
+        _compare(layer, x, None, None, None, dtype, monkeypatch)
+        _compare(layer, x, dt, None, None, dtype, monkeypatch)
+
+
+def test_partial_gradients_and_inference(monkeypatch) -> None:
+    """Only some inputs need gradients (frozen weights, input only); no_grad takes the forward-only kernel."""
+    dtype = torch.float64
+    layer = _layer("cfc-default", dtype)
+    x, dt, _ = random_batch(3, 5, dtype, seed=6)
+    for p in layer.cell.backbone.parameters():
+        p.requires_grad_(False)
+    _compare(layer, x, dt, None, None, dtype, monkeypatch)
+    for p in layer.parameters():
+        p.requires_grad_(False)
+    _compare(layer, x, None, None, None, dtype, monkeypatch)  # the input's gradient alone
+    count = _Count(monkeypatch)
+    with torch.no_grad():
+        a, ha = layer(x, timespans=dt)
+        with _native.use_native(False):
+            b, hb = layer(x, timespans=dt)
+    assert count.calls == 1
+    _close(a, b, dtype, "inference output")
+    _close(ha, hb, dtype, "inference state")
+
+
+def test_falls_back_where_it_does_not_apply(monkeypatch) -> None:
+    layer = _layer("cfc-default", torch.float64)
+    x, dt, _ = random_batch(2, 4, torch.float64)
+    count = _Count(monkeypatch)
+    with torch.no_grad(), _native.use_native(False):
+        layer(x, timespans=dt)
+    assert count.calls == 0
+    spec, params, Wx, b = layer.cell.fused_plan(fold=False)  # lecun_tanh not folded: the torch kernels only
+    P = torch.nn.functional.linear(x.transpose(0, 1), Wx, b)
+    ts = dt.t().unsqueeze(-1)
+    h0 = torch.zeros(2, layer.state_size, dtype=torch.float64)
+    assert spec.lecun and _native_cfc.chain([spec], P, ts, None, h0, [params]) is None
+    spec, params, Wx, b = layer.cell.fused_plan()
+    P = torch.nn.functional.linear(x.transpose(0, 1), Wx, b)
+    assert _native_cfc.chain([spec], P, ts, None, h0, [params]) is not None
+    assert _native_cfc.chain([spec], P.half(), ts.half(), None, h0.half(), [params]) is None  # dtype
+    assert _native_cfc.chain([spec], P, ts.float(), None, h0, [params]) is None  # mixed dtypes
+
+
+def test_double_backward_is_refused() -> None:
+    layer = _layer("wcfc-autoncp", torch.float64)
+    x, dt, _ = random_batch(2, 3)
+    x.requires_grad_()
+    with _native.use_native(True):
+        out, _ = layer(x, timespans=dt)
+        with pytest.raises(RuntimeError, match=r"double backward \(create_graph=True\)"):
+            torch.autograd.grad(out.sum(), x, create_graph=True)
