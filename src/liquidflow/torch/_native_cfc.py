@@ -18,6 +18,8 @@ torch kernels of ``_fused`` run instead.
 from __future__ import annotations
 
 import ctypes
+import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -145,6 +147,25 @@ def _forward(lib: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: T
     return S, saves, merged
 
 
+_local = threading.local()
+_SCRATCH_MAX = 16 << 20  # bytes: larger temporaries are allocated per call
+
+
+def _scratch(like: Tensor, shape: tuple[int, ...], slot: int) -> Tensor:
+    """A buffer for temporaries of the backward pass, kept per thread and reused across calls.
+
+    The gradients at the heads of a T x B batch are megabytes; a fresh allocation of that size is
+    returned to the OS when freed, so each call would pay page faults to get it back."""
+    cache: dict[tuple[int, torch.dtype], Tensor] = _local.__dict__.setdefault("buffers", {})
+    n = math.prod(shape)
+    if n * like.element_size() > _SCRATCH_MAX:  # large: not worth holding on to
+        return like.new_empty(shape)
+    buf = cache.get((slot, like.dtype))
+    if buf is None or buf.numel() < n:
+        buf = cache[(slot, like.dtype)] = like.new_empty(n)
+    return buf[:n].view(shape)
+
+
 class _NativeCfCChain(torch.autograd.Function):
     """``_fused._CfCChain`` with the time loops (forward and adjoint) in C."""
 
@@ -185,9 +206,11 @@ class _NativeCfCChain(torch.autograd.Function):
         merged = bool(ctx.merged)
         gS = gS.contiguous()
         outs: list[list[Tensor | None]] = []
-        for sp in specs:
+        for l, sp in enumerate(specs):
             nV = 3 * sp.hidden if merged and sp.backbone else 4 * sp.hidden
-            outs.append([S.new_empty(T, B, sp.width), S.new_empty(T, B, nV) if sp.backbone else None])
+            # dU_0 is returned (dP); the others are consumed here, in reused scratch
+            dU = S.new_empty(T, B, sp.width) if l == 0 else _scratch(S, (T, B, sp.width), 2 * l)
+            outs.append([dU, _scratch(S, (T, B, nV), 2 * l + 1) if sp.backbone else None])
         gh0 = S.new_empty(B, N)
         lib = _lib()
         if lib is None:
