@@ -269,9 +269,16 @@ class LTCCell(nn.Module):
         if type(self.solver) is not SemiImplicitEuler:
             return None
 
+        from . import _native_ltc  # the C kernels (liquidflow._native); only this method uses them
+
         gleak = self.positive("gleak")
         leak = torch.stack([gleak * self.vleak, gleak + self.epsilon])  # (2, N)
-        base = self.precompute(x.transpose(0, 1)) + leak  # (T, B, 2, N): sensory terms plus the leak
+        # (T, B, 2, N): sensory terms plus the leak, in C where it applies (one pass, no (T, B, I, N) tensors)
+        ws = self.positive("sensory_w") * self.sensory_sparsity_mask  # (I, N)
+        base = _native_ltc.sensory(self.map_inputs(x.transpose(0, 1)), leak, ws, ws * self.sensory_erev,
+                                   self.sensory_sigma, self.sensory_sigma * self.sensory_mu)  # fmt: skip
+        if base is None:
+            base = self.precompute(x.transpose(0, 1)) + leak
         C = self.positive("cm") / (ts.transpose(0, 1) / self.ode_unfolds)  # (T, B, N): C_m / h
         keep = None if mask is None else mask.t().unsqueeze(-1)
         n = self.state_size

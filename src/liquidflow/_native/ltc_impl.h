@@ -1,0 +1,426 @@
+/* LTC sequence kernels, written once over REAL and included twice by ltc.c (float, double).
+ *
+ * Semi-implicit LTC (docs/math.md, section 2), per batch row b, step t and unfold k:
+ *     a_ij = sigmoid(sigma_ij v_i - sm_ij)                      (sm = sigma mu; i pre, j post)
+ *     num_j = base0_j + sum_i a_ij we_ij                          (we = w E)
+ *     D_j   = base1_j + c_j + sum_i a_ij w_ij                     (c = C_m / (dt / L))
+ *     v'_j  = (c_j v_j + num_j) / D_j
+ * A masked step (keep == 0) carries the state over unchanged.
+ *
+ * Layouts (all contiguous, row-major):
+ *     base (T, B, 2, N), C (T, B, N), keep (T, B) bytes or NULL, h0 (B, N), S (T, B, N);
+ *     dense tables (N, N) [i][j]; sparse tables (E,) with src (pre) / dst (post) int64 indices;
+ *     saved for the backward pass (batch-major, so each thread walks its own rows):
+ *     V (B, T, L+1, N): v before each unfold and after the last; Dsv (B, T, L, N): each D_j.
+ *
+ * Backward (the adjoint of _fused._LTCSemiImplicit / _LTCSparse): with g = dLoss/dv',
+ *     q = g / D  (d num),  q1 = -q v'  (d D),  d c += q (v - v'),  d base += [q, q1],
+ *     d a_ij = q_j we_ij + q1_j w_ij,  dS_ij = d a_ij a_ij (1 - a_ij)  (at the sigmoid's argument),
+ *     d v_i = q_i c_i + sum_j dS_ij sigma_ij,
+ *     d we_ij += a q_j, d w_ij += a q1_j, d sigma_ij += dS v_i, d sm_ij -= dS.
+ * The activations a are recomputed from V (nothing of size N^2 is saved per step). Each thread
+ * accumulates the weight gradients of its rows in its own buffer; they are summed at the end.
+ *
+ * Return value: 0, or -1 when scratch memory could not be allocated.
+ */
+
+/* ------------------------------------------------------------------------------- dense forward */
+int LF_SFX(lf_ltc_dense_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict base,
+                             const REAL *restrict C, const uint8_t *restrict keep, const REAL *restrict h0,
+                             const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
+                             const REAL *restrict sm, REAL *restrict S, REAL *restrict V, REAL *restrict Dsv,
+                             int nt) {
+    if (nt < 1) nt = 1;
+    REAL *scratch = malloc(sizeof(REAL) * (size_t)(4 * N) * (size_t)nt);
+    if (!scratch) return -1;
+    const int save = V != NULL && Dsv != NULL;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * 4 * N;
+        REAL *num = my, *den = my + N, *pa = my + 2 * N, *pb = my + 3 * N;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            const REAL *h = h0 + b * N; /* the state before step t */
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t r = t * B + b;
+                REAL *st = S + r * N;
+                if (keep && !keep[r]) { /* masked: carry the state over */
+                    memcpy(st, h, sizeof(REAL) * N);
+                    h = st;
+                    continue;
+                }
+                const REAL *bs = base + r * 2 * N, *c = C + r * N;
+                REAL *Vt = save ? V + (b * T + t) * (L + 1) * N : NULL;
+                REAL *Dt = save ? Dsv + (b * T + t) * L * N : NULL;
+                if (save) memcpy(Vt, h, sizeof(REAL) * N);
+                const REAL *v = h;
+                for (int64_t k = 0; k < L; k++) {
+                    REAL *vn = save ? Vt + (k + 1) * N : (k & 1 ? pb : pa);
+                    REAL *D = save ? Dt + k * N : den;
+                    for (int64_t j = 0; j < N; j++) {
+                        num[j] = bs[j];
+                        D[j] = bs[N + j] + c[j];
+                    }
+                    for (int64_t i = 0; i < N; i++) {
+                        const REAL vi = v[i];
+                        const REAL *sg = sigma + i * N, *sr = sm + i * N, *wr = w + i * N, *er = we + i * N;
+#pragma omp simd
+                        for (int64_t j = 0; j < N; j++) {
+                            const REAL a = LF_SIG(sg[j] * vi - sr[j]);
+                            num[j] += a * er[j];
+                            D[j] += a * wr[j];
+                        }
+                    }
+                    for (int64_t j = 0; j < N; j++) vn[j] = (c[j] * v[j] + num[j]) / D[j];
+                    v = vn;
+                }
+                memcpy(st, v, sizeof(REAL) * N);
+                h = st;
+            }
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------ dense backward */
+int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict C,
+                             const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
+                             const REAL *restrict sigma, const REAL *restrict sm, const REAL *restrict V,
+                             const REAL *restrict Dsv, const REAL *restrict gS, REAL *restrict gbase,
+                             REAL *restrict gC, REAL *restrict gh0, REAL *restrict gw, REAL *restrict gwe,
+                             REAL *restrict gsig, REAL *restrict gsm, int need_w, int nt) {
+    if (nt < 1) nt = 1;
+    const int64_t NN = N * N;
+    const int64_t per = 4 * N + (need_w ? 4 * NN : 0);
+    REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
+    if (!scratch) return -1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *g = my, *gn = my + N, *q = my + 2 * N, *q1 = my + 3 * N;
+        REAL *aw = my + 4 * N, *awe = aw + NN, *asig = awe + NN, *asmu = asig + NN; /* used if need_w */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            REAL *dh = gh0 + b * N; /* the gradient at the state carried into step t+1 */
+            memset(dh, 0, sizeof(REAL) * N);
+            for (int64_t t = T - 1; t >= 0; t--) {
+                const int64_t r = t * B + b;
+                const REAL *gs = gS + r * N;
+                REAL *gb = gbase + r * 2 * N, *gc = gC + r * N;
+                memset(gb, 0, sizeof(REAL) * 2 * N);
+                memset(gc, 0, sizeof(REAL) * N);
+                if (keep && !keep[r]) { /* masked: the state passed through */
+                    for (int64_t j = 0; j < N; j++) dh[j] += gs[j];
+                    continue;
+                }
+                for (int64_t j = 0; j < N; j++) g[j] = gs[j] + dh[j];
+                const REAL *c = C + r * N;
+                const REAL *Vt = V + (b * T + t) * (L + 1) * N, *Dt = Dsv + (b * T + t) * L * N;
+                for (int64_t k = L - 1; k >= 0; k--) {
+                    const REAL *vk = Vt + k * N, *vn = Vt + (k + 1) * N, *D = Dt + k * N;
+                    for (int64_t j = 0; j < N; j++) {
+                        q[j] = g[j] / D[j];
+                        q1[j] = -q[j] * vn[j];
+                        gb[j] += q[j];
+                        gb[N + j] += q1[j];
+                        gc[j] += q[j] * (vk[j] - vn[j]);
+                    }
+                    for (int64_t i = 0; i < N; i++) {
+                        const REAL vi = vk[i];
+                        const REAL *sg = sigma + i * N, *sr = sm + i * N, *wr = w + i * N, *er = we + i * N;
+                        REAL red = 0;
+                        if (need_w) {
+                            REAL *aw_ = aw + i * N, *awe_ = awe + i * N, *asig_ = asig + i * N, *asm1_ = asmu + i * N;
+#pragma omp simd reduction(+ : red)
+                            for (int64_t j = 0; j < N; j++) {
+                                const REAL a = LF_SIG(sg[j] * vi - sr[j]);
+                                const REAL dS = (q[j] * er[j] + q1[j] * wr[j]) * a * (1 - a);
+                                awe_[j] += a * q[j];
+                                aw_[j] += a * q1[j];
+                                asm1_[j] += dS;
+                                asig_[j] += dS * vi;
+                                red += dS * sg[j];
+                            }
+                        } else {
+#pragma omp simd reduction(+ : red)
+                            for (int64_t j = 0; j < N; j++) {
+                                const REAL a = LF_SIG(sg[j] * vi - sr[j]);
+                                red += (q[j] * er[j] + q1[j] * wr[j]) * a * (1 - a) * sg[j];
+                            }
+                        }
+                        gn[i] = q[i] * c[i] + red;
+                    }
+                    memcpy(g, gn, sizeof(REAL) * N);
+                }
+                memcpy(dh, g, sizeof(REAL) * N);
+            }
+        }
+    }
+    if (need_w) { /* sum the per-thread accumulators */
+        for (int64_t x = 0; x < NN; x++) {
+            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int p = 0; p < nt; p++) {
+                const REAL *acc = scratch + (size_t)p * per + 4 * N;
+                s0 += acc[x];
+                s1 += acc[NN + x];
+                s2 += acc[2 * NN + x];
+                s3 += acc[3 * NN + x];
+            }
+            gw[x] = s0;
+            gwe[x] = s1;
+            gsig[x] = s2;
+            gsm[x] = -s3;
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------ sparse forward */
+int LF_SFX(lf_ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E, const REAL *restrict base,
+                              const REAL *restrict C, const uint8_t *restrict keep, const REAL *restrict h0,
+                              const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
+                              const REAL *restrict sm, const int64_t *restrict src, const int64_t *restrict dst,
+                              REAL *restrict S, REAL *restrict V, REAL *restrict Dsv, int nt) {
+    if (nt < 1) nt = 1;
+    const int64_t per = 4 * N + E;
+    REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
+    if (!scratch) return -1;
+    const int save = V != NULL && Dsv != NULL;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *num = my, *den = my + N, *pa = my + 2 * N, *pb = my + 3 * N, *act = my + 4 * N;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            const REAL *h = h0 + b * N;
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t r = t * B + b;
+                REAL *st = S + r * N;
+                if (keep && !keep[r]) {
+                    memcpy(st, h, sizeof(REAL) * N);
+                    h = st;
+                    continue;
+                }
+                const REAL *bs = base + r * 2 * N, *c = C + r * N;
+                REAL *Vt = save ? V + (b * T + t) * (L + 1) * N : NULL;
+                REAL *Dt = save ? Dsv + (b * T + t) * L * N : NULL;
+                if (save) memcpy(Vt, h, sizeof(REAL) * N);
+                const REAL *v = h;
+                for (int64_t k = 0; k < L; k++) {
+                    REAL *vn = save ? Vt + (k + 1) * N : (k & 1 ? pb : pa);
+                    REAL *D = save ? Dt + k * N : den;
+                    for (int64_t j = 0; j < N; j++) {
+                        num[j] = bs[j];
+                        D[j] = bs[N + j] + c[j];
+                    }
+#pragma omp simd
+                    for (int64_t e = 0; e < E; e++) act[e] = LF_SIG(sigma[e] * v[src[e]] - sm[e]);
+                    for (int64_t e = 0; e < E; e++) { /* scatter into the postsynaptic neurons */
+                        num[dst[e]] += act[e] * we[e];
+                        D[dst[e]] += act[e] * w[e];
+                    }
+                    for (int64_t j = 0; j < N; j++) vn[j] = (c[j] * v[j] + num[j]) / D[j];
+                    v = vn;
+                }
+                memcpy(st, v, sizeof(REAL) * N);
+                h = st;
+            }
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------- sparse backward */
+int LF_SFX(lf_ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E, const REAL *restrict C,
+                              const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
+                              const REAL *restrict sigma, const REAL *restrict sm, const int64_t *restrict src,
+                              const int64_t *restrict dst, const REAL *restrict V, const REAL *restrict Dsv,
+                              const REAL *restrict gS, REAL *restrict gbase, REAL *restrict gC, REAL *restrict gh0,
+                              REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm,
+                              int need_w, int nt) {
+    if (nt < 1) nt = 1;
+    const int64_t per = 4 * N + E + 4 * E;
+    REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
+    if (!scratch) return -1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *g = my, *gn = my + N, *q = my + 2 * N, *q1 = my + 3 * N, *red = my + 4 * N;
+        REAL *aw = red + E, *awe = aw + E, *asig = awe + E, *asmu = asig + E;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            REAL *dh = gh0 + b * N;
+            memset(dh, 0, sizeof(REAL) * N);
+            for (int64_t t = T - 1; t >= 0; t--) {
+                const int64_t r = t * B + b;
+                const REAL *gs = gS + r * N;
+                REAL *gb = gbase + r * 2 * N, *gc = gC + r * N;
+                memset(gb, 0, sizeof(REAL) * 2 * N);
+                memset(gc, 0, sizeof(REAL) * N);
+                if (keep && !keep[r]) {
+                    for (int64_t j = 0; j < N; j++) dh[j] += gs[j];
+                    continue;
+                }
+                for (int64_t j = 0; j < N; j++) g[j] = gs[j] + dh[j];
+                const REAL *c = C + r * N;
+                const REAL *Vt = V + (b * T + t) * (L + 1) * N, *Dt = Dsv + (b * T + t) * L * N;
+                for (int64_t k = L - 1; k >= 0; k--) {
+                    const REAL *vk = Vt + k * N, *vn = Vt + (k + 1) * N, *D = Dt + k * N;
+                    for (int64_t j = 0; j < N; j++) {
+                        q[j] = g[j] / D[j];
+                        q1[j] = -q[j] * vn[j];
+                        gb[j] += q[j];
+                        gb[N + j] += q1[j];
+                        gc[j] += q[j] * (vk[j] - vn[j]);
+                        gn[j] = q[j] * c[j];
+                    }
+                    if (need_w) {
+#pragma omp simd
+                        for (int64_t e = 0; e < E; e++) {
+                            const REAL vi = vk[src[e]], qa = q[dst[e]], qb = q1[dst[e]];
+                            const REAL a = LF_SIG(sigma[e] * vi - sm[e]);
+                            const REAL dS = (qa * we[e] + qb * w[e]) * a * (1 - a);
+                            awe[e] += a * qa;
+                            aw[e] += a * qb;
+                            asmu[e] += dS;
+                            asig[e] += dS * vi;
+                            red[e] = dS * sigma[e];
+                        }
+                    } else {
+#pragma omp simd
+                        for (int64_t e = 0; e < E; e++) {
+                            const REAL a = LF_SIG(sigma[e] * vk[src[e]] - sm[e]);
+                            red[e] = (q[dst[e]] * we[e] + q1[dst[e]] * w[e]) * a * (1 - a) * sigma[e];
+                        }
+                    }
+                    for (int64_t e = 0; e < E; e++) gn[src[e]] += red[e]; /* scatter into the presynaptic */
+                    memcpy(g, gn, sizeof(REAL) * N);
+                }
+                memcpy(dh, g, sizeof(REAL) * N);
+            }
+        }
+    }
+    if (need_w) {
+        for (int64_t x = 0; x < E; x++) {
+            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int p = 0; p < nt; p++) {
+                const REAL *acc = scratch + (size_t)p * per + 4 * N + E;
+                s0 += acc[x];
+                s1 += acc[E + x];
+                s2 += acc[2 * E + x];
+                s3 += acc[3 * E + x];
+            }
+            gw[x] = s0;
+            gwe[x] = s1;
+            gsig[x] = s2;
+            gsm[x] = -s3;
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- sensory synapses (dense)
+ * The state-independent part of the denominators and numerators, for all steps at once:
+ *     s_ij = sigmoid(ssig_ij x_i - ssm_ij)                         (ssm = ssig smu; i input, j neuron)
+ *     base0_j = leak0_j + sum_i s_ij swe_ij,  base1_j = leak1_j + sum_i s_ij sw_ij
+ * x (R, I) with R = T·B rows, tables (I, N), leak (2, N), base (R, 2, N). The rows are independent,
+ * so both directions split them over threads. Backward, with gb = d base:
+ *     dS_ij = (gb0_j swe_ij + gb1_j sw_ij) s_ij (1 - s_ij),  d x_i = sum_j dS_ij ssig_ij,
+ *     d swe_ij += s gb0_j, d sw_ij += s gb1_j, d ssig_ij += dS x_i, d ssm_ij -= dS, d leak += gb. */
+int LF_SFX(lf_ltc_sensory_fwd)(int64_t R, int64_t I, int64_t N, const REAL *restrict x, const REAL *restrict leak,
+                               const REAL *restrict sw, const REAL *restrict swe, const REAL *restrict ssig,
+                               const REAL *restrict ssm, REAL *restrict base, int nt) {
+    if (nt < 1) nt = 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 16)
+    for (int64_t r = 0; r < R; r++) {
+        const REAL *xr = x + r * I;
+        REAL *num = base + r * 2 * N, *den = num + N;
+        memcpy(num, leak, sizeof(REAL) * 2 * N);
+        for (int64_t i = 0; i < I; i++) {
+            const REAL xi = xr[i];
+            const REAL *sg = ssig + i * N, *sr = ssm + i * N, *wr = sw + i * N, *er = swe + i * N;
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) {
+                const REAL a = LF_SIG(sg[j] * xi - sr[j]);
+                num[j] += a * er[j];
+                den[j] += a * wr[j];
+            }
+        }
+    }
+    return 0;
+}
+
+int LF_SFX(lf_ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, const REAL *restrict x, const REAL *restrict sw,
+                               const REAL *restrict swe, const REAL *restrict ssig, const REAL *restrict ssm,
+                               const REAL *restrict gbase, REAL *restrict gx, REAL *restrict gleak,
+                               REAL *restrict gsw, REAL *restrict gswe, REAL *restrict gssig, REAL *restrict gssm,
+                               int need_w, int nt) {
+    if (nt < 1) nt = 1;
+    const int64_t IN = I * N;
+    const int64_t per = 2 * N + (need_w ? 4 * IN : 0);
+    REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
+    if (!scratch) return -1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *al = my, *aw = my + 2 * N, *awe = aw + IN, *asig = awe + IN, *asmu = asig + IN;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t r = 0; r < R; r++) {
+            const REAL *xr = x + r * I, *g0 = gbase + r * 2 * N, *g1 = g0 + N;
+            REAL *gxr = gx ? gx + r * I : NULL;
+            for (int64_t j = 0; j < 2 * N; j++) al[j] += g0[j];
+            for (int64_t i = 0; i < I; i++) {
+                const REAL xi = xr[i];
+                const REAL *sg = ssig + i * N, *sr = ssm + i * N, *wr = sw + i * N, *er = swe + i * N;
+                REAL red = 0;
+                if (need_w) {
+                    REAL *aw_ = aw + i * N, *awe_ = awe + i * N, *asig_ = asig + i * N, *asm1_ = asmu + i * N;
+#pragma omp simd reduction(+ : red)
+                    for (int64_t j = 0; j < N; j++) {
+                        const REAL a = LF_SIG(sg[j] * xi - sr[j]);
+                        const REAL dS = (g0[j] * er[j] + g1[j] * wr[j]) * a * (1 - a);
+                        awe_[j] += a * g0[j];
+                        aw_[j] += a * g1[j];
+                        asm1_[j] += dS;
+                        asig_[j] += dS * xi;
+                        red += dS * sg[j];
+                    }
+                } else {
+#pragma omp simd reduction(+ : red)
+                    for (int64_t j = 0; j < N; j++) {
+                        const REAL a = LF_SIG(sg[j] * xi - sr[j]);
+                        red += (g0[j] * er[j] + g1[j] * wr[j]) * a * (1 - a) * sg[j];
+                    }
+                }
+                if (gxr) gxr[i] = red;
+            }
+        }
+    }
+    for (int64_t x2 = 0; x2 < 2 * N; x2++) {
+        REAL s = 0;
+        for (int p = 0; p < nt; p++) s += scratch[(size_t)p * per + x2];
+        gleak[x2] = s;
+    }
+    if (need_w) {
+        for (int64_t k = 0; k < IN; k++) {
+            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int p = 0; p < nt; p++) {
+                const REAL *acc = scratch + (size_t)p * per + 2 * N;
+                s0 += acc[k];
+                s1 += acc[IN + k];
+                s2 += acc[2 * IN + k];
+                s3 += acc[3 * IN + k];
+            }
+            gsw[k] = s0;
+            gswe[k] = s1;
+            gssig[k] = s2;
+            gssm[k] = -s3;
+        }
+    }
+    free(scratch);
+    return 0;
+}

@@ -1,0 +1,289 @@
+"""The C kernels of the LTC (liquidflow/_native/ltc.c via liquidflow.torch._native_ltc).
+
+Each case runs with the native kernels on and off (``use_native(False)``: the torch fused kernels of
+``_fused`` and ``LTCCell.precompute``); outputs, final states and the gradients of every parameter,
+the input and the initial state must agree to 1e-10 in float64 and 1e-5 in float32. Cases cover
+the dense and the edge-list kernel, the sensory kernel, masks, per-sample timespans, initial states,
+one or two threads, inputs of which only some need gradients, and the fallbacks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import INPUT_SIZE, LAYERS, make_layer, random_batch, reference_run
+from liquidflow import _native
+from liquidflow.torch import LTC, _fused, _native_ltc
+from liquidflow.wirings import NCP, AutoNCP
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+EXTRA = {
+    "ltc-fc-wide": lambda: LTC(INPUT_SIZE, 19, ode_unfolds=3),  # vector tails (19 is no multiple of 8 or 16)
+    "ltc-autoncp": lambda: LTC(INPUT_SIZE, AutoNCP(12, 3, seed=2)),  # edge list
+    "ltc-ncp-nomap": lambda: LTC(INPUT_SIZE, NCP(5, 4, 3, 2, 2, 2, 2, seed=1), input_mapping=None, ode_unfolds=2),
+}
+NAMES = ["ltc-fc", "ltc-ncp", "ltc-linear-nomap", *EXTRA]
+
+
+@pytest.fixture(autouse=True)
+def _native_available() -> None:
+    if _native.load("ltc") is None:
+        why = _native.status().get("ltc", "")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the native LTC kernel is unavailable in CI: {why}")
+        pytest.skip(f"the native LTC kernel is unavailable: {why}")
+
+
+@pytest.fixture(params=["1-thread", "2-threads"])
+def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run the kernels on one thread, or split the batch rows over two (whatever the work size)."""
+    n = 1 if request.param == "1-thread" else 2
+    monkeypatch.setattr(_native_ltc, "_THREADS_FROM", 0 if n > 1 else 10**18)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    yield n
+    torch.set_num_threads(old)
+
+
+def _layer(name: str, dtype: torch.dtype) -> torch.nn.Module:
+    if name in LAYERS:
+        return make_layer(name, dtype)
+    torch.manual_seed(0)
+    return EXTRA[name]().to(dtype)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
+    err = float((a - b).abs().max()) if a.numel() else 0.0
+    assert err <= TOL[dtype] * scale, f"{what}: max abs difference {err:.3g} (scale {scale:.3g})"
+
+
+class _Count:
+    """Counts the C calls per kernel (the native path was really taken)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: dict[str, int] = {}
+        for name in ("_dense_forward", "_sparse_forward"):
+            real = getattr(_native_ltc, name)
+
+            def wrapped(*args, _real=real, _name=name, **kwargs):
+                self.calls[_name] = self.calls.get(_name, 0) + 1
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(_native_ltc, name, wrapped)
+        real_s = _native_ltc._NativeSensory.forward
+
+        def sensory(*args, **kwargs):
+            self.calls["sensory"] = self.calls.get("sensory", 0) + 1
+            return real_s(*args, **kwargs)
+
+        monkeypatch.setattr(_native_ltc._NativeSensory, "forward", staticmethod(sensory))
+
+
+def _run(layer, x, dt, mask, h0, native: bool, return_sequences: bool = True):
+    layer.return_sequences = return_sequences
+    params = [p for p in layer.parameters() if p.requires_grad]
+    xx = x.clone().requires_grad_()
+    hh = h0.clone().requires_grad_() if h0 is not None else None
+    with _native.use_native(native), _fused.use_fused(True):
+        out, h = layer(xx, hh, timespans=dt, mask=mask)
+    g = torch.Generator().manual_seed(7)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
+    wrt = params + [xx] + ([hh] if hh is not None else [])
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    grads = [torch.zeros_like(w) if gr is None else gr for gr, w in zip(grads, wrt)]
+    return out.detach(), h.detach(), grads
+
+
+# ------------------------------------------------------------------------------------------ layers
+@DTYPES
+@pytest.mark.parametrize("case", ["plain", "masked", "hx-last", "uniform-dt"])
+@pytest.mark.parametrize("name", NAMES)
+def test_native_matches_torch_kernels(name: str, case: str, dtype: torch.dtype, threads: int, monkeypatch) -> None:
+    layer = _layer(name, dtype)
+    B, T = 5, 7
+    x, dt, mask = random_batch(B, T, dtype, seed=1, masked=case == "masked")
+    if case == "uniform-dt":
+        dt = None
+    h0 = None
+    if case == "hx-last":
+        h0 = 0.3 * torch.randn(B, layer.state_size, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    rs = not case.endswith("last")
+    count = _Count(monkeypatch)
+    fast = _run(layer, x, dt, mask, h0, True, rs)
+    sparse = layer.cell.synapse_count <= 0.35 * layer.state_size**2
+    assert count.calls == {"_sparse_forward" if sparse else "_dense_forward": 1, "sensory": 1}, count.calls
+    slow = _run(layer, x, dt, mask, h0, False, rs)
+    assert sum(count.calls.values()) == 2, "use_native(False) still ran a C kernel"
+    _close(fast[0], slow[0], dtype, "output")
+    _close(fast[1], slow[1], dtype, "final state")
+    names = [n for n, p in layer.named_parameters() if p.requires_grad] + ["input", "hx"]
+    for n, a, b in zip(names, fast[2], slow[2]):
+        _close(a, b, dtype, f"gradient of {n}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_native_matches_numpy_reference(name: str) -> None:
+    layer = _layer(name, torch.float64)
+    x, dt, mask = random_batch(3, 5, torch.float64, seed=2, masked=True)
+    with torch.no_grad(), _native.use_native(True):
+        out, h = layer(x, timespans=dt, mask=mask)
+    y_ref, h_ref, _ = reference_run(layer, x, dt, mask)
+    np.testing.assert_allclose(out.numpy(), y_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h.numpy(), h_ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["ltc-fc", "ltc-ncp"])
+def test_frozen_weights_and_inference(name: str) -> None:
+    """Only the input needs a gradient (the kernels skip the weight accumulators); no_grad runs save nothing."""
+    layer = _layer(name, torch.float64)
+    for p in layer.parameters():
+        p.requires_grad_(False)
+    x, dt, mask = random_batch(4, 6, torch.float64, seed=5, masked=True)
+    grads = []
+    for native in (True, False):
+        xx = x.clone().requires_grad_()
+        with _native.use_native(native):
+            out, _ = layer(xx, timespans=dt, mask=mask)
+        (gx,) = torch.autograd.grad(out.square().sum(), xx)
+        grads.append(gx)
+        with torch.no_grad(), _native.use_native(native):
+            out_ng, _ = layer(x, timespans=dt, mask=mask)
+        _close(out_ng, out.detach(), torch.float64, "no_grad output")
+    _close(grads[0], grads[1], torch.float64, "gradient of the input")
+
+
+def test_switching_native_off_between_forward_and_backward() -> None:
+    layer = _layer("ltc-fc", torch.float64)
+    x, dt, _ = random_batch(2, 4, torch.float64)
+    out, _ = layer(x, timespans=dt)
+    with _native.use_native(False):
+        out.sum().backward()  # the backward pass uses the library of the forward pass
+    g = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    with _native.use_native(False):
+        layer(x, timespans=dt)[0].sum().backward()
+    for a, p in zip(g, layer.parameters()):
+        _close(a, p.grad, torch.float64, "gradient")
+
+
+def test_double_backward_is_refused() -> None:
+    layer = _layer("ltc-ncp", torch.float64)
+    x, dt, _ = random_batch(2, 3)
+    x.requires_grad_()
+    out, _ = layer(x, timespans=dt)
+    with pytest.raises(RuntimeError, match=r"double backward \(create_graph=True\) through liquidflow"):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
+
+
+# ------------------------------------------------------------------------------------------ kernels
+def _kernel_inputs(T: int, B: int, N: int, dtype: torch.dtype, masked: bool, E: int | None = None, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+        return (torch.rand(*shape, generator=g, dtype=dtype) * (hi - lo) + lo).requires_grad_()
+
+    shape = (N, N) if E is None else (E,)
+    base = r(T, B, 2, N, lo=0.2, hi=1.0)
+    C = r(T, B, N, lo=0.5, hi=3.0)
+    h0 = r(B, N, lo=-0.5, hi=0.5)
+    w, we, sigma, sm = r(*shape), r(*shape, lo=-1.0, hi=1.0), r(*shape, lo=3.0, hi=8.0), r(*shape, lo=1.0, hi=5.0)
+    keep = torch.rand(T, B, 1, generator=g) > 0.3 if masked else None
+    return base, C, keep, h0, w, we, sigma, sm
+
+
+@DTYPES
+@pytest.mark.parametrize("masked", [False, True], ids=["all", "masked"])
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_kernels_match_torch(kind: str, masked: bool, dtype: torch.dtype, threads: int) -> None:
+    T, B, N, L = 6, 5, 9, 3
+    extra: tuple[torch.Tensor, ...] = ()
+    E = None
+    if kind == "sparse":
+        adj = torch.rand(N, N, generator=torch.Generator().manual_seed(4)) < 0.3
+        src, dst = adj.nonzero(as_tuple=True)
+        extra, E = (src, dst), src.numel()
+    base, C, keep, h0, w, we, sigma, sm = _kernel_inputs(T, B, N, dtype, masked, E)
+    wrt = [base, C, h0, w, we, sigma, sm]
+    gS = torch.randn(T, B, N, dtype=dtype, generator=torch.Generator().manual_seed(9))
+    results = []
+    for native in (True, False):
+        fn = _fused.ltc_semi_implicit if kind == "dense" else _fused.ltc_sparse
+        with _native.use_native(native):
+            S = fn(L, base, C, keep, h0, w, we, sigma, sm, *extra)
+        results.append((S.detach(), torch.autograd.grad((S * gS).sum(), wrt)))
+    _close(results[0][0], results[1][0], dtype, "states")
+    for n, a, b in zip(["base", "C", "h0", "w", "we", "sigma", "sm"], results[0][1], results[1][1]):
+        _close(a, b, dtype, f"gradient of {n}")
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_kernels_pass_gradcheck(kind: str) -> None:
+    T, B, N, L = 3, 2, 4, 2
+    base, C, keep, h0, w, we, sigma, sm = _kernel_inputs(T, B, N, torch.float64, True, None if kind == "dense" else 7)
+    keep[0] = True
+    if kind == "dense":
+        fn = lambda *a: _native_ltc.dense(L, a[0], a[1], keep, *a[2:])  # noqa: E731
+    else:
+        src = torch.tensor([0, 0, 1, 2, 3, 3, 2])
+        dst = torch.tensor([1, 2, 2, 0, 3, 1, 2])
+        fn = lambda *a: _native_ltc.sparse(L, a[0], a[1], keep, *a[2:], src, dst)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (base, C, h0, w, we, sigma, sm))
+
+
+@DTYPES
+def test_sensory_kernel_matches_precompute(dtype: torch.dtype, threads: int) -> None:
+    layer = _layer("ltc-ncp", dtype)
+    cell = layer.cell
+    x = torch.randn(4, 3, INPUT_SIZE, dtype=dtype).requires_grad_()  # (T, B, I)
+    leak = torch.randn(2, cell.state_size, dtype=dtype).requires_grad_()
+    ws = cell.positive("sensory_w") * cell.sensory_sparsity_mask
+    tables = (ws, ws * cell.sensory_erev, cell.sensory_sigma, cell.sensory_sigma * cell.sensory_mu)
+    params = [p for p in cell.parameters() if p.requires_grad]
+    native = _native_ltc.sensory(cell.map_inputs(x), leak, *tables)
+    assert native is not None
+    plain = cell.precompute(x) + leak
+    _close(native.detach(), plain.detach(), dtype, "base")
+    gb = torch.randn_like(plain)
+    g1 = torch.autograd.grad((native * gb).sum(), [x, leak, *params], allow_unused=True)
+    g2 = torch.autograd.grad((plain * gb).sum(), [x, leak, *params], allow_unused=True)
+    for a, b in zip(g1, g2):
+        assert (a is None) == (b is None)
+        if a is not None:
+            _close(a, b, dtype, "gradient")
+
+
+def test_inputs_the_kernels_do_not_take_fall_back() -> None:
+    base, C, keep, h0, w, we, sigma, sm = (
+        t.detach() if t is not None else None for t in _kernel_inputs(2, 2, 3, torch.float64, True)
+    )
+    assert _native_ltc.dense(2, base, C, keep, h0, w, we, sigma, sm) is not None
+    half = [t.to(torch.bfloat16) for t in (base, C, h0, w, we, sigma, sm)]
+    assert _native_ltc.dense(2, half[0], half[1], keep, *half[2:]) is None  # dtype
+    assert _native_ltc.dense(2, base, C, keep, h0, w.float(), we, sigma, sm) is None  # mixed dtypes
+    assert _native_ltc.dense(2, base, C[:, :1], keep, h0, w, we, sigma, sm) is None  # shapes
+    assert _native_ltc.dense(2, base, C, keep.float(), h0, w, we, sigma, sm) is None  # keep not bool
+    src, dst = torch.tensor([0, 1]), torch.tensor([1, 5])  # 5 is out of range: torch raises its own error
+    e = torch.ones(2, dtype=torch.float64)
+    assert _native_ltc.sparse(2, base, C, keep, h0, e, e, e, e, src, dst) is None
+    with _native.use_native(False):
+        assert _native_ltc.dense(2, base, C, keep, h0, w, we, sigma, sm) is None
+        assert _native_ltc.sensory(base[:, :, 0], base[0, 0], w, we, sigma, sm) is None
+
+
+def test_non_contiguous_inputs() -> None:
+    base, C, keep, h0, w, we, sigma, sm = (
+        t.detach() if t is not None else None for t in _kernel_inputs(4, 3, 5, torch.float64, True)
+    )
+    args = (base, C, keep, h0, w.t(), we.t(), sigma.t(), sm.t())  # transposed views
+    out = _native_ltc.dense(2, base.transpose(0, 1).contiguous().transpose(0, 1), *args[1:])
+    with _native.use_native(False):
+        ref = _fused.ltc_semi_implicit(2, *args)
+    assert out is not None
+    _close(out, ref, torch.float64, "states")
