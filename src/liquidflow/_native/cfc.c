@@ -9,10 +9,12 @@
  *         14-16 HwT (K, 4H);  17-18 hb (4H);
  *         19 Z (T, B, K), 20 F (T, B, 2H), 21 G (T, B, H): saved by the forward pass for the backward
  *            pass (0: not saved, inference);
- *         22 dU (T, B, K), 23 dV (T, B, nV): outputs of the backward pass.
+ *         outputs of the backward pass (0: not wanted): 22 dU (T, B, K) the gradient at the first map's
+ *            output (layer 0: dP), 23 WxT's gradient (I, K), 24 WhT's (H, K), 25 b's (K), 26 HwT's
+ *            (K, 4H), 27 hb's (4H), all contiguous.
  *   P (T, B, K_0) layer 0's first map over the inputs (bias included), ts (T, B) elapsed times,
  *   keep (T, B) uint8 or NULL, h0 (B, N), S (T, B, N) the states.
- * The weight gradients are products over all T*B rows, done by the caller (torch.mm). */
+ * Weight gradients: each thread sums over its rows and every step, then the threads' sums are added. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -21,7 +23,7 @@
 #include <omp.h>
 #endif
 
-#define LF_NDESC 24
+#define LF_NDESC 28
 #define LF_MAXL 16
 #ifdef __AVX512F__
 #define LF_VBYTES 64
@@ -45,8 +47,8 @@ static int lf_threads(int64_t B, int64_t nt) {
     return nt < 1 ? 1 : (int)nt;
 }
 
-/* this thread's rows [b0, b1) of B, split in whole tiles of 4 */
-static void lf_rows(int64_t B, int64_t *b0, int64_t *b1) {
+/* this thread's rows [b0, b1) of B, split in whole tiles of 4; returns the thread's number */
+static int lf_rows(int64_t B, int64_t *b0, int64_t *b1) {
 #ifdef _OPENMP
     int64_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
 #else
@@ -56,9 +58,10 @@ static void lf_rows(int64_t B, int64_t *b0, int64_t *b1) {
     int64_t lo = 4 * (blocks * tid / nth), hi = 4 * (blocks * (tid + 1) / nth);
     *b0 = lo < B ? lo : B;
     *b1 = hi < B ? hi : B;
+    return (int)tid;
 }
 
-int lf_cfc_version(void) { return 1; }
+int lf_cfc_version(void) { return 2; }
 int lf_cfc_ndesc(void) { return LF_NDESC; }
 int lf_cfc_maxlayers(void) { return LF_MAXL; }
 

@@ -20,10 +20,11 @@ typedef REAL LF_SFX(vec) __attribute__((vector_size(LF_VBYTES)));
 
 /* ------------------------------------------------------------------------------------ matmul */
 /* C[MR x NV*VW] = init + A[MR x K] B[K x NV*VW]; B, C, bias aligned to LF_VBYTES with row strides
- * that are multiples of VW; A is read one scalar at a time (any stride). init: 0 zero, 1 the row
- * vector bias, 2 C's own values (accumulate). */
+ * that are multiples of VW; A is read one scalar at a time: A[r lda + k ldk] (any strides, so a
+ * transposed A costs nothing). init: 0 zero, 1 the row vector bias, 2 C's own values (accumulate). */
 static inline __attribute__((always_inline)) void LF_SFX(mm_tile)(const int MR, const int NV, int64_t K,
-                                                                   const REAL *A, int64_t lda, const REAL *B,
+                                                                   const REAL *A, int64_t lda, int64_t ldk,
+                                                                   const REAL *B,
                                                                    int64_t ldb, REAL *C, int64_t ldc, int init,
                                                                    const REAL *bias) {
     VEC acc[4][4];
@@ -40,7 +41,7 @@ static inline __attribute__((always_inline)) void LF_SFX(mm_tile)(const int MR, 
         VEC bv[4];
         for (int v = 0; v < NV; v++) bv[v] = *(const VEC *)(B + k * ldb + v * VW);
         for (int r = 0; r < MR; r++) {
-            VEC a = (VEC){0} + A[r * lda + k];
+            VEC a = (VEC){0} + A[r * lda + k * ldk];
             for (int v = 0; v < NV; v++) acc[r][v] += a * bv[v];
         }
     }
@@ -52,17 +53,18 @@ static inline __attribute__((always_inline)) void LF_SFX(mm_tile)(const int MR, 
     do {                                                                                              \
         int64_t i = 0;                                                                                \
         for (; i + 4 <= m; i += 4)                                                                    \
-            LF_SFX(mm_tile)(4, NV, K, A + i * lda, lda, B + j * VW, ldb, C + i * ldc + j * VW, ldc, init, \
+            LF_SFX(mm_tile)(4, NV, K, A + i * lda, lda, ldk, B + j * VW, ldb, C + i * ldc + j * VW, ldc, init, \
                             bias ? bias + j * VW : 0);                                                \
         for (; i < m; i++)                                                                            \
-            LF_SFX(mm_tile)(1, NV, K, A + i * lda, lda, B + j * VW, ldb, C + i * ldc + j * VW, ldc, init, \
+            LF_SFX(mm_tile)(1, NV, K, A + i * lda, lda, ldk, B + j * VW, ldb, C + i * ldc + j * VW, ldc, init, \
                             bias ? bias + j * VW : 0);                                                \
     } while (0)
 
 /* C[m x n] = init + A[m x K] B[K x n] for n a multiple of VW; column panels of B outermost so a
  * panel (K x 4 VW) stays in L1 while every row block uses it */
-static void LF_SFX(mm)(int64_t m, int64_t n, int64_t K, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
-                       REAL *C, int64_t ldc, int init, const REAL *bias) {
+static inline __attribute__((always_inline)) void LF_SFX(mm_any)(int64_t m, int64_t n, int64_t K, const REAL *A,
+                                                                  int64_t lda, int64_t ldk, const REAL *B, int64_t ldb,
+                                                                  REAL *C, int64_t ldc, int init, const REAL *bias) {
     int64_t nv = n / VW, j = 0;
     for (; j + 4 <= nv; j += 4) LF_TILE_ROWS(4);
     switch (nv - j) {
@@ -73,13 +75,26 @@ static void LF_SFX(mm)(int64_t m, int64_t n, int64_t K, const REAL *A, int64_t l
     }
 }
 
+static void LF_SFX(mm)(int64_t m, int64_t n, int64_t K, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                       REAL *C, int64_t ldc, int init, const REAL *bias) {
+    LF_SFX(mm_any)(m, n, K, A, lda, 1, B, ldb, C, ldc, init, bias);
+}
+
+/* C[m x n] += A^T B with A given as (K x m) rows of stride lda: the weight gradients */
+static void LF_SFX(mm_tn)(int64_t m, int64_t n, int64_t K, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                          REAL *C, int64_t ldc) {
+    LF_SFX(mm_any)(m, n, K, A, 1, lda, B, ldb, C, ldc, 2, 0);
+}
+
 /* ------------------------------------------------------------------------------------ weights */
 typedef struct {
     int64_t H, K, I, backbone, nogate, off, nV; /* nV: head columns, 3H merged or 4H */
     int64_t Kp, Vp, Hp, Ip;                      /* padded column counts (multiples of VW) */
     REAL *WxT, *WhT, *b, *HwT, *hb;              /* forward:  (I x Kp), (H x Kp), (Kp), (K x Vp), (Vp) */
     REAL *Wx, *Wh, *Hw;                          /* backward: (K x Ip), (K x Hp), (nV x Kp) */
-    REAL *Z, *F, *G, *dU, *dV;                   /* saved (T,B,K), (T,B,2H), (T,B,H); outputs (T,B,K), (T,B,nV) */
+    REAL *Z, *F, *G, *dU;                        /* saved (T,B,K), (T,B,2H), (T,B,H); output (T,B,K) or NULL */
+    REAL *gWxT, *gWhT, *gb, *gHwT, *ghb;         /* weight gradients in the parameters' shapes, or NULL */
+    int64_t acc;                                 /* per-thread accumulator size of the weight gradients */
 } LF_SFX(layer);
 
 /* element (i, j) of a strided matrix passed as (pointer, stride0, stride1) */
@@ -98,7 +113,11 @@ static REAL *LF_SFX(prepare)(int64_t L, const int64_t *desc, LF_SFX(layer) *lay,
         y->Kp = lf_roundup(y->K, VW), y->Vp = lf_roundup(y->nV, VW);
         y->Hp = lf_roundup(y->H, VW), y->Ip = lf_roundup(y->I, VW);
         y->Z = (REAL *)(intptr_t)d[19], y->F = (REAL *)(intptr_t)d[20], y->G = (REAL *)(intptr_t)d[21];
-        y->dU = (REAL *)(intptr_t)d[22], y->dV = (REAL *)(intptr_t)d[23];
+        y->dU = (REAL *)(intptr_t)d[22];
+        y->gWxT = (REAL *)(intptr_t)d[23], y->gWhT = (REAL *)(intptr_t)d[24], y->gb = (REAL *)(intptr_t)d[25];
+        y->gHwT = (REAL *)(intptr_t)d[26], y->ghb = (REAL *)(intptr_t)d[27];
+        /* accumulators: WxT (I x Kp), WhT (H x Kp), b (Kp), HwT (K x Vp), hb (Vp) */
+        y->acc = (y->I + y->H + 1) * y->Kp + (y->backbone ? (y->K + 1) * y->Vp : 0);
         size_t n = (size_t)((y->I + y->H + 1) * y->Kp);
         if (y->backbone) n += (size_t)((y->K + 1) * y->Vp);
         if (backward) n += (size_t)(y->K * (y->Ip + y->Hp) + (y->backbone ? y->nV * y->Kp : 0));
@@ -228,31 +247,36 @@ static int LF_SFX(fwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
 }
 
 /* ------------------------------------------------------------------------------------ backward */
-/* the adjoint of one step, layers in reverse (dh: gradient at each layer's state, carried to t-1;
- * dy: gradient at layer l-1's new state from layer l's input map) */
+/* The adjoint of one step, layers in reverse (dh: gradient at each layer's state, carried to t-1;
+ * dy: gradient at layer l-1's new state from layer l's input map), and the weight gradients as
+ * sums over this thread's rows and all steps into `acc` (the caller adds the threads' sums). */
 static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B, int64_t N, const REAL *ts,
-                            const uint8_t *keep, const REAL *gS, REAL *gh0, int merged, int64_t b0, int64_t b1) {
-    int64_t m = b1 - b0, Kmax = 0, Hsum = 0, Imax = 0;
+                            const uint8_t *keep, const REAL *h0, const REAL *S, const REAL *gS, REAL *gh0,
+                            int merged, REAL *acc, int64_t b0, int64_t b1) {
+    int64_t m = b1 - b0, Kmax = 0, Dmax = 0, Hsum = 0, Imax = 0;
     for (int64_t l = 0; l < L; l++) {
-        if (lay[l].Kp > Kmax) Kmax = lay[l].Kp;
-        if (lay[l].Ip > Imax) Imax = lay[l].Ip;
-        Hsum += lay[l].Hp;
+        const LF_SFX(layer) *y = &lay[l];
+        if (y->Kp > Kmax) Kmax = y->Kp;
+        if (y->Vp > Dmax) Dmax = y->Vp;
+        if (y->Ip > Imax) Imax = y->Ip;
+        Hsum += y->Hp;
     }
-    size_t n = (size_t)(m * (Kmax + Hsum + Imax));
+    if (Kmax > Dmax) Dmax = Kmax;
+    size_t n = (size_t)(m * (2 * Kmax + Dmax + Hsum + Imax));
     REAL *dz = (REAL *)lf_alloc(n * sizeof(REAL));
     if (!dz) return -1;
-    memset(dz, 0, n * sizeof(REAL));
-    REAL *dhall = dz + m * Kmax, *dy = dhall + m * Hsum;
+    memset(dz, 0, n * sizeof(REAL)); /* the padding columns stay zero */
+    REAL *DU = dz + m * Kmax, *D = DU + m * Kmax, *dhall = D + m * Dmax, *dy = dhall + m * Hsum;
     REAL *dh[LF_MAXL];
     for (int64_t l = 0, o = 0; l < L; l++) dh[l] = dhall + m * o, o += lay[l].Hp;
     for (int64_t t = T - 1; t >= 0; t--) {
-        for (int64_t l = L - 1; l >= 0; l--) {
+        for (int64_t l = L - 1, ao = 0; l >= 0; l--) {
             const LF_SFX(layer) *y = &lay[l];
-            int64_t H = y->H, K = y->K, nV = y->nV, Hp = y->Hp;
+            int64_t H = y->H, K = y->K, Hp = y->Hp, Kp = y->Kp;
             int mg = merged && y->backbone, nogate = (int)y->nogate;
-            /* gradient at the heads: dV (backbone) or directly at u (dU) */
-            REAL *D = y->backbone ? y->dV + (t * B + b0) * nV : y->dU + (t * B + b0) * K;
-            int64_t ldd = y->backbone ? nV : K;
+            /* gradient at the heads, D (m x ldd): at v (backbone) or directly at u */
+            int64_t ldd = y->backbone ? y->Vp : Kp;
+            REAL *Du = y->backbone ? DU : D; /* gradient at u (m x Kp) */
             for (int64_t r = 0; r < m; r++) {
                 int64_t bi = b0 + r;
                 const REAL *gs = gS + (t * B + bi) * N + y->off;
@@ -282,20 +306,39 @@ static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
                     dhr[j] = carry;
                 }
             }
-            const REAL *du = y->dU + (t * B + b0) * K;
-            if (y->backbone) { /* du = (dV Hw) (1 - z^2) */
-                LF_SFX(mm)(m, y->Kp, nV, D, nV, y->Hw, y->Kp, dz, y->Kp, 0, 0);
+            /* this layer's accumulators (laid out from the last layer down, as the loop runs) */
+            REAL *aWx = acc + ao, *aWh = aWx + y->I * Kp, *ab = aWh + H * Kp, *aHw = ab + Kp,
+                 *ahb = aHw + (y->backbone ? K * y->Vp : 0);
+            ao += y->acc;
+            if (y->backbone) { /* du = (D Hw) (1 - z^2) */
                 const REAL *z = y->Z + (t * B + b0) * K;
-                REAL *dur = y->dU + (t * B + b0) * K;
+                LF_SFX(mm)(m, Kp, y->nV, D, ldd, y->Hw, Kp, dz, Kp, 0, 0);
                 for (int64_t r = 0; r < m; r++) {
-                    const REAL *zr = z + r * K, *dzr = dz + r * y->Kp;
-                    REAL *o = dur + r * K;
+                    const REAL *zr = z + r * K, *dzr = dz + r * Kp;
+                    REAL *o = DU + r * Kp;
 #pragma omp simd
                     for (int64_t j = 0; j < K; j++) o[j] = dzr[j] * (1 - zr[j] * zr[j]);
                 }
+                if (y->gHwT) LF_SFX(mm_tn)(K, y->Vp, m, z, K, D, ldd, aHw, y->Vp); /* HwT += z^T D */
+                if (y->ghb)
+                    for (int64_t r = 0; r < m; r++)
+#pragma omp simd
+                        for (int64_t j = 0; j < y->Vp; j++) ahb[j] += D[r * ldd + j];
             }
-            LF_SFX(mm)(m, Hp, K, du, K, y->Wh, Hp, dh[l], Hp, 2, 0); /* dh = carry + du Wh */
-            if (l > 0) LF_SFX(mm)(m, y->Ip, K, du, K, y->Wx, y->Ip, dy, y->Ip, 0, 0);
+            if (y->dU)
+                for (int64_t r = 0; r < m; r++) memcpy(y->dU + (t * B + b0 + r) * K, Du + r * Kp, (size_t)K * sizeof(REAL));
+            const REAL *h = (t == 0 ? h0 : S + (t - 1) * B * N) + b0 * N + y->off;
+            if (y->gWhT) LF_SFX(mm_tn)(H, Kp, m, h, N, Du, Kp, aWh, Kp); /* WhT += h^T du */
+            if (l > 0 && y->gWxT) {
+                const REAL *yp = S + t * B * N + b0 * N + lay[l - 1].off;
+                LF_SFX(mm_tn)(y->I, Kp, m, yp, N, Du, Kp, aWx, Kp); /* WxT += y_prev^T du */
+            }
+            if (l > 0 && y->gb)
+                for (int64_t r = 0; r < m; r++)
+#pragma omp simd
+                    for (int64_t j = 0; j < Kp; j++) ab[j] += Du[r * Kp + j];
+            LF_SFX(mm)(m, Hp, K, Du, Kp, y->Wh, Hp, dh[l], Hp, 2, 0); /* dh = carry + du Wh */
+            if (l > 0) LF_SFX(mm)(m, y->Ip, K, Du, Kp, y->Wx, y->Ip, dy, y->Ip, 0, 0);
         }
     }
     for (int64_t l = 0; l < L; l++)
@@ -303,6 +346,26 @@ static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
             memcpy(gh0 + (b0 + r) * N + lay[l].off, dh[l] + r * lay[l].Hp, (size_t)lay[l].H * sizeof(REAL));
     lf_free(dz);
     return 0;
+}
+
+/* the threads' sums of one weight gradient (rows x cols of the accumulator, row stride ld) into
+ * out (rows x cols); merged heads: columns [f1, f2, gate] become [f1, f2, time_a = -c gate, time_b = gate] */
+static void LF_SFX(reduce)(const REAL *acc, int64_t stride, int nth, int64_t rows, int64_t cols, int64_t ld, REAL *out,
+                           int64_t H, int merged, REAL c) {
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t oc = merged ? cols + H : cols;
+        REAL *o = out + i * oc;
+        for (int64_t j = 0; j < cols; j++) {
+            REAL s = 0;
+            for (int th = 0; th < nth; th++) s += acc[th * stride + i * ld + j];
+            if (merged && j >= 2 * H) {
+                o[j] = -c * s;
+                o[j + H] = s;
+            } else {
+                o[j] = s;
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------ entry points */
@@ -337,22 +400,49 @@ int LF_SFX(lf_cfc_forward)(int64_t L, const int64_t *desc, int64_t T, int64_t B,
     return fail ? -1 : merged;
 }
 
-/* The adjoint: dU_l (T, B, K_l) for every layer (dU_0 = dP), dV_l (T, B, nV_l) for backbone layers,
- * gh0 (B, N). `merged` as returned by the forward pass. Returns 0, or -1 when out of memory. */
+/* The adjoint: dU_0 (T, B, K_0) = dP where asked for, gh0 (B, N), and the weight gradients asked
+ * for (desc 23-27). `merged` as returned by the forward pass. Returns 0, or -1 when out of memory. */
 int LF_SFX(lf_cfc_backward)(int64_t L, const int64_t *desc, int64_t T, int64_t B, int64_t N, const REAL *ts,
-                            const uint8_t *keep, const REAL *gS, REAL *gh0, int64_t merged, int64_t nt) {
+                            const uint8_t *keep, const REAL *h0, const REAL *S, const REAL *gS, REAL *gh0,
+                            int64_t merged, int64_t nt) {
     if (L < 1 || L > LF_MAXL) return -2;
     LF_SFX(layer) lay[LF_MAXL];
-    REAL *mem = LF_SFX(prepare)(L, desc, lay, (int)merged, merged ? ts[0] : 0, 1);
+    REAL c = merged ? ts[0] : 0;
+    REAL *mem = LF_SFX(prepare)(L, desc, lay, (int)merged, c, 1);
     if (!mem) return -1;
-    int fail = 0;
     int nth = lf_threads(B, nt);
+    int64_t stride = 0;
+    for (int64_t l = 0; l < L; l++) stride += lay[l].acc;
+    REAL *acc = (REAL *)lf_alloc((size_t)(nth * stride) * sizeof(REAL));
+    if (!acc) {
+        lf_free(mem);
+        return -1;
+    }
+    memset(acc, 0, (size_t)(nth * stride) * sizeof(REAL));
+    int fail = 0;
 #pragma omp parallel num_threads(nth) reduction(| : fail)
     {
         int64_t b0, b1;
-        lf_rows(B, &b0, &b1);
-        if (b0 < b1) fail |= LF_SFX(bwd_rows)(L, lay, T, B, N, ts, keep, gS, gh0, (int)merged, b0, b1) != 0;
+        int tid = lf_rows(B, &b0, &b1);
+        if (b0 < b1)
+            fail |= LF_SFX(bwd_rows)(L, lay, T, B, N, ts, keep, h0, S, gS, gh0, (int)merged, acc + tid * stride, b0,
+                                     b1) != 0;
     }
+    if (!fail) {
+        for (int64_t l = L - 1, ao = 0; l >= 0; l--) { /* accumulators from the last layer down */
+            const LF_SFX(layer) *y = &lay[l];
+            const REAL *aWx = acc + ao, *aWh = aWx + y->I * y->Kp, *ab = aWh + y->H * y->Kp, *aHw = ab + y->Kp;
+            const REAL *ahb = aHw + (y->backbone ? y->K * y->Vp : 0);
+            ao += y->acc;
+            if (l > 0 && y->gWxT) LF_SFX(reduce)(aWx, stride, nth, y->I, y->K, y->Kp, y->gWxT, 0, 0, 0);
+            if (y->gWhT) LF_SFX(reduce)(aWh, stride, nth, y->H, y->K, y->Kp, y->gWhT, 0, 0, 0);
+            if (l > 0 && y->gb) LF_SFX(reduce)(ab, stride, nth, 1, y->K, y->Kp, y->gb, 0, 0, 0);
+            int mg = merged && y->backbone;
+            if (y->backbone && y->gHwT) LF_SFX(reduce)(aHw, stride, nth, y->K, y->nV, y->Vp, y->gHwT, y->H, mg, c);
+            if (y->backbone && y->ghb) LF_SFX(reduce)(ahb, stride, nth, 1, y->nV, y->Vp, y->ghb, y->H, mg, c);
+        }
+    }
+    lf_free(acc);
     lf_free(mem);
     return fail ? -1 : 0;
 }

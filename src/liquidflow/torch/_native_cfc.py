@@ -18,8 +18,6 @@ torch kernels of ``_fused`` run instead.
 from __future__ import annotations
 
 import ctypes
-import math
-import threading
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
     from ._fused import CfCLayerSpec
 
 Tensor = torch.Tensor
-NDESC = 24  # int64 fields per layer in the descriptor (see cfc.c)
+NDESC = 28  # int64 fields per layer in the descriptor (see cfc.c)
 _MERGE = True  # merge the gate heads when dt is uniform (tests switch it off to check both paths)
 _SFX = {torch.float32: "f32", torch.float64: "f64"}
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
@@ -44,7 +42,7 @@ def _lib() -> Any:
     if lib is None:
         return None
     if id(lib) not in _READY:
-        if lib.lf_cfc_version() < 1 or lib.lf_cfc_ndesc() != NDESC:
+        if lib.lf_cfc_version() < 2 or lib.lf_cfc_ndesc() != NDESC:
             return None
         for sfx in _SFX.values():
             f = getattr(lib, f"lf_cfc_forward_{sfx}")
@@ -52,8 +50,8 @@ def _lib() -> Any:
             f.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
             f.restype = ctypes.c_int
             g = getattr(lib, f"lf_cfc_backward_{sfx}")
-            # L, desc, T, B, N, ts, keep, gS, gh0, merged, nt
-            g.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
+            # L, desc, T, B, N, ts, keep, h0, S, gS, gh0, merged, nt
+            g.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
             g.restype = ctypes.c_int
         _READY[id(lib)] = lib.lf_cfc_maxlayers()
     return lib
@@ -77,11 +75,11 @@ def _desc(specs: list[CfCLayerSpec], params: list[list[Tensor | None]], saves: l
     for l, sp in enumerate(specs):
         WxT, WhT, b, HwT, hb = params[l]
         Z, Fh, G = saves[l]
-        dU, dV = outs[l]
+        dU, *wgrads = outs[l]
         I = 0 if l == 0 or WxT is None else WxT.shape[0]
         vals += [sp.hidden, sp.width, I, int(sp.backbone), int(sp.mode == "no_gate"), off]
         vals += [*_mat(WxT if l > 0 else None), *_mat(WhT), *_vec(b if l > 0 else None), *_mat(HwT), *_vec(hb)]
-        vals += [0 if x is None else x.data_ptr() for x in (Z, Fh, G, dU, dV)]
+        vals += [0 if x is None else x.data_ptr() for x in (Z, Fh, G, dU, *wgrads)]
         off += sp.hidden
     return (ctypes.c_int64 * len(vals))(*vals)
 
@@ -137,7 +135,7 @@ def _forward(lib: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: T
         else:
             saves.append([None, None, None])
     S = P.new_empty(T, B, N)
-    desc = _desc(specs, params, saves, [[None, None]] * len(specs))
+    desc = _desc(specs, params, saves, [[None] * 6] * len(specs))
     fn = getattr(lib, f"lf_cfc_forward_{_SFX[P.dtype]}")
     kp = keep.data_ptr() if keep is not None else None
     merged = fn(len(specs), desc, T, B, N, P.data_ptr(), K0, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(),
@@ -145,25 +143,6 @@ def _forward(lib: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: T
     if merged < 0:
         raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
     return S, saves, merged
-
-
-_local = threading.local()
-_SCRATCH_MAX = 16 << 20  # bytes: larger temporaries are allocated per call
-
-
-def _scratch(like: Tensor, shape: tuple[int, ...], slot: int) -> Tensor:
-    """A buffer for temporaries of the backward pass, kept per thread and reused across calls.
-
-    The gradients at the heads of a T x B batch are megabytes; a fresh allocation of that size is
-    returned to the OS when freed, so each call would pay page faults to get it back."""
-    cache: dict[tuple[int, torch.dtype], Tensor] = _local.__dict__.setdefault("buffers", {})
-    n = math.prod(shape)
-    if n * like.element_size() > _SCRATCH_MAX:  # large: not worth holding on to
-        return like.new_empty(shape)
-    buf = cache.get((slot, like.dtype))
-    if buf is None or buf.numel() < n:
-        buf = cache[(slot, like.dtype)] = like.new_empty(n)
-    return buf[:n].view(shape)
 
 
 class _NativeCfCChain(torch.autograd.Function):
@@ -203,14 +182,16 @@ class _NativeCfCChain(torch.autograd.Function):
                 saves.append([None, kept[i], kept[i + 1]])
                 i += 2
         T, B, N = S.shape
-        merged = bool(ctx.merged)
         gS = gS.contiguous()
+        need = ctx.needs_input_grad
+        # outputs per layer: [dU (layer 0: dP), then the gradients of WxT, WhT, b, HwT, hb where needed]
         outs: list[list[Tensor | None]] = []
-        for l, sp in enumerate(specs):
-            nV = 3 * sp.hidden if merged and sp.backbone else 4 * sp.hidden
-            # dU_0 is returned (dP); the others are consumed here, in reused scratch
-            dU = S.new_empty(T, B, sp.width) if l == 0 else _scratch(S, (T, B, sp.width), 2 * l)
-            outs.append([dU, _scratch(S, (T, B, nV), 2 * l + 1) if sp.backbone else None])
+        for l, p in enumerate(params):
+            out: list[Tensor | None] = [S.new_empty(T, B, specs[0].width) if l == 0 and need[1] else None]
+            for k, w in enumerate(p):  # layer 0 has no WxT and b here (its input map is P's)
+                wanted = w is not None and need[5 + 5 * l + k] and (l > 0 or k in (1, 3, 4))
+                out.append(torch.empty(w.shape, dtype=w.dtype) if wanted else None)  # type: ignore[union-attr]
+            outs.append(out)
         gh0 = S.new_empty(B, N)
         lib = _lib()
         if lib is None:
@@ -218,50 +199,12 @@ class _NativeCfCChain(torch.autograd.Function):
         desc = _desc(specs, params, saves, outs)
         fn = getattr(lib, f"lf_cfc_backward_{_SFX[S.dtype]}")
         kp = keep.data_ptr() if keep is not None else None
-        rc = fn(
-            L, desc, T, B, N, ts.data_ptr(), kp, gS.data_ptr(), gh0.data_ptr(), int(merged), torch.get_num_threads()
-        )
+        rc = fn(L, desc, T, B, N, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(), gS.data_ptr(), gh0.data_ptr(),
+                int(ctx.merged), torch.get_num_threads())  # fmt: skip
         if rc < 0:
             raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
-        # weight gradients: one product over all T*B rows per weight (as _fused._CfCChain)
-        need = ctx.needs_input_grad
-        grads: list[Tensor | None] = []
-        off = 0
-        for l, sp in enumerate(specs):
-            H, K = sp.hidden, sp.width
-            dU, dV = outs[l]
-            assert dU is not None
-            du2 = dU.view(T * B, K)
-            gWxT = gWhT = gb = gHwT = ghb = None
-            nw = 5 + 5 * l
-            if l > 0 and need[nw]:
-                po = off - specs[l - 1].hidden
-                gWxT = S[:, :, po:off].reshape(T * B, -1).T @ du2
-            if need[nw + 1]:  # the state before each step: h0, then S[:-1]
-                gWhT = h0[:, off : off + H].T @ dU[0]
-                if T > 1:
-                    gWhT.addmm_(S[:-1, :, off : off + H].reshape((T - 1) * B, H).T, dU[1:].reshape((T - 1) * B, K))
-            if l > 0 and need[nw + 2]:
-                gb = du2.sum(0)
-            if sp.backbone and (need[nw + 3] or need[nw + 4]):
-                assert dV is not None
-                Z = saves[l][0]
-                assert Z is not None
-                dv2 = dV.view(T * B, -1)
-                if need[nw + 3]:
-                    gHwT = Z.view(T * B, K).T @ dv2
-                if need[nw + 4]:
-                    ghb = dv2.sum(0)
-                if merged:  # columns [f1, f2, gate] -> [f1, f2, time_a = -c gate, time_b = gate]
-                    c = ctx.c
-                    if gHwT is not None:
-                        gHwT = torch.cat([gHwT[:, : 2 * H], gHwT[:, 2 * H :] * -c, gHwT[:, 2 * H :]], 1)
-                    if ghb is not None:
-                        ghb = torch.cat([ghb[: 2 * H], ghb[2 * H :] * -c, ghb[2 * H :]])
-            grads += [gWxT, gWhT, gb, gHwT, ghb]
-            off += H
-        dP = outs[0][0] if need[1] else None
-        return (None, dP, None, None, gh0 if need[4] else None, *grads)
+        grads = [g for o in outs for g in o[1:]]
+        return (None, outs[0][0], None, None, gh0 if need[4] else None, *grads)
 
 
 def chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
