@@ -199,10 +199,11 @@ def _kernel_inputs(T: int, B: int, N: int, dtype: torch.dtype, masked: bool, E: 
 
 
 @DTYPES
+@pytest.mark.parametrize("B", [5, 19], ids=["B5", "B19"])  # the edge-list kernel: one block of rows, or several
 @pytest.mark.parametrize("masked", [False, True], ids=["all", "masked"])
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
-def test_kernels_match_torch(kind: str, masked: bool, dtype: torch.dtype, threads: int) -> None:
-    T, B, N, L = 6, 5, 9, 3
+def test_kernels_match_torch(kind: str, masked: bool, B: int, dtype: torch.dtype, threads: int) -> None:
+    T, N, L = 6, 9, 3
     extra: tuple[torch.Tensor, ...] = ()
     E = None
     if kind == "sparse":

@@ -6,20 +6,25 @@
 
 #include "lf_common.h"
 
-int lf_ltc_version(void) { return 1; }
+int lf_ltc_version(void) { return 2; }
 
+/* LANES: batch rows per vector in the edge-list kernels (64 bytes: one AVX-512 register) */
 #define REAL float
+#define LANES 16
 #define LF_SIG lf_sigmoidf
 #define LF_SFX(name) name##_f32
 #include "ltc_impl.h"
 #undef REAL
+#undef LANES
 #undef LF_SIG
 #undef LF_SFX
 
 #define REAL double
+#define LANES 8
 #define LF_SIG lf_sigmoid
 #define LF_SFX(name) name##_f64
 #include "ltc_impl.h"
 #undef REAL
+#undef LANES
 #undef LF_SIG
 #undef LF_SFX

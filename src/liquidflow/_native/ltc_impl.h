@@ -10,8 +10,8 @@
  * Layouts (all contiguous, row-major):
  *     base (T, B, 2, N), C (T, B, N), keep (T, B) bytes or NULL, h0 (B, N), S (T, B, N);
  *     dense tables (N, N) [i][j]; sparse tables (E,) with src (pre) / dst (post) int64 indices;
- *     saved for the backward pass (batch-major, so each thread walks its own rows):
- *     V (B, T, L+1, N): v before each unfold and after the last; Dsv (B, T, L, N): each D_j.
+ *     saved for the backward pass (dense: batch-major, so each thread walks its own rows; sparse: see
+ *     there): V (B, T, L+1, N): v before each unfold and after the last; Dsv (B, T, L, N): each D_j.
  *
  * Backward (the adjoint of _fused._LTCSemiImplicit / _LTCSparse): with g = dLoss/dv',
  *     q = g / D  (d num),  q1 = -q v'  (d D),  d c += q (v - v'),  d base += [q, q1],
@@ -177,55 +177,91 @@ int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const R
     return 0;
 }
 
-/* ------------------------------------------------------------------------------ sparse forward */
+/* ---------------------------------------------------------------------------- sparse (edge list)
+ * With few synapses per neuron (AutoNCP(32, 10): 102 edges) a vector over the edges needs gathers
+ * and conflicting scatters; here the vector runs over LANES batch rows instead. A block of LANES
+ * rows is held transposed, [neuron][lane], so every edge is one contiguous vector operation:
+ * read lanes of v_src, one sigmoid per lane, add lanes into num_dst / D_dst. Rows past the batch
+ * repeat the block's first row and get a zero gradient.
+ * Masked lanes (keep == 0) are computed with c = 1, base = [0, 1] (finite even where the padding
+ * holds dt = 0), and their results are discarded; backward gives them g = 0.
+ * Saved layout (private to these two functions): V (nblk, T, L+1, N, LANES), Dsv (nblk, T, L, N, LANES). */
+int LF_SFX(lf_ltc_lanes)(void) { return LANES; }
+
+/* load step t of a block transposed: cc, b0, b1 [N][LANES] and the lanes' keep flags */
+static void LF_SFX(sparse_load)(int64_t t, int64_t B, int64_t N, int64_t b0, int64_t nb, const REAL *restrict base,
+                                const REAL *restrict C, const uint8_t *restrict keep, REAL *restrict cc,
+                                REAL *restrict bn, REAL *restrict bd, uint8_t *restrict kp) {
+    for (int l = 0; l < LANES; l++) {
+        const int64_t r = t * B + b0 + (l < nb ? l : 0);
+        kp[l] = keep ? keep[r] != 0 : 1;
+        const REAL *c = C + r * N;
+        for (int64_t j = 0; j < N; j++) cc[j * LANES + l] = kp[l] ? c[j] : 1;
+        if (!base) continue; /* (the backward pass needs c only) */
+        const REAL *bs = base + r * 2 * N;
+        for (int64_t j = 0; j < N; j++) {
+            bn[j * LANES + l] = kp[l] ? bs[j] : 0;
+            bd[j * LANES + l] = kp[l] ? bs[N + j] : 1;
+        }
+    }
+}
+
 int LF_SFX(lf_ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E, const REAL *restrict base,
                               const REAL *restrict C, const uint8_t *restrict keep, const REAL *restrict h0,
                               const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
                               const REAL *restrict sm, const int64_t *restrict src, const int64_t *restrict dst,
                               REAL *restrict S, REAL *restrict V, REAL *restrict Dsv, int nt) {
     if (nt < 1) nt = 1;
-    const int64_t per = 4 * N + E;
+    const int64_t NW = N * LANES, nblk = (B + LANES - 1) / LANES;
+    const int64_t per = 8 * NW + LANES;
     REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
     if (!scratch) return -1;
     const int save = V != NULL && Dsv != NULL;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         REAL *my = scratch + (size_t)omp_get_thread_num() * per;
-        REAL *num = my, *den = my + N, *pa = my + 2 * N, *pb = my + 3 * N, *act = my + 4 * N;
+        REAL *h = my, *pa = my + NW, *pb = my + 2 * NW, *num = my + 3 * NW, *den = my + 4 * NW;
+        REAL *cc = my + 5 * NW, *bn = my + 6 * NW, *bd = my + 7 * NW;
+        uint8_t *kp = (uint8_t *)(my + 8 * NW);
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t b = 0; b < B; b++) {
-            const REAL *h = h0 + b * N;
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
+            for (int l = 0; l < LANES; l++)
+                for (int64_t j = 0; j < N; j++) h[j * LANES + l] = h0[(b0 + (l < nb ? l : 0)) * N + j];
             for (int64_t t = 0; t < T; t++) {
-                const int64_t r = t * B + b;
-                REAL *st = S + r * N;
-                if (keep && !keep[r]) {
-                    memcpy(st, h, sizeof(REAL) * N);
-                    h = st;
-                    continue;
-                }
-                const REAL *bs = base + r * 2 * N, *c = C + r * N;
-                REAL *Vt = save ? V + (b * T + t) * (L + 1) * N : NULL;
-                REAL *Dt = save ? Dsv + (b * T + t) * L * N : NULL;
-                if (save) memcpy(Vt, h, sizeof(REAL) * N);
+                LF_SFX(sparse_load)(t, B, N, b0, nb, base, C, keep, cc, bn, bd, kp);
+                REAL *Vt = save ? V + ((blk * T + t) * (L + 1)) * NW : NULL;
+                REAL *Dt = save ? Dsv + ((blk * T + t) * L) * NW : NULL;
+                if (save) memcpy(Vt, h, sizeof(REAL) * NW);
                 const REAL *v = h;
                 for (int64_t k = 0; k < L; k++) {
-                    REAL *vn = save ? Vt + (k + 1) * N : (k & 1 ? pb : pa);
-                    REAL *D = save ? Dt + k * N : den;
-                    for (int64_t j = 0; j < N; j++) {
-                        num[j] = bs[j];
-                        D[j] = bs[N + j] + c[j];
+                    REAL *vn = save ? Vt + (k + 1) * NW : (k & 1 ? pb : pa);
+                    REAL *D = save ? Dt + k * NW : den;
+                    for (int64_t x = 0; x < NW; x++) {
+                        num[x] = bn[x];
+                        D[x] = bd[x] + cc[x];
                     }
+                    for (int64_t e = 0; e < E; e++) { /* one synapse, all lanes */
+                        const REAL sg = sigma[e], sr = sm[e], ww = w[e], wwe = we[e];
+                        const REAL *vi = v + src[e] * LANES;
+                        REAL *nj = num + dst[e] * LANES, *dj = D + dst[e] * LANES;
 #pragma omp simd
-                    for (int64_t e = 0; e < E; e++) act[e] = LF_SIG(sigma[e] * v[src[e]] - sm[e]);
-                    for (int64_t e = 0; e < E; e++) { /* scatter into the postsynaptic neurons */
-                        num[dst[e]] += act[e] * we[e];
-                        D[dst[e]] += act[e] * w[e];
+                        for (int l = 0; l < LANES; l++) {
+                            const REAL a = LF_SIG(sg * vi[l] - sr);
+                            nj[l] += a * wwe;
+                            dj[l] += a * ww;
+                        }
                     }
-                    for (int64_t j = 0; j < N; j++) vn[j] = (c[j] * v[j] + num[j]) / D[j];
+                    for (int64_t x = 0; x < NW; x++) vn[x] = (cc[x] * v[x] + num[x]) / D[x];
                     v = vn;
                 }
-                memcpy(st, v, sizeof(REAL) * N);
-                h = st;
+                for (int64_t j = 0; j < N; j++)
+                    for (int l = 0; l < LANES; l++)
+                        if (kp[l]) h[j * LANES + l] = v[j * LANES + l];
+                for (int l = 0; l < nb; l++) {
+                    REAL *st = S + (t * B + b0 + l) * N;
+                    for (int64_t j = 0; j < N; j++) st[j] = h[j * LANES + l];
+                }
             }
         }
     }
@@ -233,7 +269,6 @@ int LF_SFX(lf_ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_
     return 0;
 }
 
-/* ----------------------------------------------------------------------------- sparse backward */
 int LF_SFX(lf_ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E, const REAL *restrict C,
                               const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
                               const REAL *restrict sigma, const REAL *restrict sm, const int64_t *restrict src,
@@ -242,81 +277,104 @@ int LF_SFX(lf_ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_
                               REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm,
                               int need_w, int nt) {
     if (nt < 1) nt = 1;
-    const int64_t per = 4 * N + E + 4 * E;
+    const int64_t NW = N * LANES, EW = E * LANES, nblk = (B + LANES - 1) / LANES;
+    const int64_t per = 11 * NW + LANES + (need_w ? 4 * EW : 0);
     REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
     if (!scratch) return -1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         REAL *my = scratch + (size_t)omp_get_thread_num() * per;
-        REAL *g = my, *gn = my + N, *q = my + 2 * N, *q1 = my + 3 * N, *red = my + 4 * N;
-        REAL *aw = red + E, *awe = aw + E, *asig = awe + E, *asmu = asig + E;
+        REAL *dh = my, *g = my + NW, *gn = my + 2 * NW, *q = my + 3 * NW, *q1 = my + 4 * NW;
+        REAL *cc = my + 5 * NW, *gb0 = my + 6 * NW, *gb1 = my + 7 * NW, *gc = my + 8 * NW;
+        uint8_t *kp = (uint8_t *)(my + 11 * NW);
+        REAL *aw = my + 11 * NW + LANES, *awe = aw + EW, *asig = awe + EW, *asmu = asig + EW; /* [edge][lane] */
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t b = 0; b < B; b++) {
-            REAL *dh = gh0 + b * N;
-            memset(dh, 0, sizeof(REAL) * N);
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
+            memset(dh, 0, sizeof(REAL) * NW);
             for (int64_t t = T - 1; t >= 0; t--) {
-                const int64_t r = t * B + b;
-                const REAL *gs = gS + r * N;
-                REAL *gb = gbase + r * 2 * N, *gc = gC + r * N;
-                memset(gb, 0, sizeof(REAL) * 2 * N);
-                memset(gc, 0, sizeof(REAL) * N);
-                if (keep && !keep[r]) {
-                    for (int64_t j = 0; j < N; j++) dh[j] += gs[j];
-                    continue;
-                }
-                for (int64_t j = 0; j < N; j++) g[j] = gs[j] + dh[j];
-                const REAL *c = C + r * N;
-                const REAL *Vt = V + (b * T + t) * (L + 1) * N, *Dt = Dsv + (b * T + t) * L * N;
-                for (int64_t k = L - 1; k >= 0; k--) {
-                    const REAL *vk = Vt + k * N, *vn = Vt + (k + 1) * N, *D = Dt + k * N;
+                LF_SFX(sparse_load)(t, B, N, b0, nb, NULL, C, keep, cc, NULL, NULL, kp);
+                for (int l = 0; l < LANES; l++) {
+                    const REAL *gs = gS + (t * B + b0 + (l < nb ? l : 0)) * N;
                     for (int64_t j = 0; j < N; j++) {
-                        q[j] = g[j] / D[j];
-                        q1[j] = -q[j] * vn[j];
-                        gb[j] += q[j];
-                        gb[N + j] += q1[j];
-                        gc[j] += q[j] * (vk[j] - vn[j]);
-                        gn[j] = q[j] * c[j];
+                        const REAL x = (l < nb ? gs[j] : 0) + dh[j * LANES + l];
+                        /* masked lanes: the gradient passes to the previous state (kept in dh) */
+                        g[j * LANES + l] = kp[l] ? x : 0;
+                        dh[j * LANES + l] = kp[l] ? 0 : x;
                     }
-                    if (need_w) {
-#pragma omp simd
-                        for (int64_t e = 0; e < E; e++) {
-                            const REAL vi = vk[src[e]], qa = q[dst[e]], qb = q1[dst[e]];
-                            const REAL a = LF_SIG(sigma[e] * vi - sm[e]);
-                            const REAL dS = (qa * we[e] + qb * w[e]) * a * (1 - a);
-                            awe[e] += a * qa;
-                            aw[e] += a * qb;
-                            asmu[e] += dS;
-                            asig[e] += dS * vi;
-                            red[e] = dS * sigma[e];
-                        }
-                    } else {
-#pragma omp simd
-                        for (int64_t e = 0; e < E; e++) {
-                            const REAL a = LF_SIG(sigma[e] * vk[src[e]] - sm[e]);
-                            red[e] = (q[dst[e]] * we[e] + q1[dst[e]] * w[e]) * a * (1 - a) * sigma[e];
-                        }
-                    }
-                    for (int64_t e = 0; e < E; e++) gn[src[e]] += red[e]; /* scatter into the presynaptic */
-                    memcpy(g, gn, sizeof(REAL) * N);
                 }
-                memcpy(dh, g, sizeof(REAL) * N);
+                memset(gb0, 0, sizeof(REAL) * NW);
+                memset(gb1, 0, sizeof(REAL) * NW);
+                memset(gc, 0, sizeof(REAL) * NW);
+                const REAL *Vt = V + ((blk * T + t) * (L + 1)) * NW, *Dt = Dsv + ((blk * T + t) * L) * NW;
+                for (int64_t k = L - 1; k >= 0; k--) {
+                    const REAL *vk = Vt + k * NW, *vn = Vt + (k + 1) * NW, *D = Dt + k * NW;
+                    for (int64_t x = 0; x < NW; x++) {
+                        q[x] = g[x] / D[x];
+                        q1[x] = -q[x] * vn[x];
+                        gb0[x] += q[x];
+                        gb1[x] += q1[x];
+                        gc[x] += q[x] * (vk[x] - vn[x]);
+                        gn[x] = q[x] * cc[x];
+                    }
+                    for (int64_t e = 0; e < E; e++) {
+                        const REAL sg = sigma[e], sr = sm[e], ww = w[e], wwe = we[e];
+                        const REAL *vi = vk + src[e] * LANES, *qa = q + dst[e] * LANES, *qb = q1 + dst[e] * LANES;
+                        REAL *gi = gn + src[e] * LANES;
+                        if (need_w) {
+                            REAL *aw_ = aw + e * LANES, *awe_ = awe + e * LANES, *asig_ = asig + e * LANES;
+                            REAL *asm1_ = asmu + e * LANES;
+#pragma omp simd
+                            for (int l = 0; l < LANES; l++) {
+                                const REAL a = LF_SIG(sg * vi[l] - sr);
+                                const REAL dS = (qa[l] * wwe + qb[l] * ww) * a * (1 - a);
+                                awe_[l] += a * qa[l];
+                                aw_[l] += a * qb[l];
+                                asm1_[l] += dS;
+                                asig_[l] += dS * vi[l];
+                                gi[l] += dS * sg;
+                            }
+                        } else {
+#pragma omp simd
+                            for (int l = 0; l < LANES; l++) {
+                                const REAL a = LF_SIG(sg * vi[l] - sr);
+                                gi[l] += (qa[l] * wwe + qb[l] * ww) * a * (1 - a) * sg;
+                            }
+                        }
+                    }
+                    memcpy(g, gn, sizeof(REAL) * NW);
+                }
+                for (int64_t x = 0; x < NW; x++) dh[x] += g[x];
+                for (int l = 0; l < nb; l++) {
+                    const int64_t r = t * B + b0 + l;
+                    REAL *gb = gbase + r * 2 * N, *gcr = gC + r * N;
+                    for (int64_t j = 0; j < N; j++) {
+                        gb[j] = gb0[j * LANES + l];
+                        gb[N + j] = gb1[j * LANES + l];
+                        gcr[j] = gc[j * LANES + l];
+                    }
+                }
             }
+            for (int l = 0; l < nb; l++)
+                for (int64_t j = 0; j < N; j++) gh0[(b0 + l) * N + j] = dh[j * LANES + l];
         }
     }
-    if (need_w) {
-        for (int64_t x = 0; x < E; x++) {
+    if (need_w) { /* sum over the lanes and the threads */
+        for (int64_t e = 0; e < E; e++) {
             REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             for (int p = 0; p < nt; p++) {
-                const REAL *acc = scratch + (size_t)p * per + 4 * N + E;
-                s0 += acc[x];
-                s1 += acc[E + x];
-                s2 += acc[2 * E + x];
-                s3 += acc[3 * E + x];
+                const REAL *acc = scratch + (size_t)p * per + 11 * NW + LANES + e * LANES;
+                for (int l = 0; l < LANES; l++) {
+                    s0 += acc[l];
+                    s1 += acc[EW + l];
+                    s2 += acc[2 * EW + l];
+                    s3 += acc[3 * EW + l];
+                }
             }
-            gw[x] = s0;
-            gwe[x] = s1;
-            gsig[x] = s2;
-            gsm[x] = -s3;
+            gw[e] = s0;
+            gwe[e] = s1;
+            gsig[e] = s2;
+            gsm[e] = -s3;
         }
     }
     free(scratch);

@@ -38,6 +38,8 @@ def _signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
         getattr(lib, f"lf_ltc_sparse_fwd_{sfx}").argtypes = [*dims4, _I64] + [_P] * 13 + [_INT]
         # (T, B, N, L, E, C, keep, w, we, sigma, sm, src, dst, V, D, gS, gbase, gC, gh0, gw, gwe, gsig, gsm, ...)
         getattr(lib, f"lf_ltc_sparse_bwd_{sfx}").argtypes = [*dims4, _I64] + [_P] * 18 + [_INT, _INT]
+        getattr(lib, f"lf_ltc_lanes_{sfx}").argtypes = []
+        getattr(lib, f"lf_ltc_lanes_{sfx}").restype = _INT
         # (R, I, N, x, leak, sw, swe, ssig, ssm, base, nt)
         getattr(lib, f"lf_ltc_sensory_fwd_{sfx}").argtypes = [_I64] * 3 + [_P] * 7 + [_INT]
         # (R, I, N, x, sw, swe, ssig, ssm, gbase, gx, gleak, gsw, gswe, gssig, gssm, need_w, nt)
@@ -170,9 +172,11 @@ def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, kee
     T, B, _, N = base.shape
     L, E = unfolds, src.numel()
     S = base.new_empty(T, B, N)
-    V = base.new_empty(B, T, L + 1, N) if save else None
-    D = base.new_empty(B, T, L, N) if save else None
-    nt = _threads(B, T * B * L * E)
+    W = getattr(lib, f"lf_ltc_lanes_{_SFX[base.dtype]}")()  # batch rows per vector
+    nblk = -(-B // W)
+    V = base.new_empty(nblk, T, L + 1, N, W) if save else None  # blocks of W rows, held transposed
+    D = base.new_empty(nblk, T, L, N, W) if save else None
+    nt = _threads(nblk, T * B * L * E)
     fn = getattr(lib, f"lf_ltc_sparse_fwd_{_SFX[base.dtype]}")
     _check(fn(T, B, N, L, E, *map(_ptr, (base, C, keep, h0, w, we, sigma, sm, src, dst, S, V, D)), nt))
     return S, V, D
@@ -207,7 +211,7 @@ class _NativeLTCSparse(torch.autograd.Function):
         need_w = any(ctx.needs_input_grad[5:9])
         lib = ctx.lib
         fn = getattr(lib, f"lf_ltc_sparse_bwd_{_SFX[C.dtype]}")
-        nt = _threads(B, T * B * L * E)
+        nt = _threads(V.shape[0], T * B * L * E)
         args = (C, keep, w, we, sigma, sm, src, dst, V, D, gS, gbase, gC, gh0, gw, gwe, gsig, gsm)
         _check(fn(T, B, N, L, E, *map(_ptr, args), int(need_w), nt))
         if not need_w:
