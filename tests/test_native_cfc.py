@@ -226,3 +226,29 @@ def test_chains_of_different_sizes_in_turn(monkeypatch) -> None:
     _compare(layer, x[:2, :3], dt[:2, :3], None, None, dtype, monkeypatch)
     _compare(_layer("cfc-wide", dtype), x, dt, mask, None, dtype, monkeypatch)
     _compare(layer, x, dt, mask, None, dtype, monkeypatch)
+
+
+def test_saved_buffers_are_not_reused_while_a_graph_holds_them(monkeypatch) -> None:
+    """Two graphs alive at once, then both backward passes; buffers come back only after release."""
+    dtype = torch.float64
+    layer = _layer("cfc-default", dtype)
+    x, dt, _ = random_batch(4, 6, dtype, seed=9)
+    ref = []
+    for xs in (x, 2.0 * x):
+        with _native.use_native(False):
+            out, _ = layer(xs, timespans=dt)
+        ref.append(torch.autograd.grad(out.square().sum(), list(layer.parameters())))
+    for _ in range(2):  # the second round takes the buffers the first one gave back
+        count = _Count(monkeypatch)
+        outs = [layer(xs, timespans=dt)[0] for xs in (x, 2.0 * x)]
+        assert count.calls == 2
+        for out, expected in zip(outs, ref):
+            grads = torch.autograd.grad(out.square().sum(), list(layer.parameters()))
+            for a, b in zip(grads, expected):
+                _close(a, b, dtype, "gradient")
+        del outs, out
+        assert any(_native_cfc._POOL._free.values()), "the released graphs did not give their buffers back"
+    monkeypatch.setattr(_native_cfc._POOL, "max_bytes", 0)  # nothing kept: fresh buffers every call
+    out, _ = layer(x, timespans=dt)
+    for a, b in zip(torch.autograd.grad(out.square().sum(), list(layer.parameters())), ref[0]):
+        _close(a, b, dtype, "gradient without pooling")
