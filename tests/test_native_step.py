@@ -126,7 +126,7 @@ def _compare_run(layer: nn.Module, dtype: torch.dtype, B: int | None, dt_kind: s
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_native_matches_torch_path(name: str, dtype: torch.dtype) -> None:
     layer = _make(name, dtype)
-    _compare_run(layer, dtype, B=3)
+    _compare_run(layer, dtype, B=6)  # a block of 4 rows and 2 single rows (CfC)
     _compare_run(layer, dtype, B=1)
     _compare_run(layer, dtype, B=None, T=10)  # unbatched
 
@@ -200,6 +200,22 @@ def test_strided_and_batched_inputs(name: str) -> None:
         out, h_seq = layer(xs, h0, timespans=torch.tensor([0.4 + 0.1 * t for t in range(7)], dtype=dtype).expand(5, 7))
     _close(hn, h_seq, dtype, "final state vs forward")
     _close(yn, out[:, -1], dtype, "last output vs forward")
+
+
+@pytest.mark.parametrize("name", ["cfc-default", "cfc-pure-proj", "wcfc-autoncp-proj", "cfc-2layers-relu", "ltc-fc",
+                                  "ltc-ncp-nomap-proj"])  # fmt: skip
+def test_rows_split_over_threads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large batches are split over OpenMP threads (CfC in blocks of rows): same values."""
+    monkeypatch.setattr(_native_step, "_THREADS_FROM", 1)  # threads from batch 2 (plans built below)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for dtype in DTYPES:
+            layer = _make(name, dtype)
+            _compare_run(layer, dtype, B=9, T=6)  # blocks of 4, 4 and 1 rows
+            _compare_run(layer, dtype, B=13, dt_kind="strided", T=4)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_outputs_are_fresh_tensors() -> None:
@@ -403,8 +419,8 @@ def test_grad_mode_uses_torch_path() -> None:
     _close(y_native, y.detach(), torch.float64, "grad-mode output")
 
 
-def test_softplus_helper_precision() -> None:
-    """The float softplus of step.c (used for w, sensory_w, gleak, cm) is within a few ulp."""
+def test_math_helper_precision() -> None:
+    """The softplus (w, sensory_w, gleak, cm) and exp of step.c are within a few ulp."""
     import ctypes
 
     lib = _native.load("step")
@@ -417,3 +433,12 @@ def test_softplus_helper_precision() -> None:
     ref = np.logaddexp(0.0, xs.astype(np.float64))
     assert float(np.max(np.abs(got - ref) / ref)) < 4e-7
     assert math.isclose(f(25.0), 25.0)
+    # double: exp and softplus within a few ulp (the float64 kernels use them for every synapse)
+    f64 = lib.lf_step_softplus_check_f64
+    e64 = lib.lf_step_exp_check_f64
+    for fn in (f64, e64):
+        fn.argtypes, fn.restype = [ctypes.c_double], ctypes.c_double
+    xs64 = np.concatenate([np.linspace(-700, 700, 2001), np.linspace(-30, 30, 2001), -np.logspace(-12, 1.5, 100)])
+    assert max(abs(e64(v) - math.exp(v)) / math.exp(v) for v in xs64) < 1e-15
+    ref64 = [v if v > 20 else max(v, 0.0) + math.log1p(math.exp(-abs(v))) for v in xs64]
+    assert max(abs(f64(v) - r) / r for v, r in zip(xs64, ref64)) < 2e-15

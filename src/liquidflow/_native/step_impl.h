@@ -1,8 +1,9 @@
 /* Body of step.c, included once per REAL (float, double); see step.c for the macros.
  *
  * Both kernels take
- *   cfg   int64 sizes and options (layout below, built once per layer in _native_step.py),
- *   P     the parameters' data pointers (raw values, read in place: no copies survive a call),
+ *   plan  one int64 array built once per layer in _native_step.py: plan[0] = k, then the sizes
+ *         and options (cfg, layout below) from plan[1], and from plan[k] the parameters' data
+ *         pointers (P; raw values, read in place: no copies survive a call; 0 where absent),
  *   x     (B, I) input rows, row stride xld;  h (B, N) state or NULL (zeros);
  *   dt    per-row elapsed time with stride dts, or NULL (then the scalar dtc for every row);
  *   y     the output (B, out);  hn the new state (B, N).
@@ -67,6 +68,45 @@ static void LF_SFX(lf_st_matvec)(REAL *out, const REAL *W, const REAL *b, const 
     }
 }
 
+/* The same for R <= LF_STEP_ROWS input rows at once (Z (R, n) with row stride ldz; out (R, rows)
+ * with row stride ldo): each weight row is loaded once for all R rows of the block. */
+static void LF_SFX(lf_st_matrows)(REAL *out, int64_t ldo, const REAL *W, const REAL *b, const REAL *M, const REAL *Z,
+                                  int64_t ldz, int64_t R, int64_t rows, int64_t n) {
+    if (R != 4) {
+        for (int64_t r = 0; r < R; r++) LF_SFX(lf_st_matvec)(out + r * ldo, W, b, M, Z + r * ldz, rows, n);
+        return;
+    }
+    const REAL *z0 = Z, *z1 = Z + ldz, *z2 = Z + 2 * ldz, *z3 = Z + 3 * ldz;
+    int64_t o = 0;
+    for (; o + 2 <= rows; o += 2) {
+        const REAL *w0 = W + o * n, *w1 = w0 + n;
+        const REAL *m0 = M ? M + o * n : NULL, *m1 = M ? m0 + n : NULL;
+        REAL a0 = 0, a1 = 0, a2 = 0, a3 = 0, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        if (M) {
+#pragma omp simd reduction(+ : a0, a1, a2, a3, c0, c1, c2, c3)
+            for (int64_t k = 0; k < n; k++) {
+                REAL v0 = w0[k] * m0[k], v1 = w1[k] * m1[k];
+                a0 += v0 * z0[k], a1 += v0 * z1[k], a2 += v0 * z2[k], a3 += v0 * z3[k];
+                c0 += v1 * z0[k], c1 += v1 * z1[k], c2 += v1 * z2[k], c3 += v1 * z3[k];
+            }
+        } else {
+#pragma omp simd reduction(+ : a0, a1, a2, a3, c0, c1, c2, c3)
+            for (int64_t k = 0; k < n; k++) {
+                REAL v0 = w0[k], v1 = w1[k];
+                a0 += v0 * z0[k], a1 += v0 * z1[k], a2 += v0 * z2[k], a3 += v0 * z3[k];
+                c0 += v1 * z0[k], c1 += v1 * z1[k], c2 += v1 * z2[k], c3 += v1 * z3[k];
+            }
+        }
+        REAL b0 = b ? b[o] : 0, b1 = b ? b[o + 1] : 0;
+        out[o] = b0 + a0, out[ldo + o] = b0 + a1, out[2 * ldo + o] = b0 + a2, out[3 * ldo + o] = b0 + a3;
+        out[o + 1] = b1 + c0, out[ldo + o + 1] = b1 + c1, out[2 * ldo + o + 1] = b1 + c2;
+        out[3 * ldo + o + 1] = b1 + c3;
+    }
+    if (o < rows) /* the last weight row */
+        for (int64_t r = 0; r < 4; r++)
+            LF_SFX(lf_st_matvec)(out + r * ldo + o, W + o * n, b ? b + o : NULL, M ? M + o * n : NULL, Z + r * ldz, 1, n);
+}
+
 /* backbone activations, codes as in _native_step._ACTIVATIONS */
 static void LF_SFX(lf_st_activate)(REAL *z, int64_t n, int64_t act) {
     switch (act) {
@@ -96,16 +136,98 @@ static void LF_SFX(lf_st_activate)(REAL *z, int64_t n, int64_t act) {
  *   L sub-layers (1 for a CfCCell, the wiring's layers for a WiredCfCCell), act the backbone
  *   activation, mode 0 default / 1 no_gate / 2 pure, proj the fc outputs (0: no fc).
  * P per sub-layer: nbb_l (weight, bias) pairs of the backbone, then f1 (w, b), f2 (w, b),
- *   time_a (w, b), time_b (w, b) (pure mode: f1 (w, b), w_tau, A, 4 x NULL), then the sparsity
- *   mask (H, width) of f1 / f2 or NULL; after the last sub-layer fc (w, b).
+ *   time_a (w, b), time_b (w, b) (pure mode: f1 (w, b), w_tau, A, 4 x 0), then the sparsity
+ *   mask (H, width) of f1 / f2 or 0; after the last sub-layer fc (w, b).
  * Equations (docs/math.md, CfC): z = backbone([x, h]); f1 = tanh(W1 z + b1), f2 = tanh(W2 z + b2),
  *   g = sigmoid(-(Wa z + ba) dt + (Wb z + bb)); h' = f2 + g (f1 - f2) (default), f1 g + f2
  *   (no_gate); pure: h' = A - A exp(-dt (|w_tau| + |u|)) u with u = W1 z + b1. Sub-layer l of a
  *   wired cell sees the new state of sub-layer l - 1 as its input; y is the last sub-layer's state
- *   (through fc when proj > 0). */
-int LF_SFX(lf_step_cfc)(const int64_t *cfg, void *const *P, const REAL *x, int64_t xld, const REAL *h,
-                        const REAL *dt, int64_t dts, double dtc, REAL *y, REAL *hn, int64_t B) {
+ *   (through fc when proj > 0).
+ * Batch rows go in blocks of LF_STEP_ROWS (weights loaded once per block); blocks are split over
+ * nt OpenMP threads (nt = 1 for small batches: a fork costs more than a batch-1 step). */
+static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const REAL *x, int64_t xld, const REAL *h,
+                                    const REAL *dt, int64_t dts, double dtc, REAL *y, REAL *hn, int64_t R,
+                                    int64_t wmax, int64_t hmax, REAL *buf) {
     const int64_t L = cfg[0], act = cfg[1], mode = cfg[2], proj = cfg[3], N = cfg[4], I = cfg[5];
+    const int64_t *lc = cfg + 6;
+    REAL *za = buf, *zb = za + LF_STEP_ROWS * wmax, *u = zb + LF_STEP_ROWS * wmax;
+    const int64_t ldu = 4 * hmax;
+    REAL dtv[LF_STEP_ROWS];
+    for (int64_t r = 0; r < R; r++) dtv[r] = dt ? dt[r * dts] : (REAL)dtc;
+    int64_t in = I, off = 0, in_off = 0;
+    const REAL *inp = x; /* the input rows of the current sub-layer, row stride ild */
+    int64_t ild = xld;
+    const int64_t *p = P;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t H = lc[4 * l + 1], nbb = lc[4 * l + 2], units = lc[4 * l + 3];
+        for (int64_t r = 0; r < R; r++) { /* z = [input, own state] */
+            memcpy(za + r * wmax, inp + r * ild + in_off, sizeof(REAL) * (size_t)in);
+            if (h)
+                memcpy(za + r * wmax + in, h + r * N + off, sizeof(REAL) * (size_t)H);
+            else
+                memset(za + r * wmax + in, 0, sizeof(REAL) * (size_t)H);
+        }
+        REAL *z = za, *t = zb;
+        int64_t width = in + H;
+        for (int64_t k = 0; k < nbb; k++) { /* backbone layer k: z <- act(W z + b) */
+            LF_SFX(lf_st_matrows)(t, wmax, LF_PTR(p[0]), LF_PTR(p[1]), NULL, z, wmax, R, units, width);
+            for (int64_t r = 0; r < R; r++) LF_SFX(lf_st_activate)(t + r * wmax, units, act);
+            REAL *s = z;
+            z = t;
+            t = s;
+            width = units;
+            p += 2;
+        }
+        const REAL *M = LF_PTR(p[8]);
+        if (mode == 2) {
+            const REAL *wtau = LF_PTR(p[2]), *A = LF_PTR(p[3]);
+            LF_SFX(lf_st_matrows)(u, ldu, LF_PTR(p[0]), LF_PTR(p[1]), M, z, wmax, R, H, width);
+            for (int64_t r = 0; r < R; r++) {
+                const REAL *ur = u + r * ldu, d = dtv[r];
+                REAL *out = hn + r * N + off;
+                for (int64_t o = 0; o < H; o++)
+                    out[o] = A[o] - A[o] * LF_EXP(-d * (LF_ABS(wtau[o]) + LF_ABS(ur[o]))) * ur[o];
+            }
+        } else {
+            LF_SFX(lf_st_matrows)(u, ldu, LF_PTR(p[0]), LF_PTR(p[1]), M, z, wmax, R, H, width);
+            LF_SFX(lf_st_matrows)(u + hmax, ldu, LF_PTR(p[2]), LF_PTR(p[3]), M, z, wmax, R, H, width);
+            LF_SFX(lf_st_matrows)(u + 2 * hmax, ldu, LF_PTR(p[4]), LF_PTR(p[5]), NULL, z, wmax, R, H, width);
+            LF_SFX(lf_st_matrows)(u + 3 * hmax, ldu, LF_PTR(p[6]), LF_PTR(p[7]), NULL, z, wmax, R, H, width);
+            for (int64_t r = 0; r < R; r++) {
+                const REAL *u1 = u + r * ldu, *u2 = u1 + hmax, *ua = u2 + hmax, *ub = ua + hmax, d = dtv[r];
+                REAL *out = hn + r * N + off;
+                if (mode == 0) {
+#pragma omp simd
+                    for (int64_t o = 0; o < H; o++) {
+                        REAL f1 = LF_TANH(u1[o]), f2 = LF_TANH(u2[o]);
+                        REAL g = LF_SIG(-ua[o] * d + ub[o]);
+                        out[o] = f2 + g * (f1 - f2);
+                    }
+                } else {
+#pragma omp simd
+                    for (int64_t o = 0; o < H; o++) {
+                        REAL f1 = LF_TANH(u1[o]), f2 = LF_TANH(u2[o]);
+                        REAL g = LF_SIG(-ua[o] * d + ub[o]);
+                        out[o] = f1 * g + f2;
+                    }
+                }
+            }
+        }
+        p += 9;
+        inp = hn; /* the next sub-layer reads this one's new state */
+        ild = N;
+        in_off = off;
+        in = H;
+        off += H;
+    }
+    if (proj > 0) /* fc on the last sub-layer's state */
+        LF_SFX(lf_st_matrows)(y, proj, LF_PTR(p[0]), LF_PTR(p[1]), NULL, hn + in_off, N, R, proj, in);
+}
+
+int LF_SFX(lf_step_cfc)(const int64_t *plan, const REAL *x, int64_t xld, const REAL *h, const REAL *dt, int64_t dts,
+                        double dtc, REAL *y, REAL *hn, int64_t B, int64_t nt) {
+    const int64_t *cfg = plan + 1, *P = plan + plan[0];
+    const int64_t L = cfg[0], proj = cfg[3], N = cfg[4], I = cfg[5];
     const int64_t *lc = cfg + 6;
     int rc = LF_SFX(lf_st_check)(x, xld, h, dt, dts, dtc, B, I, N);
     if (rc) return rc;
@@ -116,74 +238,37 @@ int LF_SFX(lf_step_cfc)(const int64_t *cfg, void *const *P, const REAL *x, int64
         if (lc[4 * l + 2] > 0 && units > wmax) wmax = units;
         if (H > hmax) hmax = H;
     }
-    REAL *buf = (REAL *)malloc(sizeof(REAL) * (size_t)(2 * wmax + 4 * hmax));
-    if (!buf) return 3;
-    REAL *za = buf, *zb = buf + wmax, *u = buf + 2 * wmax;
-    for (int64_t b = 0; b < B; b++) {
-        const REAL dtv = dt ? dt[b * dts] : (REAL)dtc;
-        const REAL *inp = x + b * xld;
-        const REAL *hr = h ? h + b * N : NULL;
-        REAL *hnr = hn + b * N;
-        int64_t in = I, off = 0;
-        void *const *p = P;
-        for (int64_t l = 0; l < L; l++) {
-            const int64_t H = lc[4 * l + 1], nbb = lc[4 * l + 2], units = lc[4 * l + 3];
-            /* z = [input, own state] */
-            memcpy(za, inp, sizeof(REAL) * (size_t)in);
-            if (hr)
-                memcpy(za + in, hr + off, sizeof(REAL) * (size_t)H);
-            else
-                memset(za + in, 0, sizeof(REAL) * (size_t)H);
-            REAL *z = za, *t = zb;
-            int64_t width = in + H;
-            for (int64_t k = 0; k < nbb; k++) { /* backbone layer k: z <- act(W z + b) */
-                LF_SFX(lf_st_matvec)(t, (const REAL *)p[0], (const REAL *)p[1], NULL, z, units, width);
-                LF_SFX(lf_st_activate)(t, units, act);
-                REAL *s = z;
-                z = t;
-                t = s;
-                width = units;
-                p += 2;
-            }
-            const REAL *M = (const REAL *)p[8];
-            REAL *out = hnr + off;
-            if (mode == 2) {
-                const REAL *wtau = (const REAL *)p[2], *A = (const REAL *)p[3];
-                LF_SFX(lf_st_matvec)(u, (const REAL *)p[0], (const REAL *)p[1], M, z, H, width);
-                for (int64_t o = 0; o < H; o++)
-                    out[o] = A[o] - A[o] * LF_EXP(-dtv * (LF_ABS(wtau[o]) + LF_ABS(u[o]))) * u[o];
-            } else {
-                REAL *u1 = u, *u2 = u + hmax, *ua = u + 2 * hmax, *ub = u + 3 * hmax;
-                LF_SFX(lf_st_matvec)(u1, (const REAL *)p[0], (const REAL *)p[1], M, z, H, width);
-                LF_SFX(lf_st_matvec)(u2, (const REAL *)p[2], (const REAL *)p[3], M, z, H, width);
-                LF_SFX(lf_st_matvec)(ua, (const REAL *)p[4], (const REAL *)p[5], NULL, z, H, width);
-                LF_SFX(lf_st_matvec)(ub, (const REAL *)p[6], (const REAL *)p[7], NULL, z, H, width);
-                if (mode == 0) {
-#pragma omp simd
-                    for (int64_t o = 0; o < H; o++) {
-                        REAL f1 = LF_TANH(u1[o]), f2 = LF_TANH(u2[o]);
-                        REAL g = LF_SIG(-ua[o] * dtv + ub[o]);
-                        out[o] = f2 + g * (f1 - f2);
-                    }
-                } else {
-#pragma omp simd
-                    for (int64_t o = 0; o < H; o++) {
-                        REAL f1 = LF_TANH(u1[o]), f2 = LF_TANH(u2[o]);
-                        REAL g = LF_SIG(-ua[o] * dtv + ub[o]);
-                        out[o] = f1 * g + f2;
-                    }
-                }
-            }
-            p += 9;
-            inp = out;
-            in = H;
-            off += H;
-        }
-        if (proj > 0) /* fc on the last sub-layer's state */
-            LF_SFX(lf_st_matvec)(y + b * proj, (const REAL *)p[0], (const REAL *)p[1], NULL, inp, proj, in);
+    const int64_t need = LF_STEP_ROWS * (2 * wmax + 4 * hmax), blocks = (B + LF_STEP_ROWS - 1) / LF_STEP_ROWS;
+    if (nt > blocks) nt = blocks;
+    if (nt <= 1) { /* no parallel region at all: entering one costs about a µs even when serial */
+        REAL small[LF_STEP_STACK];
+        REAL *buf = need <= LF_STEP_STACK ? small : (REAL *)malloc(sizeof(REAL) * (size_t)need);
+        if (!buf) return 3;
+        for (int64_t b = 0; b < B; b += LF_STEP_ROWS)
+            LF_SFX(lf_st_cfc_block)(cfg, P, x + b * xld, xld, h ? h + b * N : NULL, dt ? dt + b * dts : NULL, dts, dtc,
+                                    proj > 0 ? y + b * proj : NULL, hn + b * N,
+                                    B - b < LF_STEP_ROWS ? B - b : LF_STEP_ROWS, wmax, hmax, buf);
+        if (buf != small) free(buf);
+        return 0;
     }
-    free(buf);
-    return 0;
+    int failed = 0;
+#pragma omp parallel num_threads(nt) reduction(| : failed)
+    {
+        REAL small[LF_STEP_STACK];
+        REAL *buf = need <= LF_STEP_STACK ? small : (REAL *)malloc(sizeof(REAL) * (size_t)need);
+        if (!buf) {
+            failed = 1;
+        } else {
+#pragma omp for schedule(static)
+            for (int64_t blk = 0; blk < blocks; blk++) {
+                const int64_t b = blk * LF_STEP_ROWS, R = B - b < LF_STEP_ROWS ? B - b : LF_STEP_ROWS;
+                LF_SFX(lf_st_cfc_block)(cfg, P, x + b * xld, xld, h ? h + b * N : NULL, dt ? dt + b * dts : NULL, dts, dtc,
+                                        proj > 0 ? y + b * proj : NULL, hn + b * N, R, wmax, hmax, buf);
+            }
+            if (buf != small) free(buf);
+        }
+    }
+    return failed ? 3 : 0;
 }
 
 /* ----------------------------------------------------------------------------------------- LTC
@@ -196,25 +281,95 @@ int LF_SFX(lf_step_cfc)(const int64_t *cfg, void *const *P, const REAL *x, int64
  * per unfold of length dt / unfolds (c = cm / (dt / unfolds)), with a_ij = sigmoid(sigma_ij (v_i - mu_ij)) w_ij:
  *   v_j <- (c_j v_j + gleak_j vleak_j + sum_i s_ij E^s_ij + sum_i a_ij E_ij)
  *          / (c_j + gleak_j + sum_i s_ij + sum_i a_ij + eps);
- * y = v[:M] w_out + b_out (then fc when proj > 0). */
-int LF_SFX(lf_step_ltc)(const int64_t *cfg, void *const *P, const REAL *x, int64_t xld, const REAL *h, const REAL *dt,
-                        int64_t dts, double dtc, REAL *y, REAL *hn, int64_t B, double eps) {
-    const int64_t N = cfg[0], I = cfg[1], M = cfg[2], L = cfg[3], imap = cfg[4], omap = cfg[5], proj = cfg[6];
+ * y = v[:M] w_out + b_out (then fc when proj > 0). The tables of effective parameters are made
+ * once per call; batch rows are split over nt OpenMP threads (nt = 1 for small batches). */
+typedef struct {
+    int64_t N, I, M, L, imap, omap, proj, xld, dts;
+    double eps, dtc;
+    const REAL *x, *h, *dt, *vleak, *sigma, *mu, *ssigma, *smu, *in_w, *in_b, *out_w, *out_b, *fc_w, *fc_b;
+    const REAL *w, *we, *sw, *swe, *gl, *cm; /* the tables made once per call */
+    REAL *y, *hn;
+} LF_SFX(lf_st_ltc_args);
+
+/* batch rows [b0, b1) of an LTC step; rbuf holds 6 N + I + M values */
+static void LF_SFX(lf_st_ltc_rows)(const LF_SFX(lf_st_ltc_args) *a, int64_t b0, int64_t b1, REAL *rbuf) {
+    const int64_t N = a->N, I = a->I, M = a->M, L = a->L, imap = a->imap, omap = a->omap, proj = a->proj;
+    const REAL *sigma = a->sigma, *mu = a->mu, *ssigma = a->ssigma, *smu = a->smu;
+    const REAL *w = a->w, *we = a->we, *sw = a->sw, *swe = a->swe, *gl = a->gl, *cm = a->cm;
+    REAL *bn = rbuf, *bd = bn + N, *c = bd + N, *num = c + N, *den = num + N, *v = den + N;
+    REAL *xm = v + N, *ym = xm + I;
+    for (int64_t b = b0; b < b1; b++) {
+        const REAL dtv = a->dt ? a->dt[b * a->dts] : (REAL)a->dtc;
+        const REAL sub = dtv / (REAL)L;
+        const REAL *xr = a->x + b * a->xld;
+        for (int64_t i = 0; i < I; i++) {
+            REAL xi = xr[i];
+            if (imap >= 1) xi = xi * a->in_w[i];
+            if (imap == 2) xi = xi + a->in_b[i];
+            xm[i] = xi;
+        }
+        /* sensory synapses: numerator and denominator sums over the inputs */
+        for (int64_t j = 0; j < N; j++) num[j] = den[j] = 0;
+        for (int64_t i = 0; i < I; i++) {
+            const REAL xi = xm[i];
+            const REAL *sg = ssigma + i * N, *sm = smu + i * N, *a1 = swe + i * N, *a2 = sw + i * N;
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) {
+                REAL s = LF_SIG(sg[j] * (xi - sm[j]));
+                num[j] += s * a1[j];
+                den[j] += s * a2[j];
+            }
+        }
+        for (int64_t j = 0; j < N; j++) {
+            bn[j] = num[j] + gl[j] * a->vleak[j];
+            bd[j] = den[j] + (gl[j] + (REAL)a->eps);
+            c[j] = cm[j] / sub;
+            v[j] = a->h ? a->h[b * N + j] : (REAL)0;
+        }
+        for (int64_t it = 0; it < L; it++) {
+            for (int64_t j = 0; j < N; j++) {
+                num[j] = bn[j];
+                den[j] = bd[j] + c[j];
+            }
+            for (int64_t i = 0; i < N; i++) { /* presynaptic i -> postsynaptic j */
+                const REAL vi = v[i];
+                const REAL *sg = sigma + i * N, *m = mu + i * N, *a1 = we + i * N, *a2 = w + i * N;
+#pragma omp simd
+                for (int64_t j = 0; j < N; j++) {
+                    REAL s = LF_SIG(sg[j] * (vi - m[j]));
+                    num[j] += s * a1[j];
+                    den[j] += s * a2[j];
+                }
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) v[j] = (num[j] + c[j] * v[j]) / den[j];
+        }
+        memcpy(a->hn + b * N, v, sizeof(REAL) * (size_t)N);
+        REAL *yr = proj > 0 ? ym : a->y + b * M;
+        for (int64_t m = 0; m < M; m++) {
+            REAL o = v[m];
+            if (omap >= 1) o = o * a->out_w[m];
+            if (omap == 2) o = o + a->out_b[m];
+            yr[m] = o;
+        }
+        if (proj > 0) LF_SFX(lf_st_matvec)(a->y + b * proj, a->fc_w, a->fc_b, NULL, ym, proj, M);
+    }
+}
+
+int LF_SFX(lf_step_ltc)(const int64_t *plan, const REAL *x, int64_t xld, const REAL *h, const REAL *dt, int64_t dts,
+                        double dtc, REAL *y, REAL *hn, int64_t B, double eps, int64_t nt) {
+    const int64_t *cfg = plan + 1, *P = plan + plan[0];
+    const int64_t N = cfg[0], I = cfg[1], M = cfg[2];
     int rc = LF_SFX(lf_st_check)(x, xld, h, dt, dts, dtc, B, I, N);
     if (rc) return rc;
-    const REAL *gleak_raw = (const REAL *)P[0], *vleak = (const REAL *)P[1], *cm_raw = (const REAL *)P[2];
-    const REAL *w_raw = (const REAL *)P[3], *sigma = (const REAL *)P[4], *mu = (const REAL *)P[5];
-    const REAL *erev = (const REAL *)P[6], *sw_raw = (const REAL *)P[7], *ssigma = (const REAL *)P[8];
-    const REAL *smu = (const REAL *)P[9], *serev = (const REAL *)P[10], *mask = (const REAL *)P[11];
-    const REAL *smask = (const REAL *)P[12], *in_w = (const REAL *)P[13], *in_b = (const REAL *)P[14];
-    const REAL *out_w = (const REAL *)P[15], *out_b = (const REAL *)P[16];
-    const REAL *fc_w = (const REAL *)P[17], *fc_b = (const REAL *)P[18];
+    const REAL *gleak_raw = LF_PTR(P[0]), *cm_raw = LF_PTR(P[2]), *w_raw = LF_PTR(P[3]), *erev = LF_PTR(P[6]);
+    const REAL *sw_raw = LF_PTR(P[7]), *serev = LF_PTR(P[10]), *mask = LF_PTR(P[11]), *smask = LF_PTR(P[12]);
     const int64_t NN = N * N, IN = I * N;
-    REAL *buf = (REAL *)malloc(sizeof(REAL) * (size_t)(2 * NN + 2 * IN + 8 * N + I + M));
+    REAL small[LF_STEP_STACK];
+    const int64_t need = 2 * NN + 2 * IN + 2 * N;
+    REAL *buf = need <= LF_STEP_STACK ? small : (REAL *)malloc(sizeof(REAL) * (size_t)need);
     if (!buf) return 3;
-    REAL *w = buf, *we = w + NN, *sw = we + NN, *swe = sw + IN;
-    REAL *gl = swe + IN, *cm = gl + N, *bn = cm + N, *bd = bn + N, *c = bd + N, *num = c + N, *den = num + N;
-    REAL *v = den + N, *xm = v + N, *ym = xm + I;
+    REAL *w = buf, *we = w + NN, *sw = we + NN, *swe = sw + IN, *gl = swe + IN, *cm = gl + N;
     /* effective synapse tables, once per call: w = softplus(w_raw) mask, w E */
 #pragma omp simd
     for (int64_t k = 0; k < NN; k++) {
@@ -231,62 +386,32 @@ int LF_SFX(lf_step_ltc)(const int64_t *cfg, void *const *P, const REAL *x, int64
         gl[j] = LF_SOFTPLUS(gleak_raw[j]);
         cm[j] = LF_SOFTPLUS(cm_raw[j]);
     }
-    for (int64_t b = 0; b < B; b++) {
-        const REAL dtv = dt ? dt[b * dts] : (REAL)dtc;
-        const REAL sub = dtv / (REAL)L;
-        const REAL *xr = x + b * xld;
-        for (int64_t i = 0; i < I; i++) {
-            REAL xi = xr[i];
-            if (imap >= 1) xi = xi * in_w[i];
-            if (imap == 2) xi = xi + in_b[i];
-            xm[i] = xi;
+    const LF_SFX(lf_st_ltc_args) a = {
+        N, I, M, cfg[3], cfg[4], cfg[5], cfg[6], xld, dts, eps, dtc, x, h, dt, LF_PTR(P[1]), LF_PTR(P[4]),
+        LF_PTR(P[5]), LF_PTR(P[8]), LF_PTR(P[9]), LF_PTR(P[13]), LF_PTR(P[14]), LF_PTR(P[15]), LF_PTR(P[16]),
+        LF_PTR(P[17]), LF_PTR(P[18]), w, we, sw, swe, gl, cm, y, hn};
+    const int64_t rneed = 6 * N + I + M;
+    if (nt > B) nt = B;
+    int failed = 0;
+    if (nt <= 1) { /* no parallel region at all: entering one costs about a µs even when serial */
+        REAL rsmall[LF_STEP_STACK / 4];
+        REAL *rbuf = rneed <= LF_STEP_STACK / 4 ? rsmall : (REAL *)malloc(sizeof(REAL) * (size_t)rneed);
+        if (rbuf) LF_SFX(lf_st_ltc_rows)(&a, 0, B, rbuf);
+        failed = !rbuf;
+        if (rbuf && rbuf != rsmall) free(rbuf);
+    } else {
+        /* batch rows split in nt contiguous chunks, each thread with its own row scratch */
+#pragma omp parallel num_threads(nt) reduction(| : failed)
+        {
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+            const int64_t b0 = B * t / n, b1 = B * (t + 1) / n;
+            REAL rsmall[LF_STEP_STACK / 4];
+            REAL *rbuf = rneed <= LF_STEP_STACK / 4 ? rsmall : (REAL *)malloc(sizeof(REAL) * (size_t)rneed);
+            if (rbuf) LF_SFX(lf_st_ltc_rows)(&a, b0, b1, rbuf);
+            failed = !rbuf;
+            if (rbuf && rbuf != rsmall) free(rbuf);
         }
-        /* sensory synapses: numerator and denominator sums over the inputs */
-        for (int64_t j = 0; j < N; j++) num[j] = den[j] = 0;
-        for (int64_t i = 0; i < I; i++) {
-            const REAL xi = xm[i];
-            const REAL *sg = ssigma + i * N, *sm = smu + i * N, *a1 = swe + i * N, *a2 = sw + i * N;
-#pragma omp simd
-            for (int64_t j = 0; j < N; j++) {
-                REAL a = LF_SIG(sg[j] * (xi - sm[j]));
-                num[j] += a * a1[j];
-                den[j] += a * a2[j];
-            }
-        }
-        for (int64_t j = 0; j < N; j++) {
-            bn[j] = num[j] + gl[j] * vleak[j];
-            bd[j] = den[j] + (gl[j] + (REAL)eps);
-            c[j] = cm[j] / sub;
-            v[j] = h ? h[b * N + j] : (REAL)0;
-        }
-        for (int64_t it = 0; it < L; it++) {
-            for (int64_t j = 0; j < N; j++) {
-                num[j] = bn[j];
-                den[j] = bd[j] + c[j];
-            }
-            for (int64_t i = 0; i < N; i++) { /* presynaptic i -> postsynaptic j */
-                const REAL vi = v[i];
-                const REAL *sg = sigma + i * N, *m = mu + i * N, *a1 = we + i * N, *a2 = w + i * N;
-#pragma omp simd
-                for (int64_t j = 0; j < N; j++) {
-                    REAL a = LF_SIG(sg[j] * (vi - m[j]));
-                    num[j] += a * a1[j];
-                    den[j] += a * a2[j];
-                }
-            }
-#pragma omp simd
-            for (int64_t j = 0; j < N; j++) v[j] = (num[j] + c[j] * v[j]) / den[j];
-        }
-        memcpy(hn + b * N, v, sizeof(REAL) * (size_t)N);
-        REAL *yr = proj > 0 ? ym : y + b * M;
-        for (int64_t m = 0; m < M; m++) {
-            REAL o = v[m];
-            if (omap >= 1) o = o * out_w[m];
-            if (omap == 2) o = o + out_b[m];
-            yr[m] = o;
-        }
-        if (proj > 0) LF_SFX(lf_st_matvec)(y + b * proj, fc_w, fc_b, NULL, ym, proj, M);
     }
-    free(buf);
-    return 0;
+    if (buf != small) free(buf);
+    return failed ? 3 : 0;
 }

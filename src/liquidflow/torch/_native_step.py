@@ -44,6 +44,9 @@ _ACTIVATIONS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "gelu": 3, "silu": 4}  # 
 _MODES = {"default": 0, "no_gate": 1, "pure": 2}
 _MAPPINGS = {None: 0, "linear": 1, "affine": 2}
 _INF = math.inf
+# batch rows are split over torch.get_num_threads() OpenMP threads from this much work per call
+# (CfC multiply-adds, LTC synapse evaluations)
+_THREADS_FROM = 400_000
 _data_ptr: Callable[[Any], int] = Tensor.data_ptr
 
 _lib: ctypes.CDLL | None = None
@@ -56,11 +59,11 @@ def _library() -> ctypes.CDLL | None:
         lib = _native.load("step")
         if lib is None:
             return None
-        # (cfg, P, x, xld, h, dt, dts, dtc, y, hn, B[, eps]) -> int
-        args = [_P, _P, _P, _I64, _P, _P, _I64, _D, _P, _P, _I64]
+        # (plan, x, xld, h, dt, dts, dtc, y, hn, B, then threads (CfC) or eps (LTC)) -> int
+        args = [_P, _P, _I64, _P, _P, _I64, _D, _P, _P, _I64]
         for sfx in _SFX.values():  # getattr caches the function objects (lib[name] makes new ones)
             cfc, ltc = getattr(lib, f"lf_step_cfc_{sfx}"), getattr(lib, f"lf_step_ltc_{sfx}")
-            cfc.argtypes, ltc.argtypes = args, [*args, _D]
+            cfc.argtypes, ltc.argtypes = [*args, _I64], [*args, _D, _I64]
             cfc.restype = ltc.restype = ctypes.c_int
         _lib = lib
     return _lib
@@ -72,6 +75,28 @@ class _Unsupported(Exception):
 
 class _Plan:
     """What one layer's step needs besides the call's arguments (see the module docstring)."""
+
+    __slots__ = (
+        "I",
+        "N",
+        "arr",
+        "dicts",
+        "dtype",
+        "eps",
+        "fn",
+        "keys",
+        "layer_ref",
+        "ltc",
+        "motor",
+        "objs",
+        "out",
+        "plan",
+        "proj",
+        "ptrs",
+        "tdicts",
+        "threads_from",
+        "tkeys",
+    )  # fmt: skip
 
     def __init__(self, layer: nn.Module) -> None:
         self.layer_ref = weakref.ref(layer)
@@ -89,9 +114,9 @@ class _Plan:
         self.dtype: torch.dtype | None = None
         self.I = self.N = self.out = self.proj = 0
         self.motor = 0  # CfC without fc: y is the last `motor` entries of the new state
-        self.cfg: Any = None
-        self.pp: Any = None
-        self.cfg_ptr = self.pp_ptr = 0
+        self.arr: Any = None  # the int64 array of step_impl.h: [k, cfg..., pointers from k...]
+        self.plan = 0  # its address
+        self.threads_from = 1 << 62  # batch size from which rows are split over threads
         try:
             self._build(layer)
         except _Unsupported:
@@ -176,13 +201,28 @@ class _Plan:
             else:
                 cfg[3] = proj
         self.out, self.proj = proj or width, proj
-        self.cfg = (ctypes.c_int64 * len(cfg))(*cfg)
-        self.pp = (ctypes.c_void_p * len(ptrs))(*[p or None for p in ptrs])
-        self.cfg_ptr = ctypes.addressof(self.cfg)
-        self.pp_ptr = ctypes.addressof(self.pp)
+        if ctypes.sizeof(ctypes.c_void_p) != 8:
+            raise _Unsupported("pointers of 64 bits expected")
+        values = [1 + len(cfg), *cfg, *ptrs]
+        self.arr = (ctypes.c_int64 * len(values))(*values)
+        self.plan = ctypes.addressof(self.arr)
         lib = _library()
         assert lib is not None and self.dtype is not None
         self.fn = getattr(lib, f"lf_step_{'ltc' if self.ltc else 'cfc'}_{_SFX[self.dtype]}")
+        # about 1 ns per multiply-add or synapse and a few µs per OpenMP fork
+        work = cfg[3] * cfg[0] * cfg[0] + cfg[1] * cfg[0] if self.ltc else self._cfc_macs(cfg)
+        self.threads_from = max(2, -(-_THREADS_FROM // max(work, 1)))
+
+    @staticmethod
+    def _cfc_macs(cfg: list[int]) -> int:
+        """Multiply-adds of one row of a CfC step (cfg as in step_impl.h)."""
+        total, proj = 0, cfg[3]
+        for l in range(cfg[0]):
+            width, H, nbb, units = cfg[6 + 4 * l] + cfg[7 + 4 * l], cfg[7 + 4 * l], cfg[8 + 4 * l], cfg[9 + 4 * l]
+            for _ in range(nbb):
+                total, width = total + width * units, units
+            total += 4 * H * width
+        return total + proj * cfg[7 + 4 * (cfg[0] - 1)]
 
     def _build_ltc(self, cell: LTCCell) -> tuple[list[int], list[int]]:
         solver = self._attr(cell, "solver")
@@ -222,9 +262,9 @@ class _Plan:
         if dense:
             self.I, self.N = I, H
         backbone = self._module(cell, "backbone", nn.ModuleList)
-        dropout = self._module(cell, "dropout")
-        if dropout is not None and nbb > 1:
-            if type(dropout) is not nn.Dropout or self._attr(dropout, "training"):
+        if nbb > 1:  # dropout acts between backbone layers, in training mode
+            dropout = self._module(cell, "dropout")
+            if dropout is not None and (type(dropout) is not nn.Dropout or self._attr(dropout, "training")):
                 raise _Unsupported("dropout in training mode")
         if backbone is None or len(backbone) != nbb:
             raise _Unsupported("backbone")
@@ -342,8 +382,8 @@ def step(layer: Any, input: Any, hx: Any, dt: Any) -> tuple[Tensor, Any] | None:
         return None
     if plan.ltc:
         y = torch.empty((B, plan.out) if nd == 2 else (plan.out,), dtype=dtype)
-        rc = fn(plan.cfg_ptr, plan.pp_ptr, x.data_ptr(), xld, hp, dtp, dts, dtc, y.data_ptr(), hn.data_ptr(), B,
-                plan.eps)  # fmt: skip
+        nt = 1 if B < plan.threads_from else torch.get_num_threads()
+        rc = fn(plan.plan, x.data_ptr(), xld, hp, dtp, dts, dtc, y.data_ptr(), hn.data_ptr(), B, plan.eps, nt)
     else:
         if plan.proj:  # fc
             y = torch.empty((B, plan.out) if nd == 2 else (plan.out,), dtype=dtype)
@@ -351,7 +391,8 @@ def step(layer: Any, input: Any, hx: Any, dt: Any) -> tuple[Tensor, Any] | None:
             y = hn
         else:  # wired: the last layer's neurons
             y = hn[..., N - plan.motor :]
-        rc = fn(plan.cfg_ptr, plan.pp_ptr, x.data_ptr(), xld, hp, dtp, dts, dtc, y.data_ptr(), hn.data_ptr(), B)
+        nt = 1 if B < plan.threads_from else torch.get_num_threads()
+        rc = fn(plan.plan, x.data_ptr(), xld, hp, dtp, dts, dtc, y.data_ptr(), hn.data_ptr(), B, nt)
     if rc != 0:  # NaN / Inf in input or state, or a bad elapsed time: the torch path raises
         return None
     return y, hn
