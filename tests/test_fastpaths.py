@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from helpers import LAYERS, make_layer, random_batch, reference_run
+from liquidflow import _native
 from liquidflow.torch import LTC, CfC, _fused
 from liquidflow.wirings import AutoNCP
 
@@ -147,6 +148,8 @@ def test_streaming_steps_equal_the_sequence(name: str, monkeypatch) -> None:
         return out
 
     monkeypatch.setattr(layer.cell, "fused_step", fused_step)
+    # the torch one-step path (the native C step, which takes precedence, has tests/test_native_step.py)
+    monkeypatch.setattr(_native, "_SWITCH", False)
     with torch.no_grad():
         with _fused.use_fused(False):
             out, h_ref = layer(x, timespans=dt)
