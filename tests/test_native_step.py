@@ -337,6 +337,32 @@ def test_layers_stay_picklable_and_copyable() -> None:
     assert not torch.equal(_step(twin, x, h, 1.0, True)[0], _step(layer, x, h, 1.0, True)[0])
 
 
+def test_plans_go_with_their_layers() -> None:
+    """The per-layer plan does not keep a layer alive and is dropped with it."""
+    import gc
+    import weakref
+
+    layer = _make("wcfc-autoncp", torch.float32)
+    _step(layer, torch.randn(1, INPUT_SIZE), None, 1.0, True)
+    key, ref = id(layer), weakref.ref(layer)
+    assert key in _native_step._plans
+    del layer
+    gc.collect()
+    assert ref() is None and key not in _native_step._plans
+
+
+def test_inference_mode() -> None:
+    layer = _make("ltc-ncp", torch.float32)
+    x = torch.randn(2, INPUT_SIZE)
+    with torch.inference_mode():
+        y, h = layer.step(x, None, 0.5)
+        y2, h2 = layer.step(x, h, 0.5)
+    yt, ht = _step(layer, x, None, 0.5, False)
+    yt2, ht2 = _step(layer, x, ht, 0.5, False)
+    for a, b, what in ((y, yt, "first output"), (y2, yt2, "output"), (h2, ht2, "state")):
+        _close(a, b, torch.float32, what)
+
+
 # ---------------------------------------------------------------------------------------- errors
 def _outcome(layer: nn.Module, x: Any, h: Any, dt: Any, native: bool) -> Any:
     try:

@@ -45,8 +45,9 @@ _MODES = {"default": 0, "no_gate": 1, "pure": 2}
 _MAPPINGS = {None: 0, "linear": 1, "affine": 2}
 _INF = math.inf
 # batch rows are split over torch.get_num_threads() OpenMP threads from this much work per call
-# (CfC multiply-adds, LTC synapse evaluations)
-_THREADS_FROM = 400_000
+# (CfC multiply-adds, LTC synapse evaluations; about 1 ns each): a fork/join costs a few µs on an
+# idle machine, and far more where other processes hold the cores (spinning OpenMP workers)
+_THREADS_FROM = 1_000_000
 _data_ptr: Callable[[Any], int] = Tensor.data_ptr
 
 _lib: ctypes.CDLL | None = None
@@ -209,7 +210,6 @@ class _Plan:
         lib = _library()
         assert lib is not None and self.dtype is not None
         self.fn = getattr(lib, f"lf_step_{'ltc' if self.ltc else 'cfc'}_{_SFX[self.dtype]}")
-        # about 1 ns per multiply-add or synapse and a few µs per OpenMP fork
         work = cfg[3] * cfg[0] * cfg[0] + cfg[1] * cfg[0] if self.ltc else self._cfc_macs(cfg)
         self.threads_from = max(2, -(-_THREADS_FROM // max(work, 1)))
 
