@@ -8,6 +8,7 @@ Parameters are passed as dicts of numpy arrays holding the *effective* values of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -27,11 +28,14 @@ def lecun_tanh(x: Array) -> Array:
     return 1.7159 * np.tanh(0.666 * x)
 
 
+_erf = np.vectorize(math.erf, otypes=[float])
+
 ACT: dict[str, Callable[[Array], Array]] = {
     "lecun_tanh": lecun_tanh,
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0.0),
     "silu": lambda x: x * sigmoid(x),
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0))),  # the exact (erf) GELU, torch's default
 }
 
 # --------------------------------------------------------------------------------------------- LTC

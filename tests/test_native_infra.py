@@ -46,11 +46,11 @@ def test_switches_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not _native.enabled()
         assert _native.load("ltc") is None
         assert all(s.startswith("disabled") for s in _native.status().values())
-    monkeypatch.setenv("LIQUIDFLOW_NATIVE", "0")
-    assert not _native.enabled()
-    assert _native.load("cfc") is None
-    monkeypatch.setenv("LIQUIDFLOW_NATIVE", "1")
-    assert _native.enabled()
+    code = "from liquidflow import _native; print(_native.enabled(), _native.load('cfc'))"
+    for flag, expect in (("0", "False None"), ("off", "False None")):
+        env = dict(os.environ, LIQUIDFLOW_NATIVE=flag)  # read once when the module is imported
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert res.stdout.strip() == expect
 
 
 def test_missing_compiler_is_a_clear_error(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,10 +54,30 @@ def fused_enabled() -> bool:
     """True unless switched off, or while tracing / exporting / compiling (those need plain ops)."""
     if not _ENABLED or torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    if torch.onnx.is_in_onnx_export():
+    if _in_onnx_export():
         return False
     compiler = getattr(torch, "compiler", None)
     return not (compiler is not None and compiler.is_compiling())
+
+
+_ONNX_FLAGS: tuple[Any, ...] | None = None
+
+
+def _in_onnx_export() -> bool:
+    """``torch.onnx.is_in_onnx_export()`` without its per-call imports (~0.9 µs of a ~10 µs step)."""
+    global _ONNX_FLAGS
+    if _ONNX_FLAGS is None:
+        try:  # the two flags torch.onnx.is_in_onnx_export reads (torch 2.13)
+            from torch.onnx._internal.exporter import _flags
+            from torch.onnx._internal.torchscript_exporter._globals import GLOBALS
+
+            _ONNX_FLAGS = (_flags, GLOBALS)
+        except (ImportError, AttributeError):
+            _ONNX_FLAGS = ()
+    if len(_ONNX_FLAGS) != 2:
+        return bool(torch.onnx.is_in_onnx_export())
+    flags, glob = _ONNX_FLAGS
+    return bool(glob.in_onnx_export or flags._is_onnx_exporting)
 
 
 def _refuse_double_backward() -> None:
