@@ -156,3 +156,47 @@ def random_batch(B: int, T: int, dtype: torch.dtype = torch.float64, seed: int =
             mask[b, lengths[b] :] = False
             dt[b, lengths[b] :] = 0.0  # padding may hold anything non-positive
     return x, dt, mask
+
+
+# ------------------------------------------------------------------------------- native kernels
+def require_native(name: str) -> None:
+    """Skip (fail under CI=true) when the native kernel library ``name`` cannot be built here."""
+    import os
+
+    import pytest
+
+    from liquidflow import _native
+
+    if _native.load(name) is None:
+        why = _native.status().get(name, "")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the native {name} kernel is unavailable in CI: {why}")
+        pytest.skip(f"the native {name} kernel is unavailable: {why}")
+
+
+def close_scaled(a: torch.Tensor, b: torch.Tensor, tol: float, what: str) -> None:
+    """max |a - b| <= tol * max(1, max |b|)."""
+    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
+    err = float((a - b).abs().max()) if a.numel() else 0.0
+    assert err <= tol * scale, f"{what}: max abs difference {err:.3g} (scale {scale:.3g})"
+
+
+def run_with_grads(layer, x, dt, mask, h0, native: bool, return_sequences: bool = True):
+    """Outputs, final state and the gradients of a random projection of both with respect to every
+    trainable parameter, the input and h0 — with the native kernels on or off (torch kernels)."""
+    from liquidflow import _native
+    from liquidflow.torch import _fused
+
+    layer.return_sequences = return_sequences
+    params = [p for p in layer.parameters() if p.requires_grad]
+    xx = x.clone().requires_grad_()
+    hh = h0.clone().requires_grad_() if h0 is not None else None
+    with _native.use_native(native), _fused.use_fused(True):
+        out, h = layer(xx, hh, timespans=dt, mask=mask)
+    g = torch.Generator().manual_seed(7)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
+    wrt = params + [xx] + ([hh] if hh is not None else [])
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    grads = [torch.zeros_like(w) if gr is None else gr for gr, w in zip(grads, wrt)]
+    return out.detach(), h.detach(), grads

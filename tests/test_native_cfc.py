@@ -9,15 +9,22 @@ that are not multiples of the register tile, and one or two threads.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
-from helpers import INPUT_SIZE, LAYERS, make_layer, random_batch, reference_run
+from helpers import (
+    INPUT_SIZE,
+    LAYERS,
+    close_scaled,
+    make_layer,
+    random_batch,
+    reference_run,
+    require_native,
+    run_with_grads,
+)
 from liquidflow import _native
-from liquidflow.torch import CfC, _fused, _native_cfc
+from liquidflow.torch import CfC, _native_cfc
 from liquidflow.wirings import NCP, AutoNCP
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -32,11 +39,7 @@ NAMES = ["cfc-default", "cfc-no_gate", "cfc-nobackbone", "wcfc-autoncp", "wcfc-n
 
 @pytest.fixture(autouse=True)
 def _native_available() -> None:
-    if _native.load("cfc") is None:
-        why = _native.status().get("cfc", "")
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the native CfC kernel is unavailable in CI: {why}")
-        pytest.skip(f"the native CfC kernel is unavailable: {why}")
+    require_native("cfc")
 
 
 def _layer(name: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -52,9 +55,7 @@ def _layer(name: str, dtype: torch.dtype) -> torch.nn.Module:
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, what: str) -> None:
-    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
-    err = float((a - b).abs().max()) if a.numel() else 0.0
-    assert err <= TOL[dtype] * scale, f"{what}: max abs difference {err:.3g} (scale {scale:.3g})"
+    close_scaled(a, b, TOL[dtype], what)
 
 
 class _Count:
@@ -71,27 +72,11 @@ class _Count:
         monkeypatch.setattr(_native_cfc, "_forward", wrapped)
 
 
-def _run(layer, x, dt, mask, h0, native: bool, return_sequences: bool = True):
-    layer.return_sequences = return_sequences
-    params = [p for p in layer.parameters() if p.requires_grad]
-    xx = x.clone().requires_grad_()
-    hh = h0.clone().requires_grad_() if h0 is not None else None
-    with _native.use_native(native), _fused.use_fused(True):
-        out, h = layer(xx, hh, timespans=dt, mask=mask)
-    g = torch.Generator().manual_seed(7)
-    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
-    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
-    wrt = params + [xx] + ([hh] if hh is not None else [])
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    grads = [torch.zeros_like(w) if gr is None else gr for gr, w in zip(grads, wrt)]
-    return out.detach(), h.detach(), grads
-
-
 def _compare(layer, x, dt, mask, h0, dtype, monkeypatch, return_sequences=True) -> None:
     count = _Count(monkeypatch)
-    fast = _run(layer, x, dt, mask, h0, True, return_sequences)
+    fast = run_with_grads(layer, x, dt, mask, h0, True, return_sequences)
     assert count.calls == 1, "the native kernel was not used"
-    slow = _run(layer, x, dt, mask, h0, False, return_sequences)
+    slow = run_with_grads(layer, x, dt, mask, h0, False, return_sequences)
     assert count.calls == 1
     _close(fast[0], slow[0], dtype, "output")
     _close(fast[1], slow[1], dtype, "final state")

@@ -9,13 +9,20 @@ one or two threads, inputs of which only some need gradients, and the fallbacks.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
-from helpers import INPUT_SIZE, LAYERS, make_layer, random_batch, reference_run
+from helpers import (
+    INPUT_SIZE,
+    LAYERS,
+    close_scaled,
+    make_layer,
+    random_batch,
+    reference_run,
+    require_native,
+    run_with_grads,
+)
 from liquidflow import _native
 from liquidflow.torch import LTC, _fused, _native_ltc
 from liquidflow.wirings import NCP, AutoNCP
@@ -32,11 +39,7 @@ NAMES = ["ltc-fc", "ltc-ncp", "ltc-linear-nomap", *EXTRA]
 
 @pytest.fixture(autouse=True)
 def _native_available() -> None:
-    if _native.load("ltc") is None:
-        why = _native.status().get("ltc", "")
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the native LTC kernel is unavailable in CI: {why}")
-        pytest.skip(f"the native LTC kernel is unavailable: {why}")
+    require_native("ltc")
 
 
 @pytest.fixture(params=["1-thread", "2-threads"])
@@ -58,9 +61,7 @@ def _layer(name: str, dtype: torch.dtype) -> torch.nn.Module:
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, what: str) -> None:
-    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
-    err = float((a - b).abs().max()) if a.numel() else 0.0
-    assert err <= TOL[dtype] * scale, f"{what}: max abs difference {err:.3g} (scale {scale:.3g})"
+    close_scaled(a, b, TOL[dtype], what)
 
 
 class _Count:
@@ -85,22 +86,6 @@ class _Count:
         monkeypatch.setattr(_native_ltc._NativeSensory, "forward", staticmethod(sensory))
 
 
-def _run(layer, x, dt, mask, h0, native: bool, return_sequences: bool = True):
-    layer.return_sequences = return_sequences
-    params = [p for p in layer.parameters() if p.requires_grad]
-    xx = x.clone().requires_grad_()
-    hh = h0.clone().requires_grad_() if h0 is not None else None
-    with _native.use_native(native), _fused.use_fused(True):
-        out, h = layer(xx, hh, timespans=dt, mask=mask)
-    g = torch.Generator().manual_seed(7)
-    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
-    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
-    wrt = params + [xx] + ([hh] if hh is not None else [])
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    grads = [torch.zeros_like(w) if gr is None else gr for gr, w in zip(grads, wrt)]
-    return out.detach(), h.detach(), grads
-
-
 # ------------------------------------------------------------------------------------------ layers
 @DTYPES
 @pytest.mark.parametrize("case", ["plain", "masked", "hx-last", "uniform-dt"])
@@ -116,10 +101,10 @@ def test_native_matches_torch_kernels(name: str, case: str, dtype: torch.dtype, 
         h0 = 0.3 * torch.randn(B, layer.state_size, dtype=dtype, generator=torch.Generator().manual_seed(3))
     rs = not case.endswith("last")
     count = _Count(monkeypatch)
-    fast = _run(layer, x, dt, mask, h0, True, rs)
+    fast = run_with_grads(layer, x, dt, mask, h0, True, rs)
     sparse = layer.cell.synapse_count <= 0.35 * layer.state_size**2
     assert count.calls == {"_sparse_forward" if sparse else "_dense_forward": 1, "sensory": 1}, count.calls
-    slow = _run(layer, x, dt, mask, h0, False, rs)
+    slow = run_with_grads(layer, x, dt, mask, h0, False, rs)
     assert sum(count.calls.values()) == 2, "use_native(False) still ran a C kernel"
     _close(fast[0], slow[0], dtype, "output")
     _close(fast[1], slow[1], dtype, "final state")

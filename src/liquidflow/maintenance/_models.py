@@ -220,15 +220,12 @@ class RiskModel(nn.Module):
     def step(self, x: Tensor, dt_h: Tensor, state: State = None) -> tuple[Tensor, State]:
         """One reading per machine: x (B, F), dt_h (B,) -> (out (B, 2), new state)."""
         if self.kind in LIQUID_KINDS and not getattr(self.core, "mixed_memory", False):
-            # the streaming path of the sequence layer's loop, without its per-call input checks
+            # the sequence layer's streaming step (one native C call where available)
             self._check(x, dt_h.reshape(-1))
             core: Any = self.core
             z = self.normalize(x)
-            h = state if isinstance(state, Tensor) else torch.zeros(x.shape[0], core.state_size, dtype=z.dtype)
-            pre = core.cell.precompute(z.unsqueeze(1))[:, 0]
-            y, h = core.cell.step_pre(pre, h, (dt_h.reshape(-1, 1) / self.time_unit_h).to(z.dtype))
-            if core.fc is not None:
-                y = core.fc(y)
+            dt = (dt_h.reshape(-1) / self.time_unit_h).to(z.dtype)
+            y, h = core.step(z, state if isinstance(state, Tensor) else None, dt)
             return y, h
         out, state = self.forward(x.unsqueeze(1), dt_h.reshape(-1, 1), state)
         return out[:, 0], state
