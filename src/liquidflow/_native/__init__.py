@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -40,6 +41,7 @@ FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp", "-fno-math-errno",
          "-Wall", "-Wno-unknown-pragmas"]  # fmt: skip
 ARCH_FLAGS = ["-march=native"]
 
+_log = logging.getLogger("liquidflow.native")
 _lock = threading.Lock()
 _errors: dict[str, str] = {}
 _SWITCH = True
@@ -130,6 +132,7 @@ def build(name: str, force: bool = False) -> Path:
         os.close(fd)
         try:
             cmd = [cc, *flags, "-I", str(HERE), str(src), "-o", tmp, "-lm"]
+            _log.info("compiling liquidflow's native kernel %r (once per machine and version): %s", name, " ".join(cmd))
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
             if res.returncode == 0:
                 os.replace(tmp, out)  # atomic: concurrent builders race harmlessly
