@@ -3,7 +3,8 @@
 Documented margin (docs/robustness.md): for the tiny CI model, accuracy at 0.1x and 10x the training
 rate within ``MARGIN`` = 0.15 of the accuracy at the training rate, on the 3-band oscillator task
 (chance 1/3). The full experiment (four model kinds, ~1.5 min) is slow: there the LTC stays within
-the margin at 10x and above 0.5 (and above every other model) at 0.1x.
+the margin at 10x and above 0.5 (and above every other model) at 0.1x; over seeds 0-2 (slow too) it
+is above every other model at both rates and within the margin at 10x in every seed.
 """
 
 from __future__ import annotations
@@ -47,3 +48,21 @@ def test_full_experiment(tmp_path: Path) -> None:
     assert all(slow > table.value(m, "sampling_rate@0.1") for m in ("CfC", "LSTM", "GRU"))
     assert (tmp_path / "table.md").read_text().startswith("| perturbation |")
     assert (tmp_path / "robustness.png").exists() and (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_full_experiment_over_seeds(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    table = run_experiment(tmp_path, seeds=[0, 1, 2], progress=False)
+    values = {(r["model"], r["perturbation"]): r["values"] for r in table.rows}
+    others = ("CfC", "LSTM", "GRU")
+    for i in range(3):
+        base = values["LTC", "clean"][i]
+        assert base > 0.9
+        assert abs(values["LTC", "sampling_rate@10"][i] - base) <= MARGIN
+        for label in ("sampling_rate@0.1", "sampling_rate@10"):
+            assert all(values["LTC", label][i] > values[m, label][i] for m in others)
+    # 0.1x: above 0.5 on average (seed 2 alone measured 0.48); the baselines stay near chance
+    assert table.value("LTC", "sampling_rate@0.1") > 0.5
+    assert all(table.value(m, "sampling_rate@0.1") < 0.4 for m in others)
+    assert " ± " in (tmp_path / "table.md").read_text()

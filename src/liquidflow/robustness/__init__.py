@@ -5,12 +5,15 @@
   :class:`TimestampJitter`, :class:`Drift` (gain/offset), :class:`Resample` (observe the underlying
   continuous signal at another rate; needs a re-samplable source such as :class:`OscillatorTask`);
 * :func:`evaluate` ``(models, dataset, perturbations) -> RobustnessTable`` (``to_markdown``,
-  ``to_frame``, ``plot``);
+  ``to_frame``, ``plot``); :func:`aggregate_seeds` ``({seed: table}) -> RobustnessTable`` of means
+  with the spread over seeds (``std``, per-seed ``values``);
 * :class:`OscillatorTask`: damped oscillators classified by frequency band, observable at any rate;
-* :func:`train_classifier`: the small seeded training loop used by the experiment (docs/robustness.md).
+* :func:`train_classifier`: the small seeded training loop used by the experiment (docs/robustness.md);
+* :func:`run_experiment`: the whole experiment, for one seed or (``seeds=``) several.
 """
 
 from ._evaluate import RobustnessTable as RobustnessTable
+from ._evaluate import aggregate_seeds as aggregate_seeds
 from ._evaluate import evaluate as evaluate
 from ._evaluate import score as score
 from ._evaluate import train_classifier as train_classifier
@@ -40,6 +43,7 @@ __all__ = [
     "Resample",
     "RobustnessTable",
     "TimestampJitter",
+    "aggregate_seeds",
     "default_perturbations",
     "evaluate",
     "run_experiment",

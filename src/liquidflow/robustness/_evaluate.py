@@ -2,7 +2,8 @@
 
 ``evaluate(models, dataset, perturbations)`` runs every model on every perturbed copy of the
 dataset (each perturbation draws its randomness once, from ``seed``, so all models see the same
-perturbed data) and returns a :class:`RobustnessTable`.
+perturbed data) and returns a :class:`RobustnessTable`. :func:`aggregate_seeds` turns one table per
+seed into a table of means with the spread over seeds (``std``, sample standard deviation).
 """
 
 from __future__ import annotations
@@ -26,10 +27,22 @@ CLASSIFICATION = ("classification", "step_classification")
 
 @dataclass
 class RobustnessTable:
-    """Rows of ``{model, perturbation, family, strength, metric, value, steps}`` (one per model x perturbation)."""
+    """Rows of ``{model, perturbation, family, strength, metric, value, steps}`` (one per model x perturbation).
+
+    A table made by :func:`aggregate_seeds` holds the mean over seeds in ``value`` and adds ``std``
+    (sample standard deviation, ddof=1), ``values`` (one per seed) and ``seeds`` to every row; its
+    markdown shows "mean ± std" and its plot error bars (± std).
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     metric: str = "accuracy"
+
+    @property
+    def seeds(self) -> list[int] | None:
+        """The seeds of an aggregated table (:func:`aggregate_seeds`), None for a single-seed table."""
+        if self.rows and all("std" in r for r in self.rows):
+            return list(self.rows[0]["seeds"])
+        return None
 
     def to_frame(self) -> Any:
         """The rows as a pandas DataFrame."""
@@ -44,6 +57,13 @@ class RobustnessTable:
                 return float(r["value"])
         raise KeyError(f"no row for model {model!r} and perturbation {perturbation!r}")
 
+    def std(self, model: str, perturbation: str) -> float:
+        """The standard deviation over seeds of the metric (aggregated tables; 0.0 for a single-seed table)."""
+        for r in self.rows:
+            if r["model"] == model and r["perturbation"] == perturbation:
+                return float(r.get("std", 0.0))
+        raise KeyError(f"no row for model {model!r} and perturbation {perturbation!r}")
+
     def models(self) -> list[str]:
         return list(dict.fromkeys(r["model"] for r in self.rows))
 
@@ -51,38 +71,53 @@ class RobustnessTable:
         return list(dict.fromkeys(r["perturbation"] for r in self.rows))
 
     def to_markdown(self, digits: int = 3) -> str:
-        """A markdown table: one row per perturbation, one column per model (the metric)."""
+        """A markdown table: one row per perturbation, one column per model (the metric, or "mean ± std")."""
         models = self.models()
         steps = {r["perturbation"]: r["steps"] for r in self.rows}
+        spread = self.seeds is not None
         head = f"| perturbation | mean steps | {' | '.join(models)} |"
         sep = "|---|---:|" + "---:|" * len(models)
         lines = [head, sep]
         for p in self.perturbations():
-            cells = [f"{self.value(m, p):.{digits}f}" for m in models]
+            if spread:
+                cells = [f"{self.value(m, p):.{digits}f} ± {self.std(m, p):.{digits}f}" for m in models]
+            else:
+                cells = [f"{self.value(m, p):.{digits}f}" for m in models]
             lines.append(f"| {p} | {steps[p]:.0f} | {' | '.join(cells)} |")
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Metric vs perturbation strength: one panel per family, one line per model; saved to ``path``."""
+        """Metric vs perturbation strength: one panel per family, one line per model; saved to ``path``.
+
+        An aggregated table (:func:`aggregate_seeds`) plots the mean with error bars of ± one std over seeds.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         families = [f for f in dict.fromkeys(r["family"] for r in self.rows) if f != "clean"]
-        clean = {r["model"]: r["value"] for r in self.rows if r["family"] == "clean"}
+        spread = self.seeds is not None
+        clean = {r["model"]: (r["value"], r.get("std", 0.0)) for r in self.rows if r["family"] == "clean"}
         cols = min(4, max(len(families), 1))
         nrows = (len(families) + cols - 1) // cols or 1
         fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 2.8 * nrows), squeeze=False)
         for ax, fam in zip(axes.flat, families, strict=False):
             for m in self.models():
-                pts = sorted((r["strength"], r["value"]) for r in self.rows if r["family"] == fam and r["model"] == m)
+                pts = sorted(
+                    (r["strength"], r["value"], r.get("std", 0.0))
+                    for r in self.rows
+                    if r["family"] == fam and r["model"] == m
+                )
                 if fam != "sampling_rate" and m in clean:
-                    pts = [(0.0, clean[m]), *pts]
+                    pts = [(0.0, *clean[m]), *pts]
                 if fam == "sampling_rate" and m in clean:
-                    pts = sorted([(1.0, clean[m]), *pts])
-                xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, "o-", label=m)
+                    pts = sorted([(1.0, *clean[m]), *pts])
+                xs, ys, es = zip(*pts, strict=True)
+                if spread:
+                    ax.errorbar(xs, ys, yerr=es, fmt="o-", capsize=3, label=m)
+                else:
+                    ax.plot(xs, ys, "o-", label=m)
             ax.set_title(fam)
             ax.set_xlabel("rate factor" if fam == "sampling_rate" else "strength")
             if fam == "sampling_rate":
@@ -91,12 +126,56 @@ class RobustnessTable:
         for ax in list(axes.flat)[len(families) :]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=8)
+        if spread:
+            fig.suptitle(f"mean ± std over {len(self.seeds or [])} seeds", fontsize=10)
         fig.tight_layout()
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=100)
         plt.close(fig)
         return out
+
+
+def aggregate_seeds(tables: Mapping[int, RobustnessTable]) -> RobustnessTable:
+    """One table per seed (``{seed: table}``, same models and perturbations) -> mean and spread over seeds.
+
+    Each row of the result has ``value`` = the mean over seeds, ``std`` = the sample standard
+    deviation (ddof=1), ``values`` = the per-seed values in the order of ``seeds``, ``seeds``, and
+    ``steps`` = the mean of the per-seed mean steps. Needs at least two seeds.
+    """
+    seeds = list(tables)
+    if len(seeds) < 2:
+        raise ValueError(f"aggregate_seeds needs tables from at least 2 seeds; got seeds {seeds}")
+    first = tables[seeds[0]]
+    keys = [(r["model"], r["perturbation"]) for r in first.rows]
+    for s in seeds[1:]:
+        t = tables[s]
+        other = [(r["model"], r["perturbation"]) for r in t.rows]
+        if other != keys or t.metric != first.metric:
+            raise ValueError(
+                f"tables must have the same models, perturbations and metric; seed {s} has "
+                f"{t.models()} x {t.perturbations()} ({t.metric}), seed {seeds[0]} has "
+                f"{first.models()} x {first.perturbations()} ({first.metric})"
+            )
+    out = RobustnessTable(metric=first.metric)
+    for i, base in enumerate(first.rows):
+        values = np.array([tables[s].rows[i]["value"] for s in seeds], dtype=float)
+        steps = np.array([tables[s].rows[i]["steps"] for s in seeds], dtype=float)
+        out.rows.append(
+            {
+                "model": base["model"],
+                "perturbation": base["perturbation"],
+                "family": base["family"],
+                "strength": base["strength"],
+                "metric": base["metric"],
+                "value": float(values.mean()),
+                "std": float(values.std(ddof=1)),
+                "values": values.tolist(),
+                "seeds": seeds,
+                "steps": float(steps.mean()),
+            }
+        )
+    return out
 
 
 def score(model: torch.nn.Module, series: IrregularSeries, batch_size: int = 256) -> float:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._evaluate import RobustnessTable, evaluate, train_classifier
+from ._evaluate import RobustnessTable, aggregate_seeds, evaluate, train_classifier
 from ._perturb import default_perturbations
 from ._task import OscillatorTask
 
@@ -41,39 +43,36 @@ def run_experiment(
     lr: float | None = None,
     seed: int = 0,
     progress: bool = True,
+    seeds: Sequence[int] | None = None,
 ) -> RobustnessTable:
     """Train each kind on :class:`OscillatorTask` at ``rate`` Hz, evaluate under the default sweep.
 
     ``lr``: one learning rate for all kinds, or None for the per-kind rates in ``KIND_LR``.
+    ``seed`` fixes the training and test data, the initial weights, the batch order and the
+    perturbations' random draws.
 
-    Writes ``table.md``, ``results.json`` (rows + settings + training times) and ``robustness.png``
-    to ``out_dir``; returns the table.
+    ``seeds``: run the whole experiment once per seed (seed ``s`` is exactly the single run with
+    ``seed=s``: new data, weights, batch order and perturbation draws) and report the mean and the
+    sample standard deviation over seeds (:func:`aggregate_seeds`); at least two distinct seeds,
+    and then ``seed`` must be left at 0.
+
+    Writes ``table.md`` (the metric, or "mean ± std" with ``seeds``), ``results.json`` (rows +
+    settings + training times; with ``seeds`` every row also holds ``std`` and the per-seed
+    ``values``) and ``robustness.png`` (with error bars for ``seeds``) to ``out_dir``; returns the table.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    train = OscillatorTask.make(n_train, rate=rate, duration=duration, seed=seed)
-    test = OscillatorTask.make(n_test, rate=rate, duration=duration, seed=seed + 1)
-    models: dict[str, torch.nn.Module] = {}
-    seconds: dict[str, float] = {}
     for kind in kinds:
         if kind not in KIND_OPTIONS:
             raise ValueError(f"kind must be one of {sorted(KIND_OPTIONS)}; got {kind!r}")
-        t0 = time.perf_counter()
-        models[DISPLAY[kind]] = train_classifier(
-            kind,
-            train.series,
-            train.num_classes,
-            units=units,
-            epochs=epochs,
-            lr=KIND_LR[kind] if lr is None else lr,
-            seed=seed,
-            progress=progress,
-            **KIND_OPTIONS[kind],
-        )
-        seconds[kind] = round(time.perf_counter() - t0, 1)
-    table = evaluate(models, test, default_perturbations(), seed=seed)
-    (out / "table.md").write_text(table.to_markdown() + "\n")
-    settings = {
+    if seeds is not None:
+        seeds = [int(s) for s in seeds]
+        if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must hold at least 2 distinct seeds; got {seeds} (use seed= for one run)")
+        if seed != 0:
+            raise ValueError(f"pass seed or seeds, not both; got seed={seed} and seeds={seeds}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lrs = {k: KIND_LR[k] if lr is None else lr for k in kinds}
+    settings: dict[str, Any] = {
         "kinds": list(kinds),
         "n_train": n_train,
         "n_test": n_test,
@@ -81,12 +80,59 @@ def run_experiment(
         "duration_s": duration,
         "units": units,
         "epochs": epochs,
-        "lr": {k: KIND_LR[k] if lr is None else lr for k in kinds},
-        "seed": seed,
-        "options": {k: KIND_OPTIONS[k] for k in kinds},
-        "parameters": {k: int(sum(p.numel() for p in m.parameters())) for k, m in models.items()},
-        "train_seconds": seconds,
+        "lr": lrs,
     }
+    run = partial(_one_seed, kinds, n_train, n_test, rate, duration, units, epochs, lrs, progress=progress)
+    if seeds is None:
+        table, parameters, seconds = run(seed)
+        settings.update(seed=seed, options={k: KIND_OPTIONS[k] for k in kinds})
+        settings.update(parameters=parameters, train_seconds=seconds)
+    else:
+        t0 = time.perf_counter()
+        tables: dict[int, RobustnessTable] = {}
+        per_seed_seconds: dict[str, dict[str, float]] = {}
+        for s in seeds:
+            tables[s], parameters, per_seed_seconds[str(s)] = run(s)
+        table = aggregate_seeds(tables)
+        settings.update(seeds=seeds, options={k: KIND_OPTIONS[k] for k in kinds}, parameters=parameters)
+        settings.update(train_seconds=per_seed_seconds, total_seconds=round(time.perf_counter() - t0, 1))
+    (out / "table.md").write_text(table.to_markdown() + "\n")
     (out / "results.json").write_text(json.dumps({"settings": settings, "rows": table.rows}, indent=1))
     table.plot(out / "robustness.png")
     return table
+
+
+def _one_seed(
+    kinds: tuple[str, ...],
+    n_train: int,
+    n_test: int,
+    rate: float,
+    duration: float,
+    units: int,
+    epochs: int,
+    lrs: dict[str, float],
+    seed: int,
+    progress: bool = True,
+) -> tuple[RobustnessTable, dict[str, int], dict[str, float]]:
+    """One run of the experiment: (table, parameter counts per model, training seconds per kind)."""
+    train = OscillatorTask.make(n_train, rate=rate, duration=duration, seed=seed)
+    test = OscillatorTask.make(n_test, rate=rate, duration=duration, seed=seed + 1)
+    models: dict[str, torch.nn.Module] = {}
+    seconds: dict[str, float] = {}
+    for kind in kinds:
+        t0 = time.perf_counter()
+        models[DISPLAY[kind]] = train_classifier(
+            kind,
+            train.series,
+            train.num_classes,
+            units=units,
+            epochs=epochs,
+            lr=lrs[kind],
+            seed=seed,
+            progress=progress,
+            **KIND_OPTIONS[kind],
+        )
+        seconds[kind] = round(time.perf_counter() - t0, 1)
+    table = evaluate(models, test, default_perturbations(), seed=seed)
+    parameters = {k: int(sum(p.numel() for p in m.parameters())) for k, m in models.items()}
+    return table, parameters, seconds
