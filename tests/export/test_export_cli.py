@@ -71,6 +71,34 @@ def test_cli_export_onnx(checkpoint, tmp_path) -> None:  # type: ignore[no-untyp
     assert ec.max_err(y, reference_outputs(model, torch.from_numpy(x), torch.from_numpy(dt)).numpy()) <= 1e-4
 
 
+def test_cli_export_onnx_with_mask(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ec.require_module("onnxruntime")
+    import torch
+
+    from liquidflow.export import unwrap
+    from liquidflow.export._onnx import run_onnx
+
+    path, model = checkpoint
+    res = _invoke(str(path), "--format", "onnx", "--mode", "sequence", "--mask", "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "model-sequence-masked.onnx"
+    assert "with a mask input" in res.output and out.exists()
+    em = unwrap(model)
+    x = np.random.default_rng(1).standard_normal((2, 9, em.input_size)).astype(np.float32)
+    dt = np.full((2, 9), 0.3, np.float32)
+    mask = np.ones((2, 9), bool)
+    mask[0, 6:] = False  # a shorter sequence, padded
+    mask[1, :2] = False  # one that starts late
+    _, y = run_onnx(
+        out, {"inputs": x, "timespans": dt, "initial_state": np.zeros((2, em.state_size), np.float32), "mask": mask}
+    )
+    assert (y[~mask] == 0).all()
+    # the model is a regressor on the whole sequence: it reads each sample's last observed step
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x), torch.from_numpy(dt), torch.from_numpy(mask)).numpy()  # (2, O)
+    assert not model.per_step and ec.max_err(y[[0, 1], [5, 8]], ref) <= 1e-5
+
+
 def test_cli_rejects_bad_arguments(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path, _ = checkpoint
     res = _invoke(str(path), "--target", "esp32")
@@ -79,3 +107,6 @@ def test_cli_rejects_bad_arguments(checkpoint, tmp_path) -> None:  # type: ignor
     assert res.exit_code != 0 and "prefix must" in res.output
     res = _invoke(str(tmp_path / "missing.pt"))
     assert res.exit_code != 0
+    for args in (("--format", "onnx", "--mode", "step"), ("--format", "c")):
+        res = _invoke(str(path), *args, "--mask", "--out", str(tmp_path / "x"))
+        assert res.exit_code != 0 and "--mask applies to --format onnx --mode sequence" in res.output

@@ -34,6 +34,14 @@ def export(
     mode: Annotated[
         OnnxMode, typer.Option(help="ONNX graph: step (streaming) or sequence (Scan over time)")
     ] = OnnxMode.step,
+    mask: Annotated[
+        bool,
+        typer.Option(
+            "--mask",
+            help="ONNX sequence only: add an input mask (B, T) bool; a False step keeps the state and "
+            "outputs zeros (padded or gappy batches, as the PyTorch layers' mask=)",
+        ),
+    ] = False,
     target: Annotated[str, typer.Option(help="footprint target: cortex-m4, cortex-m7 or cortex-m3")] = "cortex-m4",
     report: Annotated[
         bool,
@@ -54,15 +62,21 @@ def export(
         raise typer.BadParameter(f"target must be one of {sorted(TARGETS)}; got {target!r}", param_hint="--target")
     if report and format is not Format.c:
         raise typer.BadParameter("--report applies to --format c", param_hint="--report")
+    if mask and (format is not Format.onnx or mode is not OnnxMode.sequence):
+        raise typer.BadParameter(
+            f"--mask applies to --format onnx --mode sequence; got --format {format.value} --mode {mode.value}",
+            param_hint="--mask",
+        )
     try:
         net, _ = load_model(model)
     except (OSError, ValueError, TypeError) as e:
         raise typer.BadParameter(str(e), param_hint="MODEL") from e
     try:
         if format is Format.onnx:
-            path = out / f"{model.stem}-{mode.value}.onnx" if out.suffix != ".onnx" else out
-            to_onnx(net, path, mode=mode.value)
-            typer.echo(f"wrote {path} ({mode.value} graph)")
+            name = f"{model.stem}-{mode.value}{'-masked' if mask else ''}.onnx"
+            path = out / name if out.suffix != ".onnx" else out
+            to_onnx(net, path, mode=mode.value, mask=mask)
+            typer.echo(f"wrote {path} ({mode.value} graph{' with a mask input' if mask else ''})")
             return
         gen = to_c(net, out, prefix=prefix, dtype=dtype.value)
     except (TypeError, ValueError) as e:
