@@ -222,15 +222,110 @@ def test_errors_name_the_problem() -> None:
         lk.LTC("eight")
 
 
-def test_cell_in_plain_keras_rnn_matches_layer() -> None:
-    """The cells follow the Keras cell contract: keras.layers.RNN(cell) == the torch layer with dt = 1."""
-    cell = lk.LTCCell(Random(6, 2, 0.3, random_seed=4))
+CELLS = {
+    "ltc": lambda: lk.LTCCell(Random(6, 2, 0.3, random_seed=4)),
+    "ltc-rk4": lambda: lk.LTCCell(FullyConnected(5, 2), solver="rk4"),
+    "cfc": lambda: lk.CfCCell(5, backbone_units=7, backbone_layers=2),
+    "cfc-pure": lambda: lk.CfCCell(5, mode="pure", backbone_layers=0),
+    "wired-cfc": lambda: lk.WiredCfCCell(AutoNCP(8, 3, seed=2)),
+}
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_cell_in_plain_keras_rnn_matches_layer(kind: str) -> None:
+    """The cells follow the Keras cell contract: keras.layers.RNN(cell) == the torch layer with dt = 1.
+
+    A cell's ``call`` (one step from raw input) runs ``precompute`` on that step and ``step_pre``, the
+    pieces the sequence layers run over a whole sequence; this checks them in the plain Keras loop.
+    """
+    cell = CELLS[kind]()
     rnn = keras.layers.RNN(cell, return_sequences=True)
     x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
     y_rnn = rnn(x)
-    tl = TorchLTC(3, cell.wiring, return_sequences=True)
+    if isinstance(cell, lk.LTCCell):
+        tl = TorchLTC(3, cell.wiring, return_sequences=True, solver=cell.solver)
+    elif isinstance(cell, lk.WiredCfCCell):
+        tl = TorchCfC(3, cell.wiring, mode=cell.mode, return_sequences=True)
+    else:
+        tl = TorchCfC(3, 5, mode=cell.mode, backbone_units=cell.backbone_units, backbone_layers=cell.backbone_layers)
     keras_to_torch(cell, tl.cell)
     assert max_err(y_rnn, tl(torch.from_numpy(x))[0]) < 1e-5
+
+
+def _keras_gradients(layer: Any, x: np.ndarray, args: dict[str, Any], loss: Any) -> list[Any]:
+    """Gradients of loss(layer outputs) w.r.t. [x, *layer.trainable_variables] on this backend."""
+    variables = layer.trainable_variables
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        xv = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            value = loss(layer([xv, args["dt"]], mask=args["mask"], initial_state=args["init"]))
+        return list(tape.gradient(value, [xv, *variables]))
+    xt = torch.tensor(x, requires_grad=True)
+    value = loss(layer([xt, args["dt"]], mask=args["mask"], initial_state=args["init"]))
+    return list(torch.autograd.grad(value, [xt, *[v.value for v in variables]]))
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="gradients through keras.Layer.stateless_call are not written for JAX")
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_gradients_match_torch_float64(name: str) -> None:
+    """Gradients w.r.t. the input and every weight equal those of the torch layer (float64, masked,
+    with an initial state): the state-independent terms are computed before the loop, and their
+    gradients must still reach every weight and every step."""
+    from liquidflow.compat.keras_torch import _checked, _pairs
+
+    tl = make_layer(name, torch.float64, seed=21)
+    kl = keras_from_torch(tl, return_state=True)
+    x, dt, mask = random_batch(3, 5, torch.float64, seed=22, masked=True)
+    gen = torch.Generator().manual_seed(23)
+    h0 = 0.3 * torch.randn(3, tl.state_size, generator=gen, dtype=torch.float64)
+    hx: Any = (h0, 0.1 * h0) if tl.mixed_memory else h0
+    xt = x.clone().requires_grad_(True)
+    y_t, h_t = tl(xt, timespans=dt, mask=mask, hx=hx)
+    h_t = h_t[0] if isinstance(h_t, tuple) else h_t
+    ry = torch.randn(y_t.shape, generator=gen, dtype=torch.float64)
+    rh = torch.randn(h_t.shape, generator=gen, dtype=torch.float64)
+    (ry * y_t).sum().add((rh * h_t).sum()).backward()
+
+    ry_k, rh_k = keras.ops.convert_to_tensor(ry.numpy()), keras.ops.convert_to_tensor(rh.numpy())
+
+    def loss(out: Any) -> Any:
+        return keras.ops.sum(out[0] * ry_k) + keras.ops.sum(out[1] * rh_k)
+
+    init = [h.numpy() for h in hx] if isinstance(hx, tuple) else [hx.numpy()]
+    args = {"dt": dt.numpy(), "mask": mask.numpy(), "init": init}
+    g_x, *g_w = _keras_gradients(kl, x.numpy(), args, loss)
+    err = max_err(g_x, xt.grad)
+    by_variable = {id(v): g for v, g in zip(kl.trainable_variables, g_w, strict=True)}
+    compared = 0
+    for t, k, transpose, _ in _checked(_pairs(tl, kl)):
+        if id(k) not in by_variable or not t.requires_grad:
+            continue
+        g_t = torch.zeros_like(t) if t.grad is None else t.grad
+        err = max(err, max_err(by_variable[id(k)], g_t.T if transpose else g_t))
+        compared += 1
+    assert compared >= 3
+    _record(f"keras-vs-torch gradients float64 {name}", err)
+    assert err < 1e-9
+
+
+def test_plain_rnn_loop_fallback_gives_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``keras.src.backend.rnn`` the layers run keras.layers.RNN's own loop over the cell's
+    one-step ``call``: same values (masked, backwards, mixed memory), only slower."""
+    import liquidflow.keras._layers as layers_module
+
+    for name in ("ltc-mixed-proj", "cfc-mixed-proj", "wcfc-autoncp"):
+        tl = make_layer(name, torch.float64, seed=24)
+        x, dt, mask = random_batch(3, 6, torch.float64, seed=25, masked=True)
+        for go_backwards in (False, True):
+            kl = keras_from_torch(tl, return_state=True, go_backwards=go_backwards)
+            fast = [npy(v) for v in kl([x.numpy(), dt.numpy()], mask=mask.numpy())]
+            with monkeypatch.context() as m:
+                m.setattr(layers_module, "_backend_rnn", None)
+                plain = [npy(v) for v in kl([x.numpy(), dt.numpy()], mask=mask.numpy())]
+            for a, b in zip(fast, plain, strict=True):
+                assert max_err(a, b) < 1e-12
 
 
 def test_backbone_dropout_only_in_training() -> None:

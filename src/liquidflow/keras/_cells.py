@@ -145,14 +145,28 @@ def split_step_inputs(inputs: Any) -> tuple[Any, Any]:
 
 
 def _mm(a: Any, b: Any) -> Any:
-    """(B, K) @ (K, M).
+    """(B, K) @ (K, M), or (B, T, K) @ (K, M) for a whole sequence.
 
-    float64 goes through einsum: ops.matmul on the torch backend of Keras 3.15 computes float64 in
-    float32. float32 keeps ops.matmul, much faster than einsum there for small matrices.
+    Per step (2-D) this is the ``@`` of the backend's own tensors: ``ops.matmul`` costs ~14 µs per
+    call on the torch backend (~2 µs for torch's own) and computes float64 in float32 there. For a
+    sequence, float64 goes through einsum for the same reason; float32 keeps ops.matmul, much faster
+    than einsum there for small matrices.
     """
+    if len(a.shape) == 2 and len(b.shape) == 2:
+        return ops.convert_to_tensor(a) @ ops.convert_to_tensor(b)
     if keras.backend.standardize_dtype(a.dtype) == "float64":
-        return ops.einsum("bk,km->bm", a, b)
+        return ops.einsum("btk,km->btm" if len(a.shape) == 3 else "bk,km->bm", a, b)
     return ops.matmul(a, b)
+
+
+def _time_axis(x: Any, dt: Any) -> tuple[Any, Any]:
+    """One step (x (B, I), dt from split_step_inputs) as a sequence of length 1: (B, 1, I), dt (B, 1, 1)."""
+    x = ops.expand_dims(x, 1)
+    if dt is None:
+        dt = 1.0
+    if not isinstance(dt, (int, float)):
+        dt = ops.reshape(dt, (-1, 1, 1))
+    return x, dt
 
 
 def _input_dim(input_shape: Any, who: str) -> int:
@@ -171,6 +185,68 @@ def _first_state(states: Any) -> tuple[Any, bool]:
             raise ValueError(f"this cell has one state tensor; got {len(states)}")
         return states[0], True
     return states, False
+
+
+# A synapse matrix with at most this share of its entries present is computed from an edge list.
+SPARSE_DENSITY = 0.35
+
+
+def _edge_list(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(gather, flat, scatter) for a synapse mask (pre, post) with few synapses, or None: compute it dense.
+
+    gather (pre, E): one-hot of each synapse's presynaptic neuron; flat (E,): the synapse's index in
+    the flattened matrix; scatter (E, post): one-hot of its postsynaptic neuron. Gathering the
+    presynaptic potentials and summing the synapses' terms into their neurons are then matrix
+    products (a gather op costs more per call than the product on the torch backend).
+    """
+    pre, post = np.nonzero(mask)
+    if pre.size == 0 or pre.size > SPARSE_DENSITY * mask.size:
+        return None
+    edges = np.arange(pre.size)
+    gather = np.zeros((mask.shape[0], pre.size), np.float32)
+    gather[pre, edges] = 1.0
+    scatter = np.zeros((pre.size, mask.shape[1]), np.float32)
+    scatter[edges, post] = 1.0
+    return gather, (pre * mask.shape[1] + post).astype(np.int32), scatter
+
+
+def _synapse_weights(
+    sigma: Any, mu: Any, w_numer: Any, w_denom: Any, edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+) -> dict[str, Any]:
+    """The weights of one synapse matrix (pre, post) in the form ``_synapses`` uses: dense or edges."""
+    if edges is None:
+        return {"sigma": sigma, "sigma_mu": sigma * mu, "w_numer": w_numer, "w_denom": w_denom}
+    gather, flat, scatter = edges
+    index = ops.convert_to_tensor(flat, dtype="int32")
+
+    def pick(p: Any) -> Any:
+        return ops.take(ops.reshape(p, (-1,)), index)  # (E,)
+
+    scatter_t = ops.convert_to_tensor(scatter, dtype=w_numer.dtype)
+    return {
+        "gather": ops.convert_to_tensor(gather, dtype=w_numer.dtype) * pick(sigma),  # (pre, E): sigma folded in
+        "sigma_mu": pick(sigma * mu),
+        # (E, 2 post): row e holds synapse e's two weights at its postsynaptic neuron
+        "scatter": ops.concatenate(
+            [ops.expand_dims(pick(w_numer), -1) * scatter_t, ops.expand_dims(pick(w_denom), -1) * scatter_t],
+            axis=1,
+        ),
+    }
+
+
+def _synapses(u: Any, weights: dict[str, Any]) -> tuple[Any, Any]:
+    """Sum over presynaptic i of [w_numer, w_denom][i, j] sigmoid(sigma (u_i - mu))[i, j]: u (..., pre).
+
+    Dense: the (..., pre, post) sigmoids, then multiply-and-sum (einsum is ~10x slower on the torch
+    backend for these sizes; this beat one product over stacked or concatenated weights on TensorFlow
+    and torch). Edge list: the E sigmoids of the existing synapses, gathered and summed by matrix products.
+    """
+    if "gather" in weights:
+        a = ops.sigmoid(_mm(u, weights["gather"]) - weights["sigma_mu"])  # (..., E)
+        numer, denom = ops.split(_mm(a, weights["scatter"]), 2, axis=-1)
+        return numer, denom
+    a = ops.sigmoid(weights["sigma"] * ops.expand_dims(u, -1) - weights["sigma_mu"])  # (..., pre, post)
+    return ops.sum(a * weights["w_numer"], axis=-2), ops.sum(a * weights["w_denom"], axis=-2)
 
 
 class _Cell(keras.layers.Layer):
@@ -264,6 +340,9 @@ class LTCCell(_Cell):
         self.sensory_sparsity_mask = self.add_weight(
             name="sensory_sparsity_mask", shape=(n_in, n), initializer=_constant(np.abs(sensory)), trainable=False
         )
+        # sparse wirings (NCPs) compute only the synapses that exist; the masks stay fixed
+        self._edges = _edge_list(np.abs(adjacency))
+        self._sensory_edges = _edge_list(np.abs(sensory))
         linear_in = self.input_mapping in ("affine", "linear")
         linear_out = self.output_mapping in ("affine", "linear")
         self.input_w = self.add_weight(name="input_w", shape=(n_in,), initializer="ones") if linear_in else None
@@ -317,33 +396,72 @@ class LTCCell(_Cell):
             y = y + self.output_b
         return y
 
+    # The sequence layer runs ``precompute`` once for the whole sequence (everything that does not
+    # depend on the state: input mapping, sensory synapses, leak terms, C_m / h) and ``step_weights``
+    # once per call, then ``step_pre`` at every step; ``call`` (one step) runs the same three.
+    @property
+    def pre_size(self) -> int:
+        """Width of ``precompute``'s last axis: [numer, denom + C_m / h + eps, C_m / h] (semi-implicit),
+        or [numer, denom, h] (explicit solvers)."""
+        return 3 * self.state_size if self.solver == "semi_implicit" else 2 * self.state_size + 1
+
+    def precompute(self, x: Any, dt: Any) -> Any:
+        """State-independent terms of all steps: x (B, T, I), dt a float or (B, T, 1) -> (B, T, pre_size).
+
+        The sensory synapses see the input held over the interval, so their conductances (a sigmoid
+        over (B, T, I, N)) and the leak terms are computed here once, not at every ODE unfold.
+        """
+        x = self._map_inputs(x)
+        ws = ops.softplus(self.sensory_w_raw) * self.sensory_sparsity_mask  # (I, N)
+        weights = _synapse_weights(self.sensory_sigma, self.sensory_mu, ws * self.sensory_erev, ws, self._sensory_edges)
+        numer, denom = _synapses(x, weights)  # (B, T, N) each
+        gleak = ops.softplus(self.gleak_raw)
+        numer = gleak * self.vleak + numer
+        denom = gleak + denom
+        h = dt / self.ode_unfolds
+        if self.solver == "semi_implicit":
+            c = ops.softplus(self.cm_raw) / h  # (B, T, N) or (N,)
+            c = ops.broadcast_to(c, ops.shape(numer))
+            # v' = (c v + numer + synapses) / (c + denom + eps + synapses): c and eps enter once here
+            return ops.concatenate([numer, denom + c + self.epsilon, c], axis=-1)
+        h = ops.broadcast_to(ops.cast(h, numer.dtype), ops.shape(numer[..., :1]))
+        return ops.concatenate([numer, denom, h], axis=-1)
+
+    def step_weights(self) -> dict[str, Any]:
+        """The derived weights the recurrence uses, computed once per sequence (not per step)."""
+        w = ops.softplus(self.w_raw) * self.sparsity_mask  # (N, N): pre i, post j
+        weights = _synapse_weights(self.sigma, self.mu, w * self.erev, w, self._edges)
+        weights["cm"] = ops.softplus(self.cm_raw)
+        return weights
+
+    def step_pre(
+        self, pre: Any, v: Any, dt: Any, weights: dict[str, Any], training: bool | None = None
+    ) -> tuple[Any, Any]:
+        """One interval from precomputed terms pre (B, pre_size), state v (B, N) -> (output, new v).
+
+        ``dt`` is unused: the interval entered ``pre`` (C_m / h, or h).
+        """
+        n = self.state_size
+        # split, not slices: on TensorFlow the gradient of a slice is a padded copy per slice
+        base_numer, base_denom, last = ops.split(pre, [n, 2 * n], axis=-1)
+
+        def conductances(u: Any) -> tuple[Any, Any]:
+            numer, denom = _synapses(u, weights)
+            return base_numer + numer, base_denom + denom
+
+        for _ in range(self.ode_unfolds):
+            if self.solver == "semi_implicit":
+                numer, denom = conductances(v)  # denom includes C_m / h and eps
+                v = (last * v + numer) / denom  # last = C_m / h
+            else:
+                v = self._rk_step(conductances, v, weights["cm"], last)  # last = h (B, 1)
+        return self._map_outputs(v), v
+
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
         v, listed = _first_state(states)
-        x = self._map_inputs(x)
-        # sensory synapses: computed once per interval (the input is held over it)
-        ws = ops.softplus(self.sensory_w_raw) * self.sensory_sparsity_mask  # (I, N)
-        act = ops.sigmoid(self.sensory_sigma * (ops.expand_dims(x, -1) - self.sensory_mu))  # (B, I, N)
-        gleak = ops.softplus(self.gleak_raw)
-        base_numer = gleak * self.vleak + ops.einsum("bin,in->bn", act, ws * self.sensory_erev)
-        base_denom = gleak + ops.einsum("bin,in->bn", act, ws)
-        w = ops.softplus(self.w_raw) * self.sparsity_mask  # (N, N): pre i, post j
-        we = w * self.erev
-        cm = ops.softplus(self.cm_raw)
-
-        def conductances(u: Any) -> tuple[Any, Any]:
-            a = ops.sigmoid(self.sigma * (ops.expand_dims(u, -1) - self.mu))  # (B, N, N)
-            return base_numer + ops.einsum("bij,ij->bj", a, we), base_denom + ops.einsum("bij,ij->bj", a, w)
-
-        h = (1.0 if dt is None else dt) / self.ode_unfolds
-        for _ in range(self.ode_unfolds):
-            if self.solver == "semi_implicit":
-                numer, denom = conductances(v)
-                c = cm / h
-                v = (c * v + numer) / (c + denom + self.epsilon)
-            else:
-                v = self._rk_step(conductances, v, cm, h)
-        y = self._map_outputs(v)
+        pre = self.precompute(*_time_axis(x, dt))[:, 0]
+        y, v = self.step_pre(pre, v, dt, self.step_weights())
         return y, ([v] if listed else v)
 
     def _rk_step(self, conductances: Callable[[Any], tuple[Any, Any]], v: Any, cm: Any, h: Any) -> Any:
@@ -486,32 +604,79 @@ class CfCCell(_Cell):
             return head.kernel * self.sparsity_mask
         return head.kernel
 
+    # The input part of the first linear map (backbone layer 0, or the heads without a backbone)
+    # does not depend on the state: the sequence layer computes it for all steps at once with
+    # ``precompute`` (one (B·T) x I product); ``step_pre`` adds the state part at each step.
+    @property
+    def pre_size(self) -> int:
+        """Width of ``precompute``'s last axis: the outputs of the first linear map."""
+        if self.backbone:
+            return int(self.backbone_units)
+        return self.units * len(self._head_names)
+
+    def _heads(self) -> tuple[Any, Any]:
+        """The heads as one linear map [f1 | f2 | time_a | time_b] ([f1] in pure mode): kernel, bias."""
+        heads = [getattr(self, name) for name in self._head_names]
+        kernel = [self._kernel(head, name in ("f1", "f2")) for head, name in zip(heads, self._head_names, strict=True)]
+        if len(heads) == 1:
+            return kernel[0], heads[0].bias
+        return ops.concatenate(kernel, axis=1), ops.concatenate([head.bias for head in heads], axis=0)
+
+    def _first_map(self) -> tuple[Any, Any]:
+        if self.backbone:
+            return self.backbone[0].kernel, self.backbone[0].bias
+        return self._heads()
+
+    def precompute(self, x: Any, dt: Any = None) -> Any:
+        """x (B, T, I) or (B, I) -> the input part of the first linear map, bias included: (..., pre_size)."""
+        kernel, bias = self._first_map()
+        return _mm(x, kernel[: self.input_size]) + bias
+
+    def step_weights(self) -> dict[str, Any]:
+        """The weights the recurrence uses (masked, heads concatenated), computed once per sequence."""
+        kernel, bias = self._first_map()
+        heads = self._heads() if self.backbone else (kernel, bias)
+        return {
+            "in": (kernel[: self.input_size], bias),
+            "h": kernel[self.input_size :],
+            "backbone": [(layer.kernel, layer.bias) for layer in self.backbone[1:]],
+            "heads": heads,
+        }
+
+    def step_pre(
+        self, pre: Any, h: Any, dt: Any, weights: dict[str, Any], training: bool | None = None
+    ) -> tuple[Any, Any]:
+        """One step from pre (B, pre_size), state h (B, units), dt a float or (B, 1) -> (output, new h)."""
+        u = pre + _mm(h, weights["h"])
+        if self.backbone:
+            z = self._act(u)
+            for k, b in weights["backbone"]:
+                z = self._act(_mm(z, k) + b)
+                if self.dropout is not None and training:
+                    if keras.backend.backend() == "jax":
+                        # a fresh mask per step needs the random state inside the scan, which JAX forbids
+                        raise NotImplementedError(
+                            "backbone_dropout > 0 cannot train on the JAX backend of Keras (per-step dropout "
+                            "inside the RNN loop); use backbone_dropout=0 or the TensorFlow / PyTorch backend"
+                        )
+                    z = self.dropout(z, training=training)
+            k, b = weights["heads"]
+            u = _mm(z, k) + b
+        dt = 1.0 if dt is None else dt
+        if self.mode == "pure":
+            new = self.A - self.A * ops.exp(-dt * (ops.abs(self.w_tau) + ops.abs(u))) * u
+        else:
+            u1, u2, ta, tb = ops.split(u, 4, axis=-1)  # split, not slices (cheaper gradient on TensorFlow)
+            f1 = ops.tanh(u1)
+            f2 = ops.tanh(u2)
+            g = ops.sigmoid(tb - ta * dt)
+            new = f1 * g + f2 if self.mode == "no_gate" else f2 + g * (f1 - f2)  # = f1 g + f2 (1 - g)
+        return new, new
+
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
         h, listed = _first_state(states)
-        z = ops.concatenate([x, h], axis=-1)
-        for i, layer in enumerate(self.backbone):
-            z = self._act(_mm(z, layer.kernel) + layer.bias)
-            if i > 0 and self.dropout is not None and training:
-                if keras.backend.backend() == "jax":
-                    # a fresh mask per step needs the random state inside the scan, which JAX forbids
-                    raise NotImplementedError(
-                        "backbone_dropout > 0 cannot train on the JAX backend of Keras (per-step dropout inside "
-                        "the RNN loop); use backbone_dropout=0 or the TensorFlow / PyTorch backend"
-                    )
-                z = self.dropout(z, training=training)
-        dt = 1.0 if dt is None else dt
-        u1 = _mm(z, self._kernel(self.f1, True)) + self.f1.bias
-        if self.mode == "pure":
-            new = self.A - self.A * ops.exp(-dt * (ops.abs(self.w_tau) + ops.abs(u1))) * u1
-        else:
-            assert self.f2 is not None and self.time_a is not None and self.time_b is not None
-            f1 = ops.tanh(u1)
-            f2 = ops.tanh(_mm(z, self._kernel(self.f2, True)) + self.f2.bias)
-            ta = _mm(z, self.time_a.kernel) + self.time_a.bias
-            tb = _mm(z, self.time_b.kernel) + self.time_b.bias
-            g = ops.sigmoid(-ta * dt + tb)
-            new = f1 * g + f2 if self.mode == "no_gate" else f1 * g + f2 * (1.0 - g)
+        new, _ = self.step_pre(self.precompute(x), h, dt, self.step_weights(), training=training)
         return new, ([new] if listed else new)
 
     def get_config(self) -> dict[str, Any]:
@@ -593,17 +758,38 @@ class WiredCfCCell(_Cell):
             prev = neurons
         self.layers = layers
 
+    @property
+    def pre_size(self) -> int:
+        """Width of ``precompute``'s last axis: layer 0's heads (4 x its neurons; 1 x in pure mode)."""
+        return self.layers[0].pre_size
+
+    def precompute(self, x: Any, dt: Any = None) -> Any:
+        """x (B, T, I) -> the input part of layer 0's heads for all steps, (B, T, pre_size)."""
+        return self.layers[0].precompute(x)
+
+    def step_weights(self) -> list[dict[str, Any]]:
+        return [cell.step_weights() for cell in self.layers]
+
+    def step_pre(
+        self, pre: Any, h: Any, dt: Any, weights: list[dict[str, Any]], training: bool | None = None
+    ) -> tuple[Any, Any]:
+        """One step of all layers: layer 0 from pre, layer l from layer l-1's new state."""
+        new = []
+        start = 0
+        out = None
+        for i, (cell, size, w) in enumerate(zip(self.layers, self.layer_sizes, weights, strict=True)):
+            if i > 0:
+                k, b = w["in"]
+                pre = _mm(out, k) + b
+            out, _ = cell.step_pre(pre, h[:, start : start + size], dt, w)
+            new.append(out)
+            start += size
+        return out, ops.concatenate(new, axis=-1)
+
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
         h, listed = _first_state(states)
-        out = x
-        new = []
-        start = 0
-        for cell, size in zip(self.layers, self.layer_sizes, strict=True):
-            out, _ = cell.call((out, dt), h[:, start : start + size])
-            new.append(out)
-            start += size
-        state = ops.concatenate(new, axis=-1)
+        out, state = self.step_pre(self.precompute(x), h, dt, self.step_weights())
         return out, ([state] if listed else state)
 
     def get_config(self) -> dict[str, Any]:
@@ -647,13 +833,20 @@ class MixedMemoryLSTMCell(keras.layers.Layer):
         self.input_map.build((None, _input_dim(input_shape, "MixedMemoryLSTMCell")))
         self.recurrent_map.build((None, self.units))
 
-    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
-        h, c = states
-        z = _mm(inputs, self.input_map.kernel) + self.input_map.bias + _mm(h, self.recurrent_map.kernel)
-        n = self.units
-        i, ig, fg, og = z[:, :n], z[:, n : 2 * n], z[:, 2 * n : 3 * n], z[:, 3 * n :]
+    def precompute(self, x: Any) -> Any:
+        """x (B, T, I) or (B, I) -> its part of z for all steps, bias included: (..., 4 units)."""
+        return _mm(x, self.input_map.kernel) + self.input_map.bias
+
+    def step_pre(self, pre: Any, h: Any, c: Any) -> tuple[Any, Any]:
+        z = pre + _mm(h, self.recurrent_map.kernel)
+        i, ig, fg, og = ops.split(z, 4, axis=-1)
         c = c * ops.sigmoid(fg + 1.0) + ops.tanh(i) * ops.sigmoid(ig)
         h = ops.tanh(c) * ops.sigmoid(og)
+        return h, c
+
+    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
+        h, c = states
+        h, c = self.step_pre(self.precompute(inputs), h, c)
         return h, [h, c]
 
     def get_config(self) -> dict[str, Any]:

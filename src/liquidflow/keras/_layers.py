@@ -7,8 +7,14 @@ behave as for any Keras RNN. Irregular time is a second input::
     y = LTC(wiring)([x, timespans])      # x (B, T, F); timespans (B, T) or (B, T, 1), per sample
 
 ``timespans[b, t]`` is the time elapsed before step ``t`` of sample ``b`` (1.0 when not given).
-Internally it travels with the input as one extra feature channel through the RNN loop, which is
-how masks, ``go_backwards`` and ``Bidirectional`` keep each step paired with its own timespan.
+
+Everything that does not depend on the state is computed once for the whole sequence before the
+loop (``_SequenceCell.precompute``: CfC's input part of its first linear map as one (B·T) x I
+product, LTC's input mapping, sensory synapses, leak terms and C_m / h, the mixed-memory LSTM's
+input product), and the loop (``keras.ops.rnn`` through ``keras.layers.RNN``) runs over these
+per-step tensors, with the timespan as their last channel. Since the loop sees one tensor per step,
+masks, ``go_backwards`` and ``Bidirectional`` keep each step paired with its own terms and timespan.
+The weights the recurrence uses (softplus'ed, masked, concatenated) are derived once per call too.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ import keras
 from keras import ops
 
 from ..wirings import Wiring
+
+try:  # the loop keras.layers.RNN runs; not public API (keras.ops has no rnn), hence the fallback below
+    from keras.src.backend import rnn as _backend_rnn
+except ImportError:  # pragma: no cover - depends on the Keras version
+    _backend_rnn = None
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell, _check_int, as_wiring
 
 _register = keras.saving.register_keras_serializable(package="liquidflow")
@@ -46,9 +57,10 @@ def _first_mask(mask: Any) -> Any:
 
 @_register
 class _SequenceCell(keras.layers.Layer):
-    """The cell the RNN loop runs: unpacks the timespan channel and runs the mixed-memory LSTM.
+    """The cell the RNN loop runs: the liquid cell after the mixed-memory LSTM, from precomputed terms.
 
-    Input per step: (B, F + 1), the last channel being dt. State: [h] or [h, c] (mixed memory).
+    Input per step: a row (B, P) of ``precompute``, the last channel being dt. State: [h] or [h, c]
+    (mixed memory). It is built with the raw step shape (B, F + 1) (the layer's x plus dt).
     """
 
     def __init__(self, cell: keras.layers.Layer, mixed_memory: bool = False, **kwargs: Any) -> None:
@@ -73,16 +85,34 @@ class _SequenceCell(keras.layers.Layer):
             self.lstm.build(step_shape)
             self.lstm.built = True
 
-    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
-        x, dt = inputs[:, :-1], inputs[:, -1:]
+    def precompute(self, x: Any, ts: Any) -> Any:
+        """x (B, T, F), ts (B, T, 1) -> the loop's per-step input (B, T, P): [cell terms, LSTM terms, dt]."""
+        parts = [self.cell.precompute(x, ts)]
         if self.lstm is not None:
+            parts.append(self.lstm.precompute(x))
+        parts.append(ts)
+        return ops.concatenate(parts, axis=-1)
+
+    def step_weights(self) -> Any:
+        return self.cell.step_weights()
+
+    def step(self, inputs: Any, states: Any, weights: Any, training: bool | None = None) -> tuple[Any, Any]:
+        """One step of the loop from a row of ``precompute`` (B, P) and the derived ``weights``."""
+        k = self.cell.pre_size
+        if self.lstm is not None:
+            pre, lstm_pre, dt = ops.split(inputs, [k, k + 4 * self.lstm.units], axis=-1)
             h, c = states
-            h, (_, c) = self.lstm.call(x, [h, c])
-            y, h = self.cell.call((x, dt), h, training=training)
+            h, c = self.lstm.step_pre(lstm_pre, h, c)
+            y, h = self.cell.step_pre(pre, h, dt, weights, training=training)
             return y, [h, c]
+        pre, dt = ops.split(inputs, [k], axis=-1)
         h = states[0] if isinstance(states, (list, tuple)) else states
-        y, h = self.cell.call((x, dt), h, training=training)
+        y, h = self.cell.step_pre(pre, h, dt, weights, training=training)
         return y, [h]
+
+    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
+        """``step`` deriving its weights itself: what keras.layers.RNN's own loop calls (the fallback)."""
+        return self.step(inputs, states, self.step_weights(), training=training)
 
     def get_config(self) -> dict[str, Any]:  # only used through the owning layer
         config = super().get_config()
@@ -240,7 +270,7 @@ class _LiquidRNN(keras.layers.RNN):
             # padded steps may hold any timespan (e.g. 0): give them a harmless one, so that
             # nothing non-finite appears in the discarded branch (and its gradient)
             ts = ops.where(ops.expand_dims(mask, -1), ts, ones)
-        packed = ops.concatenate([x, ts], axis=-1)
+        packed = self.cell.precompute(x, ts)  # (B, T, P): the state-independent work, once
         if mask is not None and not self.return_sequences:
             result = self._call_last_observed(packed, initial_state, mask, training)
         else:
@@ -257,6 +287,39 @@ class _LiquidRNN(keras.layers.RNN):
         if self.return_sequences and mask is not None:
             out = out * ops.cast(ops.expand_dims(mask, -1), out.dtype)
         return (out, *states) if self.return_state else out
+
+    def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False) -> Any:
+        """``keras.layers.RNN.inner_loop`` with the cell's ``step`` and weights derived once, not per step.
+
+        The step calls the sequence cell's methods directly: ``Layer.__call__`` per step (input
+        conversion, name and autocast scopes) costs more than the step's own arithmetic here. Without
+        ``keras.src.backend.rnn`` (a Keras that moved it) the RNN's own loop runs ``_SequenceCell.call``,
+        which gives the same values, more slowly.
+        """
+        if _backend_rnn is None:  # pragma: no cover - depends on the Keras version
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell: _SequenceCell = self.cell
+        weights = cell.step_weights()
+        copy_states = keras.backend.backend() == "torch" and self.stateful
+
+        def step(inputs: Any, states: Any) -> tuple[Any, Any]:
+            if copy_states:  # as keras.layers.RNN: keeps autograd from seeing the state variables change in place
+                states = [ops.copy(s) for s in states]
+            return cell.step(inputs, states, weights, training=training)
+
+        if not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        return _backend_rnn(
+            step,
+            sequences,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
 
     def _call_last_observed(self, packed: Any, initial_state: Any, mask: Any, training: bool) -> Any:
         """return_sequences=False with a mask: the output of each sample's last observed step.
