@@ -11,7 +11,7 @@ behave as for any Keras RNN. Irregular time is a second input::
 Everything that does not depend on the state is computed once for the whole sequence before the
 loop (``_SequenceCell.precompute``: CfC's input part of its first linear map as one (B·T) x I
 product, LTC's input mapping, sensory synapses, leak terms and C_m / h, the mixed-memory LSTM's
-input product), and the loop (``keras.ops.rnn`` through ``keras.layers.RNN``) runs over these
+input product), and the loop (``keras.layers.RNN``'s, ``keras.src.backend.rnn``) runs over these
 per-step tensors, with the timespan as their last channel. Since the loop sees one tensor per step,
 masks, ``go_backwards`` and ``Bidirectional`` keep each step paired with its own terms and timespan.
 The weights the recurrence uses (softplus'ed, masked, concatenated) are derived once per call too.
@@ -25,12 +25,12 @@ import keras
 from keras import ops
 
 from ..wirings import Wiring
+from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell, _check_int, as_wiring
 
 try:  # the loop keras.layers.RNN runs; not public API (keras.ops has no rnn), hence the fallback below
     from keras.src.backend import rnn as _backend_rnn
 except ImportError:  # pragma: no cover - depends on the Keras version
     _backend_rnn = None
-from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell, _check_int, as_wiring
 
 _register = keras.saving.register_keras_serializable(package="liquidflow")
 
