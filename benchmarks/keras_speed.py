@@ -5,9 +5,9 @@ Keras backend is fixed per process, so each measurement runs in its own process;
 running the processes interleaved (A, B, A, B, ...) on a quiet machine, one thread each:
 
     export OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
-    KERAS_BACKEND=tensorflow python tests/keras/_speed.py ltc fwdbwd    # ms per forward+backward
-    KERAS_BACKEND=torch python tests/keras/_speed.py cfc fit            # model.fit epochs per second
-    LIQUIDFLOW_SPEED_REF=torch python tests/keras/_speed.py ltc fwdbwd  # liquidflow.torch, same task
+    KERAS_BACKEND=tensorflow python benchmarks/keras_speed.py ltc fwdbwd    # ms per forward+backward
+    KERAS_BACKEND=torch python benchmarks/keras_speed.py cfc fit            # model.fit epochs per second
+    LIQUIDFLOW_SPEED_REF=torch python benchmarks/keras_speed.py ltc fwdbwd  # liquidflow.torch, same task
 
 Models: ``cfc`` = CfC(64) (backbone 128), ``ltc`` = LTC(AutoNCP(32, 10)); 20 inputs. ``fwdbwd``: a
 batch of 32 sequences of 100 steps, the gradient of the summed output w.r.t. every weight (TensorFlow:
@@ -109,7 +109,7 @@ def keras_run(model: str, what: str, reps: int, x: np.ndarray, xs: np.ndarray, y
 def main() -> None:
     model, what = sys.argv[1], sys.argv[2]
     if model not in ("cfc", "ltc") or what not in ("fwdbwd", "fit"):
-        raise SystemExit("usage: _speed.py {cfc,ltc} {fwdbwd,fit}")
+        raise SystemExit("usage: keras_speed.py {cfc,ltc} {fwdbwd,fit}")
     reps = int(os.environ.get("REPS", "5"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(B, T, F)).astype("float32")
