@@ -83,6 +83,37 @@ int LF_SFX(lf_ltc_dense_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, const R
     return 0;
 }
 
+/* ------------------------------------------------------------- one row of synapses, adjoint
+ * For presynaptic value u and the postsynaptic adjoints q (d num) and q1 (d D) of one row i of a
+ * synapse table: d a_ij = q_j we_ij + q1_j w_ij, dS_ij = d a_ij a_ij (1 - a_ij); accumulates the
+ * weight gradients (when aw != NULL) and returns sum_j dS_ij sigma_ij (the adjoint of u).
+ * Shared by the recurrent (dense) and the sensory synapses. */
+static inline __attribute__((always_inline)) REAL LF_SFX(synapse_row_bwd)(
+    int64_t N, REAL u, const REAL *restrict sg, const REAL *restrict sr, const REAL *restrict wr,
+    const REAL *restrict er, const REAL *restrict q, const REAL *restrict q1, REAL *restrict aw_,
+    REAL *restrict awe_, REAL *restrict asig_, REAL *restrict asm1_) {
+    REAL red = 0;
+    if (aw_) {
+#pragma omp simd reduction(+ : red)
+        for (int64_t j = 0; j < N; j++) {
+            const REAL a = LF_SIG(sg[j] * u - sr[j]);
+            const REAL dS = (q[j] * er[j] + q1[j] * wr[j]) * a * (1 - a);
+            awe_[j] += a * q[j];
+            aw_[j] += a * q1[j];
+            asm1_[j] += dS;
+            asig_[j] += dS * u;
+            red += dS * sg[j];
+        }
+    } else {
+#pragma omp simd reduction(+ : red)
+        for (int64_t j = 0; j < N; j++) {
+            const REAL a = LF_SIG(sg[j] * u - sr[j]);
+            red += (q[j] * er[j] + q1[j] * wr[j]) * a * (1 - a) * sg[j];
+        }
+    }
+    return red;
+}
+
 /* ------------------------------------------------------------------------------ dense backward */
 int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict C,
                              const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
@@ -127,28 +158,10 @@ int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const R
                         gc[j] += q[j] * (vk[j] - vn[j]);
                     }
                     for (int64_t i = 0; i < N; i++) {
-                        const REAL vi = vk[i];
-                        const REAL *sg = sigma + i * N, *sr = sm + i * N, *wr = w + i * N, *er = we + i * N;
-                        REAL red = 0;
-                        if (need_w) {
-                            REAL *aw_ = aw + i * N, *awe_ = awe + i * N, *asig_ = asig + i * N, *asm1_ = asmu + i * N;
-#pragma omp simd reduction(+ : red)
-                            for (int64_t j = 0; j < N; j++) {
-                                const REAL a = LF_SIG(sg[j] * vi - sr[j]);
-                                const REAL dS = (q[j] * er[j] + q1[j] * wr[j]) * a * (1 - a);
-                                awe_[j] += a * q[j];
-                                aw_[j] += a * q1[j];
-                                asm1_[j] += dS;
-                                asig_[j] += dS * vi;
-                                red += dS * sg[j];
-                            }
-                        } else {
-#pragma omp simd reduction(+ : red)
-                            for (int64_t j = 0; j < N; j++) {
-                                const REAL a = LF_SIG(sg[j] * vi - sr[j]);
-                                red += (q[j] * er[j] + q1[j] * wr[j]) * a * (1 - a) * sg[j];
-                            }
-                        }
+                        const int64_t o = i * N;
+                        const REAL red = LF_SFX(synapse_row_bwd)(
+                            N, vk[i], sigma + o, sm + o, w + o, we + o, q, q1, need_w ? aw + o : NULL,
+                            need_w ? awe + o : NULL, need_w ? asig + o : NULL, need_w ? asmu + o : NULL);
                         gn[i] = q[i] * c[i] + red;
                     }
                     memcpy(g, gn, sizeof(REAL) * N);
@@ -432,28 +445,10 @@ int LF_SFX(lf_ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, const REAL *rest
             REAL *gxr = gx ? gx + r * I : NULL;
             for (int64_t j = 0; j < 2 * N; j++) al[j] += g0[j];
             for (int64_t i = 0; i < I; i++) {
-                const REAL xi = xr[i];
-                const REAL *sg = ssig + i * N, *sr = ssm + i * N, *wr = sw + i * N, *er = swe + i * N;
-                REAL red = 0;
-                if (need_w) {
-                    REAL *aw_ = aw + i * N, *awe_ = awe + i * N, *asig_ = asig + i * N, *asm1_ = asmu + i * N;
-#pragma omp simd reduction(+ : red)
-                    for (int64_t j = 0; j < N; j++) {
-                        const REAL a = LF_SIG(sg[j] * xi - sr[j]);
-                        const REAL dS = (g0[j] * er[j] + g1[j] * wr[j]) * a * (1 - a);
-                        awe_[j] += a * g0[j];
-                        aw_[j] += a * g1[j];
-                        asm1_[j] += dS;
-                        asig_[j] += dS * xi;
-                        red += dS * sg[j];
-                    }
-                } else {
-#pragma omp simd reduction(+ : red)
-                    for (int64_t j = 0; j < N; j++) {
-                        const REAL a = LF_SIG(sg[j] * xi - sr[j]);
-                        red += (g0[j] * er[j] + g1[j] * wr[j]) * a * (1 - a) * sg[j];
-                    }
-                }
+                const int64_t o = i * N;
+                const REAL red = LF_SFX(synapse_row_bwd)(
+                    N, xr[i], ssig + o, ssm + o, sw + o, swe + o, g0, g1, need_w ? aw + o : NULL,
+                    need_w ? awe + o : NULL, need_w ? asig + o : NULL, need_w ? asmu + o : NULL);
                 if (gxr) gxr[i] = red;
             }
         }
