@@ -114,6 +114,26 @@ static inline __attribute__((always_inline)) REAL LF_SFX(synapse_row_bwd)(
     return red;
 }
 
+/* Sum four per-thread accumulator tables of n entries each (thread p's at base + p * per) into
+ * the gradients of w, we, sigma and (negated: sm enters as -sm) sm. */
+static void LF_SFX(sum_four)(const REAL *base, int64_t per, int nt, int64_t n, REAL *restrict gw,
+                             REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm) {
+    for (int64_t x = 0; x < n; x++) {
+        REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int p = 0; p < nt; p++) {
+            const REAL *acc = base + (size_t)p * per;
+            s0 += acc[x];
+            s1 += acc[n + x];
+            s2 += acc[2 * n + x];
+            s3 += acc[3 * n + x];
+        }
+        gw[x] = s0;
+        gwe[x] = s1;
+        gsig[x] = s2;
+        gsm[x] = -s3;
+    }
+}
+
 /* ------------------------------------------------------------------------------ dense backward */
 int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict C,
                              const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
@@ -170,22 +190,7 @@ int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const R
             }
         }
     }
-    if (need_w) { /* sum the per-thread accumulators */
-        for (int64_t x = 0; x < NN; x++) {
-            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int p = 0; p < nt; p++) {
-                const REAL *acc = scratch + (size_t)p * per + 4 * N;
-                s0 += acc[x];
-                s1 += acc[NN + x];
-                s2 += acc[2 * NN + x];
-                s3 += acc[3 * NN + x];
-            }
-            gw[x] = s0;
-            gwe[x] = s1;
-            gsig[x] = s2;
-            gsm[x] = -s3;
-        }
-    }
+    if (need_w) LF_SFX(sum_four)(scratch + 4 * N, per, nt, NN, gw, gwe, gsig, gsm); /* over the threads */
     free(scratch);
     return 0;
 }
@@ -458,22 +463,7 @@ int LF_SFX(lf_ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, const REAL *rest
         for (int p = 0; p < nt; p++) s += scratch[(size_t)p * per + x2];
         gleak[x2] = s;
     }
-    if (need_w) {
-        for (int64_t k = 0; k < IN; k++) {
-            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int p = 0; p < nt; p++) {
-                const REAL *acc = scratch + (size_t)p * per + 2 * N;
-                s0 += acc[k];
-                s1 += acc[IN + k];
-                s2 += acc[2 * IN + k];
-                s3 += acc[3 * IN + k];
-            }
-            gsw[k] = s0;
-            gswe[k] = s1;
-            gssig[k] = s2;
-            gssm[k] = -s3;
-        }
-    }
+    if (need_w) LF_SFX(sum_four)(scratch + 2 * N, per, nt, IN, gsw, gswe, gssig, gssm);
     free(scratch);
     return 0;
 }
