@@ -36,6 +36,11 @@ LAYERS: dict[str, LayerFactory] = {
     "cfc-nobackbone": lambda: CfC(INPUT_SIZE, 6, backbone_layers=0),
     "cfc-2layers-relu": lambda: CfC(INPUT_SIZE, 5, activation="relu", backbone_units=7, backbone_layers=2),
     "cfc-mixed-proj": lambda: CfC(INPUT_SIZE, 5, mixed_memory=True, proj_size=3, backbone_units=8),
+    # the CfC paper's cell: lecun_tanh heads, ReLU backbone, mixed memory with a forget bias
+    "cfc-paper-heads": lambda: CfC(
+        INPUT_SIZE, 5, activation="relu", backbone_units=8, head_activation="lecun_tanh", mixed_memory=True,
+        forget_bias=1.6,
+    ),  # fmt: skip
     "wcfc-autoncp": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1)),
     "wcfc-ncp-no_gate": lambda: CfC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), mode="no_gate"),
     "wcfc-ncp-pure": lambda: CfC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), mode="pure"),
@@ -96,7 +101,7 @@ def reference_step(layer: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray, 
         return lambda x, h, dt: ref.wired_cfc_step(layers, cell.layer_sizes, x, h, dt, cell.mode)  # type: ignore[arg-type]
     assert isinstance(cell, CfCCell)
     p = cfc_params(cell)
-    return lambda x, h, dt: ref.cfc_step(p, x, h, dt, cell.mode, cell.backbone_activation)  # type: ignore[arg-type]
+    return lambda x, h, dt: ref.cfc_step(p, x, h, dt, cell.mode, cell.backbone_activation, cell.head_activation)  # type: ignore[arg-type]
 
 
 def reference_run(

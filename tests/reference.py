@@ -127,7 +127,13 @@ def linear(w: Array, b: Array | None, x: Array) -> Array:
 
 
 def cfc_step(
-    p: dict[str, Array], x: Array, h: Array, dt: float, mode: str = "default", activation: str = "lecun_tanh"
+    p: dict[str, Array],
+    x: Array,
+    h: Array,
+    dt: float,
+    mode: str = "default",
+    activation: str = "lecun_tanh",
+    head_activation: str = "tanh",
 ) -> tuple[Array, Array]:
     """One CfC step for one sample.
 
@@ -141,8 +147,8 @@ def cfc_step(
         u1 = linear(p["f1_w"], p["f1_b"], z)
         new = p["A"] - p["A"] * np.exp(-dt * (np.abs(p["w_tau"]) + np.abs(u1))) * u1
         return new, new
-    f1 = np.tanh(linear(p["f1_w"], p["f1_b"], z))
-    f2 = np.tanh(linear(p["f2_w"], p["f2_b"], z))
+    f1 = ACT[head_activation](linear(p["f1_w"], p["f1_b"], z))
+    f2 = ACT[head_activation](linear(p["f2_w"], p["f2_b"], z))
     g = sigmoid(-linear(p["ta_w"], p["ta_b"], z) * dt + linear(p["tb_w"], p["tb_b"], z))
     if mode == "no_gate":
         new = f1 * g + f2

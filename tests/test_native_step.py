@@ -45,8 +45,8 @@ EXTRA: dict[str, Callable[[], nn.Module]] = {
     "wcfc-autoncp-proj": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1), proj_size=2),
 }
 ALL = {**LAYERS, **EXTRA}
-# where the C kernel does not apply: explicit LTC solvers, mixed memory (the hook never calls it)
-FALLBACK = ["ltc-autoncp-rk4", "ltc-euler", "ltc-midpoint", "ltc-heun", "ltc-mixed-proj", "cfc-mixed-proj"]
+# where the C kernel does not apply: explicit LTC solvers, mixed memory (the hook never calls it), lecun_tanh heads
+FALLBACK = ["ltc-autoncp-rk4", "ltc-euler", "ltc-midpoint", "ltc-heun", "ltc-mixed-proj", "cfc-mixed-proj", "cfc-paper-heads"]
 NATIVE = sorted(set(ALL) - set(FALLBACK))
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: 1e-12, torch.float32: 2e-6}

@@ -109,6 +109,7 @@ def _cell_pairs(prefix: str, tcell: nn.Module, kcell: Any) -> list[_Pair]:
     if isinstance(tcell, lt.CfCCell) and isinstance(kcell, lk.CfCCell):
         _check_same(f"{prefix}.mode", tcell.mode, kcell.mode)
         _check_same(f"{prefix}.backbone_activation", tcell.backbone_activation, kcell.backbone_activation)
+        _check_same(f"{prefix}.head_activation", tcell.head_activation, getattr(kcell, "head_activation", "tanh"))
         _check_same(f"{prefix}.backbone_layers", tcell.backbone_layers, kcell.backbone_layers)
         _check_same(f"{prefix}.hidden_size", tcell.hidden_size, kcell.units)
         pairs = []

@@ -433,7 +433,8 @@ def _emit_cfc(g: _Gen, body: _Body, cell: CfCCell, x: str, nx: int, h: str, tag:
         body.add(f"{h}[k] = {A}[k] - {A}[k] * expf(-dt * ({wt}[k] + fabsf({u1}[k]))) * {u1}[k];", 2)
         return
     body.add(f"for (k = 0; k < {H}; ++k) {{")
-    body.add(f"float f1 = tanhf({u['f1']}[k]), f2 = tanhf({u['f2']}[k]);", 2)
+    head = _ACT_C[cell.head_activation]
+    body.add(f"float f1 = {head.format(x=u['f1'] + '[k]')}, f2 = {head.format(x=u['f2'] + '[k]')};", 2)
     body.add(f"float gt = {g.p}_sigmoid(-{u['ta']}[k] * dt + {u['tb']}[k]);", 2)
     if cell.mode == "no_gate":
         body.add(f"{h}[k] = f1 * gt + f2;", 2)

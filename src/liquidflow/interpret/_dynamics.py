@@ -76,6 +76,8 @@ def cfc_internals(cell: CfCCell, pre_t: Tensor, h: Tensor, dt: Tensor | float) -
     u = pre_t + F.linear(h, weight[:, cell.input_size :])
     if cell.backbone_layers > 0:
         z = cell._act(u)
+        if cell.dropout is not None:
+            z = cell.dropout(z)
         for layer in list(cell.backbone)[1:]:
             z = cell._act(layer(z))
             if cell.dropout is not None:
@@ -87,8 +89,8 @@ def cfc_internals(cell: CfCCell, pre_t: Tensor, h: Tensor, dt: Tensor | float) -
         rate = torch.abs(cell.w_tau) + torch.abs(u)
         new = cell.A - cell.A * torch.exp(-dt * rate) * u
         return {"rate": rate, "new": new}
-    f1 = torch.tanh(u[:, :H])
-    f2 = torch.tanh(u[:, H : 2 * H])
+    f1 = cell._head_act(u[:, :H])
+    f2 = cell._head_act(u[:, H : 2 * H])
     rate = u[:, 2 * H : 3 * H]
     bias = u[:, 3 * H :]
     g = torch.sigmoid(-rate * dt + bias)

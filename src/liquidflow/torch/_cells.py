@@ -333,6 +333,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "silu": F.silu,
 }
 CFC_MODES = ("default", "no_gate", "pure")
+HEAD_ACTIVATIONS = ("tanh", "lecun_tanh")
 
 
 class CfCCell(nn.Module):
@@ -342,7 +343,10 @@ class CfCCell(nn.Module):
     g = sigmoid(-(Wa z + ba) dt + (Wb z + bb));  h' = f1 g + f2 (1 - g)   (mode "default")
     h' = f1 g + f2 ("no_gate");  h' = A - A exp(-dt (|w_tau| + |u1|)) u1, u1 = W1 z + b1 ("pure").
 
-    ``sparsity_mask`` (in+hidden, hidden) zeroes entries of W1 and W2 (used by wired CfC).
+    ``head_activation``: the activation of f1 and f2, ``"tanh"`` (ncps) or ``"lecun_tanh"`` (the CfC
+    paper's TensorFlow cell, raminmh/CfC ``tf_cfc.py``). ``backbone_dropout`` acts after every backbone
+    layer in training mode (as the paper's cell). ``sparsity_mask`` (in+hidden, hidden) zeroes
+    entries of W1 and W2 (used by wired CfC).
     """
 
     sparsity_mask: Tensor | None
@@ -358,6 +362,7 @@ class CfCCell(nn.Module):
         backbone_layers: int = 1,
         backbone_dropout: float = 0.0,
         sparsity_mask: np.ndarray | Tensor | None = None,
+        head_activation: str = "tanh",
     ) -> None:
         super().__init__()
         for name, value, lo in (
@@ -371,6 +376,8 @@ class CfCCell(nn.Module):
             raise ValueError(f"mode must be one of {CFC_MODES}; got {mode!r}")
         if backbone_activation not in ACTIVATIONS:
             raise ValueError(f"backbone_activation must be one of {sorted(ACTIVATIONS)}; got {backbone_activation!r}")
+        if head_activation not in HEAD_ACTIVATIONS:
+            raise ValueError(f"head_activation must be one of {list(HEAD_ACTIVATIONS)}; got {head_activation!r}")
         if backbone_layers > 0 and (not isinstance(backbone_units, int) or backbone_units < 1):
             raise ValueError(f"backbone_units must be an integer >= 1; got {backbone_units!r}")
         if not 0.0 <= float(backbone_dropout) < 1.0:
@@ -382,7 +389,9 @@ class CfCCell(nn.Module):
         self.backbone_units = backbone_units
         self.backbone_layers = backbone_layers
         self.backbone_dropout = float(backbone_dropout)
+        self.head_activation = head_activation
         self._act = ACTIVATIONS[backbone_activation]
+        self._head_act = ACTIVATIONS[head_activation]
         cat = input_size + hidden_size
         self.backbone = nn.ModuleList()
         width = cat
@@ -445,6 +454,8 @@ class CfCCell(nn.Module):
         u = pre_t + F.linear(h, weight[:, self.input_size :])
         if self.backbone_layers > 0:
             z = self._act(u)
+            if self.dropout is not None:
+                z = self.dropout(z)
             for layer in list(self.backbone)[1:]:
                 z = self._act(layer(z))
                 if self.dropout is not None:
@@ -456,8 +467,8 @@ class CfCCell(nn.Module):
         if self.mode == "pure":
             new = self.A - self.A * torch.exp(-dt * (torch.abs(self.w_tau) + torch.abs(u))) * u
         else:
-            f1 = torch.tanh(u[:, :H])
-            f2 = torch.tanh(u[:, H : 2 * H])
+            f1 = self._head_act(u[:, :H])
+            f2 = self._head_act(u[:, H : 2 * H])
             g = torch.sigmoid(-u[:, 2 * H : 3 * H] * dt + u[:, 3 * H :])
             new = f1 * g + f2 if self.mode == "no_gate" else f2 + g * (f1 - f2)
         return new, new
@@ -466,6 +477,23 @@ class CfCCell(nn.Module):
         return self.step_pre(self.precompute(input), hx, ts)
 
     # ------------------------------------------------------------------ fused sequence kernel
+    def fused_why_not(self) -> str | None:
+        """Why the fused/native kernels do not apply to this cell (None when they do)."""
+        if self.mode not in ("default", "no_gate"):
+            return f"mode={self.mode!r}"
+        if self.backbone_layers > 1:
+            return f"backbone_layers={self.backbone_layers}"
+        if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
+            return f"backbone_activation={self.backbone_activation!r}"
+        if self.head_activation != "tanh":
+            return f"head_activation={self.head_activation!r}"
+        if self.dropout is not None and self.training:
+            return "backbone_dropout in training mode"
+        return None
+
+    def _fused_ok(self) -> bool:
+        return self.fused_why_not() is None
+
     def fused_plan(self, fold: bool = True) -> tuple[_fused.CfCLayerSpec, list[Tensor | None], Tensor, Tensor] | None:
         """(spec, [WxT, WhT, b, HwT, hb], Wx, b) for the fused kernels, or None where they do not apply.
 
@@ -473,9 +501,7 @@ class CfCCell(nn.Module):
         heads, so the first map is scaled by 0.666 and the heads by 1.7159): two operations fewer per
         step of a sequence. The one-step path applies them to the activations instead.
         """
-        if self.mode not in ("default", "no_gate") or self.backbone_layers > 1:
-            return None
-        if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
+        if not self._fused_ok():
             return None
 
         def build() -> tuple[_fused.CfCLayerSpec, list[Tensor | None], Tensor, Tensor]:
@@ -514,9 +540,7 @@ class CfCCell(nn.Module):
         if torch.is_grad_enabled() or (plan is None and self.sparsity_mask is not None):
             return None
         if plan is None:  # unmasked heads: four small products instead of concatenating the weights
-            if self.mode not in ("default", "no_gate") or self.backbone_layers > 1:
-                return None
-            if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
+            if not self._fused_ok():
                 return None
             assert self.f2 is not None and self.time_a is not None and self.time_b is not None
             I = self.input_size
@@ -550,6 +574,7 @@ class CfCCell(nn.Module):
             "backbone_units": self.backbone_units,
             "backbone_layers": self.backbone_layers,
             "backbone_dropout": self.backbone_dropout,
+            "head_activation": self.head_activation,
         }
 
 
@@ -658,9 +683,13 @@ class MixedMemoryLSTMCell(nn.Module):
 
     z = W_x x + b + W_h h;  [i, ig, fg, og] = split(z);  c' = c sigmoid(fg + 1) + tanh(i) sigmoid(ig);
     h' = tanh(c') sigmoid(og).
+
+    ``forget_bias`` (the CfC paper's mixed-memory hyper-parameter, 0.6-2.1 in its recipes): the
+    forget gate's total bias at initialisation. The constant 1 stays in the equation (so exports and
+    conversions are unchanged); the rest, ``forget_bias - 1``, goes into the forget chunk of ``b``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0) -> None:
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -668,6 +697,9 @@ class MixedMemoryLSTMCell(nn.Module):
         self.recurrent_map = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
         nn.init.xavier_uniform_(self.input_map.weight)
         nn.init.uniform_(self.input_map.bias, -0.1, 0.1)
+        if forget_bias != 1.0:
+            with torch.no_grad():
+                self.input_map.bias[2 * hidden_size : 3 * hidden_size] += float(forget_bias) - 1.0
         nn.init.orthogonal_(self.recurrent_map.weight)
 
     def precompute(self, x: Tensor) -> Tensor:
@@ -686,6 +718,7 @@ class MixedMemoryLSTMCell(nn.Module):
 __all__ = [
     "ACTIVATIONS",
     "CFC_MODES",
+    "HEAD_ACTIVATIONS",
     "LTC_INIT_RANGES",
     "CfCCell",
     "LTCCell",

@@ -259,6 +259,8 @@ class _Plan:
         units = cell.backbone_units if nbb > 0 else 0
         if mode not in _MODES or act not in _ACTIVATIONS or fn is not ACTIVATIONS[act] or I != in_features:
             raise _Unsupported("CfC mode or activation")
+        if self._attr(cell, "head_activation") != "tanh":
+            raise _Unsupported("head_activation")
         if dense:
             self.I, self.N = I, H
         backbone = self._module(cell, "backbone", nn.ModuleList)

@@ -9,6 +9,8 @@ carried unchanged and the output is zero. Returns ``(output, hx)``: ``hx`` is th
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Union
 
 import torch
@@ -43,12 +45,24 @@ class _SequenceLayer(nn.Module):
     output_size: int
 
     def _setup_common(
-        self, input_size: int, proj_size: int | None, return_sequences: bool, batch_first: bool, mixed_memory: bool
+        self,
+        input_size: int,
+        proj_size: int | None,
+        return_sequences: bool,
+        batch_first: bool,
+        mixed_memory: bool,
+        forget_bias: float = 1.0,
     ) -> None:
         self.return_sequences = bool(return_sequences)
         self.batch_first = bool(batch_first)
         self.mixed_memory = bool(mixed_memory)
-        self.lstm = MixedMemoryLSTMCell(input_size, self.state_size) if mixed_memory else None
+        if not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool) or not math.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number; got {forget_bias!r}")
+        if forget_bias != 1.0 and not mixed_memory:
+            raise ValueError(f"forget_bias applies to the mixed-memory LSTM only; got forget_bias={forget_bias} "
+                             "with mixed_memory=False")  # fmt: skip
+        self.forget_bias = float(forget_bias)
+        self.lstm = MixedMemoryLSTMCell(input_size, self.state_size, self.forget_bias) if mixed_memory else None
         if proj_size is not None and (isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 1):
             raise ValueError(f"proj_size must be None or an integer >= 1; got {proj_size!r}")
         self.proj_size = proj_size
@@ -283,6 +297,7 @@ class _SequenceLayer(nn.Module):
             "return_sequences": self.return_sequences,
             "batch_first": self.batch_first,
             "mixed_memory": self.mixed_memory,
+            "forget_bias": self.forget_bias,
         }
 
     @classmethod
@@ -316,6 +331,7 @@ class LTC(_SequenceLayer):
         implicit_param_constraints: bool = True,
         solver: str | Solver = "semi_implicit",
         proj_size: int | None = None,
+        forget_bias: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
@@ -331,7 +347,7 @@ class LTC(_SequenceLayer):
         self.input_size = input_size
         self.cell = LTCCell(wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon, solver)
         self.state_size = self.cell.state_size
-        self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory)
+        self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory, forget_bias)
 
     @property
     def wiring(self) -> Wiring:
@@ -380,6 +396,8 @@ class CfC(_SequenceLayer):
         backbone_units: int | None = None,
         backbone_layers: int | None = None,
         backbone_dropout: float | None = None,
+        head_activation: str = "tanh",
+        forget_bias: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
@@ -392,6 +410,9 @@ class CfC(_SequenceLayer):
                 raise ValueError(
                     "backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)"
                 )
+            if head_activation != "tanh":
+                raise ValueError(f"head_activation={head_activation!r} needs a dense CfC (units an int); "
+                                 "wired CfC heads use tanh")  # fmt: skip
             self.cell = WiredCfCCell(input_size, units, mode)
             self.backbone_units = self.backbone_layers = None
             self.backbone_dropout = None
@@ -400,12 +421,20 @@ class CfC(_SequenceLayer):
             self.backbone_layers = 1 if backbone_layers is None else backbone_layers
             self.backbone_dropout = 0.0 if backbone_dropout is None else backbone_dropout
             self.cell = CfCCell(
-                input_size, units, mode, activation, self.backbone_units, self.backbone_layers, self.backbone_dropout
+                input_size,
+                units,
+                mode,
+                activation,
+                self.backbone_units,
+                self.backbone_layers,
+                self.backbone_dropout,
+                head_activation=head_activation,
             )
         else:
             raise TypeError(f"units must be an int or a Wiring; got {type(units).__name__}")
+        self.head_activation = head_activation
         self.state_size = self.cell.state_size
-        self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory)
+        self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory, forget_bias)
 
     @property
     def wiring(self) -> Wiring | None:
@@ -425,5 +454,6 @@ class CfC(_SequenceLayer):
             backbone_units=self.backbone_units,
             backbone_layers=self.backbone_layers,
             backbone_dropout=self.backbone_dropout,
+            head_activation=self.head_activation,
         )
         return cfg
