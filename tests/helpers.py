@@ -38,9 +38,14 @@ LAYERS: dict[str, LayerFactory] = {
     "cfc-mixed-proj": lambda: CfC(INPUT_SIZE, 5, mixed_memory=True, proj_size=3, backbone_units=8),
     # the CfC paper's cell: lecun_tanh heads, ReLU backbone, mixed memory with a forget bias
     "cfc-paper-heads": lambda: CfC(
-        INPUT_SIZE, 5, activation="relu", backbone_units=8, head_activation="lecun_tanh", mixed_memory=True,
+        INPUT_SIZE,
+        5,
+        activation="relu",
+        backbone_units=8,
+        head_activation="lecun_tanh",
+        mixed_memory=True,
         forget_bias=1.6,
-    ),  # fmt: skip
+    ),
     "wcfc-autoncp": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1)),
     "wcfc-ncp-no_gate": lambda: CfC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), mode="no_gate"),
     "wcfc-ncp-pure": lambda: CfC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), mode="pure"),

@@ -46,7 +46,10 @@ EXTRA: dict[str, Callable[[], nn.Module]] = {
 }
 ALL = {**LAYERS, **EXTRA}
 # where the C kernel does not apply: explicit LTC solvers, mixed memory (the hook never calls it), lecun_tanh heads
-FALLBACK = ["ltc-autoncp-rk4", "ltc-euler", "ltc-midpoint", "ltc-heun", "ltc-mixed-proj", "cfc-mixed-proj", "cfc-paper-heads"]
+FALLBACK = [
+    *("ltc-autoncp-rk4", "ltc-euler", "ltc-midpoint", "ltc-heun", "ltc-mixed-proj", "cfc-mixed-proj"),
+    "cfc-paper-heads",
+]
 NATIVE = sorted(set(ALL) - set(FALLBACK))
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: 1e-12, torch.float32: 2e-6}

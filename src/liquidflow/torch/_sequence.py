@@ -10,7 +10,6 @@ carried unchanged and the output is zero. Returns ``(output, hx)``: ``hx`` is th
 from __future__ import annotations
 
 import math
-
 from typing import Any, Union
 
 import torch
