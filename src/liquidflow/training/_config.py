@@ -106,19 +106,45 @@ class ModelConfig:
             raise ValueError(f"model.options must be a mapping; got {self.options!r}")
 
 
+OPTIMIZERS = ("adamw", "adam", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "exponential", "onecycle")
+WEIGHT_DECAY_MODES = ("optimizer", "l2_kernels")
+CLIP_MODES = ("global", "per_tensor")
+
+
 @dataclass
 class TrainerConfig:
     """Optimisation and the Lightning Trainer: ``devices``/``strategy``/``num_nodes`` go to Lightning
-    unchanged (e.g. ``strategy: ddp``, ``devices: 2`` for two processes; ``accelerator: gpu``)."""
+    unchanged (e.g. ``strategy: ddp``, ``devices: 2`` for two processes; ``accelerator: gpu``).
+
+    The recipe (docs/training.md, "Recipes"): ``optimizer`` adamw | adam | rmsprop | sgd with
+    ``optimizer_options`` passed to the torch optimiser (Keras's RMSprop is ``{alpha: 0.9, eps: 1e-7}``);
+    ``lr_schedule`` constant | cosine | exponential (``lr_decay`` per epoch, moved every step as Keras's
+    ExponentialDecay, or once per epoch with ``lr_schedule_interval: epoch``) | onecycle;
+    ``weight_decay`` through the optimiser (``optimizer``: decoupled for AdamW, added to the gradients
+    of every parameter for the others) or ``l2_kernels`` (Keras's
+    ``kernel_regularizer=L2(wd)``: ``wd * sum(W**2)`` over the core's weight matrices added to the loss);
+    ``gradient_clip`` by global norm, or ``per_tensor`` (Keras's ``clipnorm``: each tensor on its own);
+    ``restore_best``: test with the best validation epoch's weights (else the last epoch's);
+    ``threads``: torch/OpenMP threads for the run, ``auto`` times one training step with one thread
+    and with all and keeps the faster.
+    """
 
     epochs: int = 20
     batch_size: int = 64
     lr: float = 0.01
+    optimizer: str = "adamw"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
     weight_decay: float = 0.0
+    weight_decay_mode: str = "optimizer"
     lr_schedule: str | None = "cosine"
+    lr_decay: float = 0.95
+    lr_schedule_interval: str = "step"
     seed: int = 0
     patience: int | None = None
     monitor: str = "val_loss"
+    restore_best: bool = True
+    threads: int | str = "auto"
     shuffle: bool = True
     accelerator: str = "cpu"
     devices: int | str = 1
@@ -126,6 +152,7 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"
     gradient_clip: float | None = 1.0
+    gradient_clip_mode: str = "global"
     num_workers: int = 0
     deterministic: bool = False
     progress: bool = True
@@ -141,8 +168,30 @@ class TrainerConfig:
         _check_int("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, allow_none=True)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"trainer.lr must be a positive number; got {self.lr!r}")
-        if self.lr_schedule not in (None, "cosine", "constant"):
-            raise ValueError(f"trainer.lr_schedule must be 'cosine', 'constant' or null; got {self.lr_schedule!r}")
+        if self.lr_schedule not in (None, *LR_SCHEDULES):
+            raise ValueError(
+                f"trainer.lr_schedule must be one of {list(LR_SCHEDULES)} or null; got {self.lr_schedule!r}"
+            )
+        for name, allowed in (
+            ("optimizer", OPTIMIZERS),
+            ("weight_decay_mode", WEIGHT_DECAY_MODES),
+            ("gradient_clip_mode", CLIP_MODES),
+            ("lr_schedule_interval", ("step", "epoch")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"trainer.{name} must be one of {list(allowed)}; got {getattr(self, name)!r}")
+        if not isinstance(self.optimizer_options, dict):
+            raise ValueError(f"trainer.optimizer_options must be a mapping; got {self.optimizer_options!r}")
+        if not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1):
+            raise ValueError(f"trainer.lr_decay must be in (0, 1] (the factor per epoch); got {self.lr_decay!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"trainer.weight_decay must be a number >= 0; got {self.weight_decay!r}")
+        if self.gradient_clip is not None and not (
+            isinstance(self.gradient_clip, (int, float)) and self.gradient_clip > 0
+        ):
+            raise ValueError(f"trainer.gradient_clip must be a positive number or null; got {self.gradient_clip!r}")
+        if self.threads != "auto":
+            _check_int("trainer.threads", self.threads)
 
 
 @dataclass

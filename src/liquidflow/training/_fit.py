@@ -16,6 +16,7 @@ the history and best weights are passed back to the launching process through ``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -31,7 +32,40 @@ from ..data import SeriesDataset, make_loader
 from ._config import TrainConfig
 from ._model import SequenceModel, build_model
 from ._module import loss_and_targets, make_metrics
+
+_log = logging.getLogger("liquidflow.training")
 from ._pipeline import PreparedData, prepare_data
+
+
+def choose_threads(model: SequenceModel, batch: dict[str, torch.Tensor], most: int, repeats: int = 3) -> int:
+    """The faster of 1 and ``most`` threads for one forward + backward pass on ``batch`` (median of
+    ``repeats``, after a warm-up). Several threads must win by 25 %: small models gain little from a
+    second thread and lose a lot when another process holds a core (OpenMP threads wait on each
+    other at every step), so one thread is the safe choice unless the work is clearly parallel.
+    The random state and the gradients are left as they were."""
+    if most <= 1:
+        return 1
+    old = torch.get_num_threads()
+    times: dict[int, list[float]] = {1: [], most: []}
+    was_training = model.training
+    model.train()
+    try:
+        with torch.random.fork_rng():
+            for rep in range(repeats + 1):
+                for n in (1, most):
+                    torch.set_num_threads(n)
+                    t0 = time.perf_counter()
+                    preds = model(batch["x"], timespans=batch["timespans"], mask=batch["mask"])
+                    loss, _, _ = loss_and_targets(model.task, preds, batch)
+                    loss.backward()
+                    if rep:  # the first round warms caches and thread pools
+                        times[n].append(time.perf_counter() - t0)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        torch.set_num_threads(old)
+    one, many = float(np.median(times[1])), float(np.median(times[most]))
+    return most if many < one / 1.25 else 1
 
 
 def seed_everything(seed: int) -> None:
@@ -180,7 +214,7 @@ def fit(
     model.set_normalization(data.preprocessor.input_mean, data.preprocessor.input_std)
     from ._module import SequenceTask
 
-    module = SequenceTask(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.lr_schedule, cfg.trainer.epochs)
+    module = SequenceTask.from_config(model, cfg.trainer)
     meta = {**data.metadata(cfg.data), "train_config": cfg.to_dict()}
     best_path = out / "best.lf"
     if best_path.exists() and resume is None:
@@ -244,16 +278,52 @@ def fit(
     val_loader = make_loader(data.val, max(bs, 256), pad_to=data.pad_to, num_workers=nw)
     if step_ckpt is not None:
         train_loader = step_ckpt.attach(train_loader)
-    t0 = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume))
-    seconds = time.perf_counter() - t0
-    if not trainer.is_global_zero:
-        return {}
-    if best_path.exists():
+    old_threads = torch.get_num_threads()
+    threads = _threads_for(cfg, model, data)
+    torch.set_num_threads(threads)
+    try:
+        t0 = time.perf_counter()
+        trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume))
+        seconds = time.perf_counter() - t0
+        if not trainer.is_global_zero:
+            return {}
+        return _finish(cfg, out, model, data, meta, history, best_path, seconds, threads)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _threads_for(cfg: TrainConfig, model: SequenceModel, data: PreparedData) -> int:
+    """``trainer.threads`` as a number: ``auto`` times one batch (see :func:`choose_threads`)."""
+    setting = cfg.trainer.threads
+    cores = os.cpu_count() or 1
+    most = torch.get_num_threads()
+    devices = cfg.trainer.devices
+    if cfg.trainer.accelerator == "cpu" and isinstance(devices, int) and devices > 1:
+        most = max(1, min(most, cores // devices))  # processes share the cores
+    if setting != "auto":
+        return int(setting)
+    batch = next(iter(make_loader(data.train, cfg.trainer.batch_size, pad_to=data.pad_to)))
+    chosen = choose_threads(model, batch, most)
+    _log.info("trainer.threads=auto: %d thread(s) (1 or %d, timed on one batch)", chosen, most)
+    return chosen
+
+
+def _finish(
+    cfg: TrainConfig,
+    out: Path,
+    model: SequenceModel,
+    data: PreparedData,
+    meta: dict[str, Any],
+    history: _History,
+    best_path: Path,
+    seconds: float,
+    threads: int,
+) -> dict[str, Any]:
+    """Best (or last) weights, val/test metrics, model.lf, curve.png and results.json."""
+    best_meta: dict[str, Any] = {}
+    if best_path.exists() and cfg.trainer.restore_best:
         best, best_meta = load_model(best_path)
         model.load_state_dict(best.state_dict())
-    else:
-        best_meta = {}
     model.eval()
     rows = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else history.rows
     results: dict[str, Any] = {
@@ -262,7 +332,9 @@ def fit(
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
         "epochs_run": len(rows),
         "best_epoch": best_meta.get("best_epoch"),
+        "restored": "best" if best_meta else "last",
         "train_seconds": round(seconds, 3),
+        "threads": threads,
         "val": evaluate_model(model, data.val, pad_to=data.pad_to),
         "test": evaluate_model(model, data.test, pad_to=data.pad_to),
         "history": rows,
