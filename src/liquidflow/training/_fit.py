@@ -32,9 +32,9 @@ from ..data import SeriesDataset, make_loader
 from ._config import TrainConfig
 from ._model import SequenceModel, build_model
 from ._module import loss_and_targets, make_metrics
+from ._pipeline import PreparedData, prepare_data
 
 _log = logging.getLogger("liquidflow.training")
-from ._pipeline import PreparedData, prepare_data
 
 
 def choose_threads(model: SequenceModel, batch: dict[str, torch.Tensor], most: int, repeats: int = 3) -> int:
