@@ -13,6 +13,7 @@ from ._loader import forward_fill as forward_fill
 from ._loader import make_loader as make_loader
 from ._series import IrregularSeries as IrregularSeries
 from ._series import compute_timespans as compute_timespans
+from ._walker2d import walker2d_splits as walker2d_splits
 
 __all__ = [
     "IGNORE_INDEX",
@@ -25,4 +26,5 @@ __all__ = [
     "forward_fill",
     "make_loader",
     "synthetic",
+    "walker2d_splits",
 ]

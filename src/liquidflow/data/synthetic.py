@@ -23,19 +23,33 @@ from ._series import IrregularSeries
 
 
 def xor_events(
-    n: int, max_bits: int = 31, min_bits: int = 2, seed: int = 0, time_scale: float | None = None
+    n: int,
+    max_bits: int = 31,
+    min_bits: int = 2,
+    seed: int = 0,
+    time_scale: float | None = None,
+    encoding: str = "run",
 ) -> IrregularSeries:
     """``n`` event-compressed bit streams of ``min_bits..max_bits`` random bits; label = parity of ones.
 
-    Each event has one feature (the bit) and the run length / ``time_scale`` as its timespan
-    (default ``time_scale = max_bits + 1``, i.e. 32 for the paper's protocol). Pad batches to
-    ``max_bits + 1`` events to match the paper (``make_loader(..., pad_to=max_bits + 1)``).
+    ``encoding="run"``: one event per run of equal bits, carrying the bit, with the run's length /
+    ``time_scale`` as its timespan (default ``time_scale = max_bits + 1``, i.e. 32 for the paper's
+    protocol). ``encoding="paper"``: the CfC paper's generator (raminmh/CfC
+    ``irregular_sampled_datasets.XORData``, event-based): an event at every change of the bit whose
+    timespan is the time since the previous event, plus a last event for the trailing run, drawn
+    with ``numpy.random.RandomState(seed)`` in the paper's order (its training set is seed 1234984,
+    its test set 48736, with ``min_bits=2, max_bits=31``). Pad batches to ``max_bits + 1`` events to
+    match the paper (``make_loader(..., pad_to=max_bits + 1)``).
     """
+    if encoding not in ("run", "paper"):
+        raise ValueError(f"encoding must be 'run' or 'paper'; got {encoding!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1; got {n!r}")
     if not (isinstance(min_bits, int) and isinstance(max_bits, int) and 1 <= min_bits <= max_bits):
         raise ValueError(f"need integers 1 <= min_bits <= max_bits; got min_bits={min_bits!r}, max_bits={max_bits!r}")
     scale = float(max_bits + 1) if time_scale is None else float(time_scale)
+    if encoding == "paper":
+        return _xor_paper(n, min_bits, max_bits, seed, scale)
     rng = np.random.default_rng(seed)
     lengths = rng.integers(min_bits, max_bits + 1, size=n)
     values, spans, labels = [], [], []
@@ -47,6 +61,44 @@ def xor_events(
         values.append(bits[starts].astype(np.float64)[:, None])
         spans.append(runs.astype(np.float64))
         labels.append(np.int64(bits.sum() % 2))
+    return IrregularSeries.from_arrays(
+        values,
+        timespans=spans,
+        labels=labels,
+        label_level="sequence",
+        feature_names=["bit"],
+        time_scale=scale,
+        classes=[0, 1],
+    )
+
+
+def _xor_paper(n: int, min_bits: int, max_bits: int, seed: int, scale: float) -> IrregularSeries:
+    """The paper's event-based XOR samples (see :func:`xor_events`), same draws for the same seed."""
+    rng = np.random.RandomState(seed)
+    pad = max_bits + 1
+    values, spans, labels = [], [], []
+    for _ in range(n):
+        length = int(rng.randint(low=min_bits, high=max_bits + 1))
+        events: list[float] = []
+        elapsed: list[float] = []
+        last, counter, ones, char = -1, 0, 0, 0
+        for _i in range(length):
+            counter += 1
+            char = int(rng.randint(low=0, high=2))
+            ones += char
+            if char != last:
+                events.append(float(char))
+                elapsed.append(float(counter))
+                counter = 0
+                if len(events) >= pad - 1:
+                    break
+            last = char
+        if counter > 0:  # the trailing run: its length arrives with a last event
+            events.append(float(char))
+            elapsed.append(float(counter))
+        values.append(np.asarray(events)[:, None])
+        spans.append(np.asarray(elapsed))
+        labels.append(np.int64(ones % 2))
     return IrregularSeries.from_arrays(
         values,
         timespans=spans,

@@ -21,7 +21,8 @@ from typing import Any
 
 from ._model import KINDS, TASKS
 
-SOURCES = ("xor", "spirals", "csv", "parquet")
+SOURCES = ("xor", "spirals", "walker2d", "csv", "parquet")
+XOR_PAPER_SEEDS = (1234984, 2718281, 48736)  # train (the paper's), validation (ours), test (the paper's)
 
 
 def _check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) -> None:
@@ -35,8 +36,11 @@ def _check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) ->
 class DataConfig:
     """Where the data comes from and how it becomes model inputs.
 
-    ``source``: ``xor`` (event-based XOR), ``spirals`` (damped spirals at random times), or ``csv`` /
-    ``parquet`` (a long-format file at ``path``). ``task``: defaults to classification (xor),
+    ``source``: ``xor`` (event-based XOR; ``xor_encoding: paper`` draws the CfC paper's exact
+    training and test sets when ``seed`` is 0), ``spirals`` (damped spirals at random times),
+    ``walker2d`` (the CfC paper's Walker2d rollouts in the folder ``path``, split and thinned by the
+    paper's protocol, windows of ``window`` steps, default 64), or ``csv`` / ``parquet`` (a long-format
+    file at ``path``). ``task``: defaults to classification (xor),
     regression (spirals) and, for files, step_classification/regression by ``target_level``/``target_kind``.
     """
 
@@ -49,6 +53,7 @@ class DataConfig:
     n_val: int = 500
     n_test: int = 1000
     max_bits: int = 8
+    xor_encoding: str = "run"
     length: int = 48
     mean_gap: float = 0.25
     noise: float = 0.0
@@ -78,6 +83,10 @@ class DataConfig:
             raise ValueError(f"data.source must be one of {list(SOURCES)}; got {self.source!r}")
         if self.source in ("csv", "parquet") and not self.path:
             raise ValueError(f"data.source={self.source!r} needs data.path (the file to read)")
+        if self.source == "walker2d" and not self.path:
+            raise ValueError("data.source='walker2d' needs data.path (the folder of rollout_*.npy files)")
+        if self.xor_encoding not in ("run", "paper"):
+            raise ValueError(f"data.xor_encoding must be 'run' or 'paper'; got {self.xor_encoding!r}")
         if self.task is not None and self.task not in TASKS:
             raise ValueError(f"data.task must be one of {list(TASKS)} or null; got {self.task!r}")
         for name in ("n_train", "n_val", "n_test", "max_bits", "length", "horizon"):

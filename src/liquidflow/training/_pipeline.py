@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import IrregularSeries, Preprocessor, SeriesDataset
+from ..data import IrregularSeries, Preprocessor, SeriesDataset, walker2d_splits
 from ..data.synthetic import damped_spirals, xor_events
-from ._config import DataConfig
+from ._config import XOR_PAPER_SEEDS, DataConfig
 
 
 @dataclass
@@ -53,6 +53,8 @@ def _default_task(cfg: DataConfig, series: IrregularSeries) -> str:
         return "classification"
     if cfg.source == "spirals":
         return "regression"
+    if cfg.source == "walker2d":
+        return "forecast"
     classify = series.classes is not None
     if series.label_level == "step" and cfg.window is not None and cfg.window_label == "last":
         return "classification" if classify else "regression"
@@ -95,16 +97,31 @@ def shape_series(cfg: DataConfig, series: IrregularSeries, task: str) -> Irregul
     return series
 
 
+def _xor_part(cfg: DataConfig, k: int) -> IrregularSeries:
+    """Split k (0 train, 1 validation, 2 test) of the XOR task."""
+    n = (cfg.n_train, cfg.n_val, cfg.n_test)[k]
+    if cfg.xor_encoding == "paper":
+        return xor_events(n, cfg.max_bits, seed=XOR_PAPER_SEEDS[k] + cfg.seed, encoding="paper")
+    return xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k)
+
+
+def _walker2d_parts(cfg: DataConfig) -> list[IrregularSeries]:
+    assert cfg.path is not None
+    return list(walker2d_splits(cfg.path, seq_len=cfg.window or 64, stride=cfg.stride))
+
+
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Build the three datasets and the preprocessor (fitted on the training split only)."""
     pad_to = cfg.pad_to
     if cfg.source == "xor":
-        parts = [
-            xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k)
-            for k, n in enumerate((cfg.n_train, cfg.n_val, cfg.n_test))
-        ]
+        parts = [_xor_part(cfg, k) for k in range(3)]
         pad_to = pad_to or cfg.max_bits + 1
         task = _default_task(cfg, parts[0])
+    elif cfg.source == "walker2d":
+        parts = _walker2d_parts(cfg)
+        task = _default_task(cfg, parts[0])
+        if task != "forecast":
+            raise ValueError(f"data.source='walker2d' supports task forecast only; got {task!r}")
     elif cfg.source == "spirals":
         parts = [
             damped_spirals(n, cfg.length, cfg.mean_gap, cfg.noise, cfg.missing, seed=cfg.seed * 3 + k)
@@ -150,11 +167,15 @@ def dataset_from_metadata(
     splits = {"train": 0, "val": 1, "test": 2}
     if split not in (*splits, "all"):
         raise ValueError(f"split must be one of {[*splits, 'all']}; got {split!r}")
-    if cfg.source in ("xor", "spirals"):
+    if cfg.source == "walker2d":
+        if path is not None:
+            cfg = dataclasses.replace(cfg, path=path)
+        series = _walker2d_parts(cfg)[splits.get(split, 2)]  # "all": the test split (the protocol's windows)
+    elif cfg.source in ("xor", "spirals"):
         k = splits.get(split, 2)
         n = (cfg.n_train, cfg.n_val, cfg.n_test)[k]
         if cfg.source == "xor":
-            series = xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k)
+            series = _xor_part(cfg, k)
         else:
             series = damped_spirals(n, cfg.length, cfg.mean_gap, cfg.noise, cfg.missing, seed=cfg.seed * 3 + k)
             if task == "forecast":
