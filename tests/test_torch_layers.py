@@ -164,3 +164,37 @@ def test_cfc_wired_output_is_motor_layer() -> None:
     y, h = layer(torch.randn(2, 5, 3))
     assert y.shape == (2, 5, 4) and h.shape == (2, 12)
     torch.testing.assert_close(y[:, -1], h[:, -4:])
+
+
+def test_backbone_dropout_acts_with_one_backbone_layer() -> None:
+    """Dropout follows every backbone layer in training mode (it was skipped for a single layer, and the
+    fused kernels ran without it); in eval mode the layer equals the same weights without dropout."""
+    torch.manual_seed(0)
+    layer = CfC(3, 5, backbone_units=16, backbone_dropout=0.5)
+    plain = CfC(3, 5, backbone_units=16)
+    plain.load_state_dict(layer.state_dict())
+    x, dt = torch.randn(4, 7, 3), torch.rand(4, 7) + 0.1
+    assert layer.cell.fused_why_not() == "backbone_dropout in training mode"
+    a, _ = layer(x, timespans=dt)
+    b, _ = layer(x, timespans=dt)
+    assert not torch.allclose(a, b)
+    layer.eval()
+    assert layer.cell.fused_why_not() is None
+    torch.testing.assert_close(layer(x, timespans=dt)[0], plain(x, timespans=dt)[0])
+
+
+def test_head_activation_and_forget_bias_checks() -> None:
+    with pytest.raises(ValueError, match="head_activation must be one of"):
+        CfC(3, 5, head_activation="relu")
+    with pytest.raises(ValueError, match="forget_bias applies to the mixed-memory LSTM only"):
+        CfC(3, 5, forget_bias=2.0)
+    with pytest.raises(ValueError, match="needs a dense CfC"):
+        CfC(3, AutoNCP(8, 2), head_activation="lecun_tanh")
+    torch.manual_seed(0)
+    a = CfC(3, 5, mixed_memory=True)
+    torch.manual_seed(0)
+    b = CfC(3, 5, mixed_memory=True, forget_bias=2.5)
+    diff = (b.lstm.input_map.bias - a.lstm.input_map.bias).detach()  # type: ignore[union-attr]
+    torch.testing.assert_close(diff[10:15], torch.full((5,), 1.5))
+    assert float(diff[:10].abs().max()) == 0.0 and float(diff[15:].abs().max()) == 0.0
+    assert CfC.from_config(b.get_config()).get_config() == b.get_config()
