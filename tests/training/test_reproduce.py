@@ -101,3 +101,11 @@ def test_reproduce_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["reproduce", "mnist"])
     assert e.value.code == 2 and "unknown task 'mnist'" in capsys.readouterr().err
+
+
+def test_shipped_xor_paper_config_is_the_reproduce_recipe(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    shipped = TrainConfig.from_file(root / "configs" / "xor_paper.yaml").to_dict()
+    recipe = TrainConfig.from_dict(get_task("xor").config("cfc", 0, tmp_path, None, None)).to_dict()
+    for section in ("data", "model", "trainer"):
+        assert shipped[section] == recipe[section], section
