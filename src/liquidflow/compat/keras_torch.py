@@ -109,7 +109,7 @@ def _cell_pairs(prefix: str, tcell: nn.Module, kcell: Any) -> list[_Pair]:
     if isinstance(tcell, lt.CfCCell) and isinstance(kcell, lk.CfCCell):
         _check_same(f"{prefix}.mode", tcell.mode, kcell.mode)
         _check_same(f"{prefix}.backbone_activation", tcell.backbone_activation, kcell.backbone_activation)
-        _check_same(f"{prefix}.head_activation", tcell.head_activation, getattr(kcell, "head_activation", "tanh"))
+        _check_same(f"{prefix}.head_activation", tcell.head_activation, kcell.head_activation)
         _check_same(f"{prefix}.backbone_layers", tcell.backbone_layers, kcell.backbone_layers)
         _check_same(f"{prefix}.hidden_size", tcell.hidden_size, kcell.units)
         pairs = []
@@ -244,6 +244,7 @@ def keras_from_torch(torch_layer: nn.Module, batch_size: int | None = None, **kw
                 backbone_units=cfg["backbone_units"],
                 backbone_layers=cfg["backbone_layers"],
                 backbone_dropout=cfg["backbone_dropout"],
+                head_activation=cfg["head_activation"],
                 **common,
             )
     if layer.stateful and batch_size is None:
@@ -289,6 +290,7 @@ def torch_from_keras(keras_layer: Any, **kwargs: Any) -> nn.Module:
             backbone_units=cell.backbone_units,
             backbone_layers=cell.backbone_layers,
             backbone_dropout=cell.backbone_dropout,
+            head_activation=cell.head_activation,
             **common,
         )
     dtype = {"float64": torch.float64, "float16": torch.float16}.get(str(cell.variable_dtype), torch.float32)

@@ -510,8 +510,10 @@ class CfCCell(_Cell):
         units: hidden size. The input size is inferred at build time.
         mode: ``"default"``, ``"no_gate"`` or ``"pure"``.
         backbone_activation: ``"lecun_tanh"`` (default), ``"tanh"``, ``"relu"``, ``"gelu"``, ``"silu"``.
-        backbone_units / backbone_layers / backbone_dropout: the backbone MLP (0 layers: none).
+        backbone_units / backbone_layers / backbone_dropout: the backbone MLP (0 layers: none);
+            dropout follows every backbone layer in training mode.
         sparsity_mask: optional (inputs + units, units) array multiplied into W1 and W2.
+        head_activation: ``"tanh"`` (default, ncps) or ``"lecun_tanh"`` (the CfC paper's cell) for f1, f2.
 
     Weights: ``backbone[i]``, ``f1``, ``f2``, ``time_a``, ``time_b`` are Dense layers (their kernels
     are the transposes of the torch ``Linear`` weights); ``w_tau`` and ``A`` in pure mode.
@@ -526,12 +528,17 @@ class CfCCell(_Cell):
         backbone_layers: int = 1,
         backbone_dropout: float = 0.0,
         sparsity_mask: np.ndarray | list[list[float]] | None = None,
+        head_activation: str = "tanh",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.units = _check_int("units", units, 1)
         if mode not in CFC_MODES:
             raise ValueError(f"mode must be one of {CFC_MODES}; got {mode!r}")
+        if head_activation not in ("tanh", "lecun_tanh"):
+            raise ValueError(f"head_activation must be one of ['tanh', 'lecun_tanh']; got {head_activation!r}")
+        self.head_activation = head_activation
+        self._head_act = ACTIVATIONS[head_activation]
         if backbone_activation not in ACTIVATIONS:
             raise ValueError(f"backbone_activation must be one of {sorted(ACTIVATIONS)}; got {backbone_activation!r}")
         self.backbone_layers = _check_int("backbone_layers", backbone_layers, 0)
@@ -649,17 +656,9 @@ class CfCCell(_Cell):
         """One step from pre (B, pre_size), state h (B, units), dt a float or (B, 1) -> (output, new h)."""
         u = pre + _mm(h, weights["h"])
         if self.backbone:
-            z = self._act(u)
+            z = self._drop(self._act(u), training)
             for k, b in weights["backbone"]:
-                z = self._act(_mm(z, k) + b)
-                if self.dropout is not None and training:
-                    if keras.backend.backend() == "jax":
-                        # a fresh mask per step needs the random state inside the scan, which JAX forbids
-                        raise NotImplementedError(
-                            "backbone_dropout > 0 cannot train on the JAX backend of Keras (per-step dropout "
-                            "inside the RNN loop); use backbone_dropout=0 or the TensorFlow / PyTorch backend"
-                        )
-                    z = self.dropout(z, training=training)
+                z = self._drop(self._act(_mm(z, k) + b), training)
             k, b = weights["heads"]
             u = _mm(z, k) + b
         dt = 1.0 if dt is None else dt
@@ -667,11 +666,23 @@ class CfCCell(_Cell):
             new = self.A - self.A * ops.exp(-dt * (ops.abs(self.w_tau) + ops.abs(u))) * u
         else:
             u1, u2, ta, tb = ops.split(u, 4, axis=-1)  # split, not slices (cheaper gradient on TensorFlow)
-            f1 = ops.tanh(u1)
-            f2 = ops.tanh(u2)
+            f1 = self._head_act(u1)
+            f2 = self._head_act(u2)
             g = ops.sigmoid(tb - ta * dt)
             new = f1 * g + f2 if self.mode == "no_gate" else f2 + g * (f1 - f2)  # = f1 g + f2 (1 - g)
         return new, new
+
+    def _drop(self, z: Any, training: bool | None) -> Any:
+        """Backbone dropout after every backbone layer, in training mode."""
+        if self.dropout is None or not training:
+            return z
+        if keras.backend.backend() == "jax":
+            # a fresh mask per step needs the random state inside the scan, which JAX forbids
+            raise NotImplementedError(
+                "backbone_dropout > 0 cannot train on the JAX backend of Keras (per-step dropout "
+                "inside the RNN loop); use backbone_dropout=0 or the TensorFlow / PyTorch backend"
+            )
+        return self.dropout(z, training=training)
 
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
@@ -689,6 +700,7 @@ class CfCCell(_Cell):
             backbone_layers=self.backbone_layers,
             backbone_dropout=self.backbone_dropout,
             sparsity_mask=None if self._mask_init is None else self._mask_init.tolist(),
+            head_activation=self.head_activation,
         )
         return config
 

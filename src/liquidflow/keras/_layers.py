@@ -445,6 +445,7 @@ class CfC(_LiquidRNN):
             backbone options are then not allowed).
         mode: ``"default"``, ``"no_gate"`` or ``"pure"``. activation: the backbone activation.
         backbone_units / backbone_layers / backbone_dropout: defaults 128 / 1 / 0 without a wiring.
+        head_activation: ``"tanh"`` or the CfC paper's ``"lecun_tanh"`` (dense CfC only).
         mixed_memory, proj_size, return_sequences (default False), return_state, go_backwards,
         stateful, unroll: as for :class:`LTC`.
     """
@@ -465,6 +466,7 @@ class CfC(_LiquidRNN):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool | None = None,
+        head_activation: str = "tanh",
         **kwargs: Any,
     ) -> None:
         cell: keras.layers.Layer
@@ -473,6 +475,9 @@ class CfC(_LiquidRNN):
                 raise ValueError(
                     "backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)"
                 )
+            if head_activation != "tanh":
+                raise ValueError(f"head_activation={head_activation!r} needs a dense CfC (units an int); "
+                                 "wired CfC heads use tanh")  # fmt: skip
             cell = WiredCfCCell(as_wiring(units), mode, name="wired_cfc_cell", dtype=kwargs.get("dtype"))
             backbone: tuple[Any, Any, Any] = (None, None, None)
         elif isinstance(units, int) and not isinstance(units, bool):
@@ -481,7 +486,15 @@ class CfC(_LiquidRNN):
                 1 if backbone_layers is None else backbone_layers,
                 0.0 if backbone_dropout is None else backbone_dropout,
             )
-            cell = CfCCell(units, mode, activation, *backbone, name="cfc_cell", dtype=kwargs.get("dtype"))
+            cell = CfCCell(
+                units,
+                mode,
+                activation,
+                *backbone,
+                head_activation=head_activation,
+                name="cfc_cell",
+                dtype=kwargs.get("dtype"),
+            )
         else:
             raise TypeError(f"units must be an int or a Wiring; got {type(units).__name__}")
         super().__init__(
@@ -499,6 +512,7 @@ class CfC(_LiquidRNN):
         self.mode = mode
         self.activation = activation
         self.backbone_units, self.backbone_layers, self.backbone_dropout = backbone
+        self.head_activation = head_activation
 
     @property
     def wiring(self) -> Wiring | None:
@@ -514,5 +528,6 @@ class CfC(_LiquidRNN):
             backbone_units=self.backbone_units,
             backbone_layers=self.backbone_layers,
             backbone_dropout=self.backbone_dropout,
+            head_activation=self.head_activation,
         )
         return config
