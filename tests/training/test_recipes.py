@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from liquidflow.training import TrainConfig, build_model, fit
-from liquidflow.training._fit import choose_threads
+from liquidflow.training._fit import PARALLEL_WORK, choose_threads
 from liquidflow.training._module import SequenceTask, l2_kernels
 
 TINY = {
@@ -146,18 +146,18 @@ def test_bad_recipe_values(key: str, value: Any, match: str) -> None:
         TrainConfig.from_dict({"trainer": {key: value}})
 
 
-def test_choose_threads_keeps_rng_grads_and_thread_count() -> None:
-    model = build_model("cfc", 1, 2, units=4, backbone_units=4, backbone_dropout=0.3)
-    batch = {"x": torch.randn(8, 5, 1), "timespans": torch.rand(8, 5), "mask": torch.ones(8, 5, dtype=torch.bool),
-             "y": torch.randint(0, 2, (8,))}  # fmt: skip
-    before = torch.get_num_threads()
-    state = torch.random.get_rng_state()
-    n = choose_threads(model, batch, 2, repeats=1)
-    assert n in (1, 2)
-    assert torch.equal(torch.random.get_rng_state(), state)
-    assert all(p.grad is None for p in model.parameters())
-    assert torch.get_num_threads() == before
-    assert choose_threads(model, batch, 1) == 1
+def test_choose_threads_by_work_per_batch() -> None:
+    """One thread for small batches x models, all threads from PARALLEL_WORK multiply-adds on."""
+    small = build_model("cfc", 1, 2, units=16, backbone_units=32)
+    big = build_model("cfc", 1, 2, units=64, backbone_units=128)
+    batch = {"x": torch.zeros(32, 16, 1)}
+    assert choose_threads(small, batch, 2) == 1
+    assert choose_threads(big, {"x": torch.zeros(256, 32, 1)}, 2) == 2
+    assert choose_threads(big, {"x": torch.zeros(256, 32, 1)}, 1) == 1
+    n = sum(p.numel() for p in big.parameters())
+    rows = math.ceil(PARALLEL_WORK / (n * 10))
+    assert choose_threads(big, {"x": torch.zeros(rows, 10, 1)}, 4) == 4
+    assert choose_threads(big, {"x": torch.zeros(rows - 2, 10, 1)}, 4) == 1
 
 
 def test_fit_restores_the_callers_thread_count(tmp_path: Path) -> None:

@@ -135,8 +135,8 @@ class TrainerConfig:
     ``kernel_regularizer=L2(wd)``: ``wd * sum(W**2)`` over the core's weight matrices added to the loss);
     ``gradient_clip`` by global norm, or ``per_tensor`` (Keras's ``clipnorm``: each tensor on its own);
     ``restore_best``: test with the best validation epoch's weights (else the last epoch's);
-    ``threads``: torch/OpenMP threads for the run, ``auto`` times one training step with one thread
-    and with all and keeps the faster.
+    ``threads``: torch/OpenMP threads for the run; ``auto``: one, or all of torch's threads when a
+    batch is large enough to gain from them (:func:`liquidflow.training._fit.choose_threads`).
     """
 
     epochs: int = 20

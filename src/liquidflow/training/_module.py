@@ -81,8 +81,10 @@ class SequenceTask(L.LightningModule):
         lr_decay: float = 0.95,
         lr_schedule_interval: str = "step",
         gradient_clip_mode: str = "global",
+        steps_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
+        self.steps_per_epoch = steps_per_epoch
         self.model = model
         self.task = model.task
         self.lr = float(lr)
@@ -102,8 +104,9 @@ class SequenceTask(L.LightningModule):
         self.test_metrics = metrics.clone(prefix="test_")
 
     @classmethod
-    def from_config(cls, model: SequenceModel, trainer: Any) -> SequenceTask:
-        """The module for a :class:`TrainerConfig`'s recipe."""
+    def from_config(cls, model: SequenceModel, trainer: Any, steps_per_epoch: int | None = None) -> SequenceTask:
+        """The module for a :class:`TrainerConfig`'s recipe (``steps_per_epoch``: optimiser steps per epoch,
+        for the per-step schedules; asked from Lightning when not given)."""
         return cls(
             model,
             trainer.lr,
@@ -116,6 +119,7 @@ class SequenceTask(L.LightningModule):
             lr_decay=trainer.lr_decay,
             lr_schedule_interval=trainer.lr_schedule_interval,
             gradient_clip_mode=trainer.gradient_clip_mode,
+            steps_per_epoch=steps_per_epoch,
         )
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -173,8 +177,14 @@ class SequenceTask(L.LightningModule):
         opt = self._optimizer()
         if self.lr_schedule in (None, "constant"):
             return opt
-        total = max(int(self.trainer.estimated_stepping_batches), 1) if self._trainer is not None else self.max_epochs
-        per_epoch = max(total // max(self.max_epochs, 1), 1)
+
+        def total_steps() -> (
+            int
+        ):  # Lightning's estimate iterates the training loader: asked only without steps_per_epoch
+            if self.steps_per_epoch is not None:
+                return max(self.steps_per_epoch * self.max_epochs, 1)
+            return max(int(self.trainer.estimated_stepping_batches), 1)
+
         sched: Any
         interval = "epoch"
         if self.lr_schedule == "cosine":
@@ -184,11 +194,12 @@ class SequenceTask(L.LightningModule):
         elif self.lr_schedule == "exponential":
             decay = self.lr_decay
             if self.lr_schedule_interval == "step":  # Keras ExponentialDecay(lr, steps_per_epoch, decay)
+                per_epoch = max(total_steps() // max(self.max_epochs, 1), 1)
                 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: decay ** (step / per_epoch))
                 interval = "step"
             else:
                 sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay)
         else:  # onecycle
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total_steps())
             interval = "step"
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
