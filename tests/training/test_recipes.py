@@ -165,3 +165,21 @@ def test_fit_restores_the_callers_thread_count(tmp_path: Path) -> None:
     res = fit(_cfg(tmp_path, threads="auto"))
     assert res["threads"] in (1, max(before, 1)) and torch.get_num_threads() == before
     assert math.isfinite(res["test"]["loss"])
+
+
+def test_train_with_several_seeds_reports_mean_and_std(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from liquidflow.cli import main
+
+    args = ["train", "--data", "xor", "--model", "gru", "--units", "4", "--epochs", "1", "--seeds", "0,1",
+            "--out", str(tmp_path), "--no-progress", "--set", "data.n_train=64", "--set", "data.n_val=32",
+            "--set", "data.n_test=32", "--set", "data.max_bits=5", "--set", "trainer.checkpoints=false"]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0
+    saved = json.loads((tmp_path / "seeds.json").read_text())
+    accs = [json.loads((tmp_path / f"seed{k}" / "results.json").read_text())["test"]["acc"] for k in (0, 1)]
+    assert saved["summary"]["test_acc"]["mean"] == pytest.approx(sum(accs) / 2)
+    assert saved["summary"]["test_acc"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2)
+    assert '"test_acc"' in capsys.readouterr().out

@@ -26,6 +26,9 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="batch size per process")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="several training seeds, comma-separated: one run each, mean ± std")
+    ] = None,
     devices: Annotated[str | None, typer.Option(help="devices/processes for Lightning (e.g. 2, or auto)")] = None,
     strategy: Annotated[str | None, typer.Option(help="Lightning strategy (auto, ddp, ddp_spawn, ...)")] = None,
     accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto")] = None,
@@ -75,6 +78,20 @@ def train(
         and cfg.trainer.devices.isdigit()
     ):
         cfg.trainer.devices = int(cfg.trainer.devices)
+    if seeds is not None:
+        from liquidflow.training import fit_seeds
+
+        try:
+            chosen = [int(v) for v in seeds.split(",") if v.strip()]
+        except ValueError as e:
+            raise typer.BadParameter(f"--seeds must be comma-separated integers; got {seeds!r}") from e
+        if resume is not None:
+            raise typer.BadParameter("--resume continues one run; it cannot be combined with --seeds")
+        multi = fit_seeds(cfg, chosen)
+        if multi:
+            _echo_json({k: v for k, v in multi["summary"].items() if k.startswith("test_")})
+            typer.echo(f"per-seed runs in {cfg.out_dir}/seed<k>/; summary in {cfg.out_dir}/seeds.json")
+        return
     results = fit(cfg, resume=resume)
     if results:
         summary = {k: results[k] for k in ("task", "model", "epochs_run", "best_epoch", "val", "test", "model_path")}

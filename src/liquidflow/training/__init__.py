@@ -22,6 +22,7 @@ _LAZY = {
     "SequenceTask": "._module",
     "TrainConfig": "._config",
     "fit": "._fit",
+    "fit_seeds": "._fit",
     "evaluate_model": "._fit",
     "predict_model": "._fit",
     "seed_everything": "._fit",

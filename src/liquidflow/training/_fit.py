@@ -340,3 +340,31 @@ def _finish(
         results["curve_path"] = str(out / "curve.png")
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
+
+
+def fit_seeds(config: TrainConfig, seeds: list[int]) -> dict[str, Any]:
+    """:func:`fit` once per training seed (``out_dir/seed<k>``), then mean ± std of every test and
+    validation metric over the seeds (population std, as the papers report it), written to
+    ``out_dir/seeds.json``. The data (``data.seed``) stay the same; only ``trainer.seed`` changes."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers, at least one; got {seeds!r}")
+    out = Path(config.out_dir)
+    runs = []
+    for seed in seeds:
+        cfg = config.with_overrides([f"trainer.seed={int(seed)}", f"out_dir={json.dumps(str(out / f'seed{seed}'))}"])
+        res = fit(cfg)
+        if not res:  # not global rank 0
+            continue
+        runs.append({"seed": seed, "val": res["val"], "test": res["test"], "num_parameters": res["num_parameters"],
+                     "train_seconds": res["train_seconds"], "epochs_run": res["epochs_run"]})  # fmt: skip
+    if not runs:
+        return {}
+    summary: dict[str, dict[str, float]] = {}
+    for split in ("val", "test"):
+        for key in runs[0][split]:
+            vals = [float(r[split][key]) for r in runs]
+            summary[f"{split}_{key}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
+    result = {"seeds": list(seeds), "runs": runs, "summary": summary, "config": config.to_dict()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "seeds.json").write_text(json.dumps(result, indent=1))
+    return result
