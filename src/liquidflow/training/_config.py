@@ -54,6 +54,7 @@ class DataConfig:
     n_test: int = 1000
     max_bits: int = 8
     xor_encoding: str = "run"
+    xor_time_scale: float | None = None  # elapsed time = run length / this (default max_bits + 1, the paper's)
     length: int = 48
     mean_gap: float = 0.25
     noise: float = 0.0

@@ -100,9 +100,10 @@ def shape_series(cfg: DataConfig, series: IrregularSeries, task: str) -> Irregul
 def _xor_part(cfg: DataConfig, k: int) -> IrregularSeries:
     """Split k (0 train, 1 validation, 2 test) of the XOR task."""
     n = (cfg.n_train, cfg.n_val, cfg.n_test)[k]
+    scale = cfg.xor_time_scale
     if cfg.xor_encoding == "paper":
-        return xor_events(n, cfg.max_bits, seed=XOR_PAPER_SEEDS[k] + cfg.seed, encoding="paper")
-    return xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k)
+        return xor_events(n, cfg.max_bits, seed=XOR_PAPER_SEEDS[k] + cfg.seed, time_scale=scale, encoding="paper")
+    return xor_events(n, cfg.max_bits, seed=cfg.seed * 3 + k, time_scale=scale)
 
 
 def _walker2d_parts(cfg: DataConfig) -> list[IrregularSeries]:
