@@ -104,3 +104,14 @@ def test_xor_paper_encoding_matches_the_papers_sampler() -> None:
         assert int(ones) % 2 == int(y)
     with pytest.raises(ValueError, match="encoding must be 'run' or 'paper'"):
         xor_events(3, encoding="events")
+
+
+def test_xor_time_scale_sets_the_unit_of_elapsed_time() -> None:
+    from liquidflow.training import TrainConfig
+    from liquidflow.training._pipeline import prepare_data
+
+    base = {"source": "xor", "xor_encoding": "paper", "max_bits": 31, "n_train": 20, "n_val": 5, "n_test": 5}
+    default = prepare_data(TrainConfig.from_dict({"data": base}).data)
+    steps = prepare_data(TrainConfig.from_dict({"data": {**base, "xor_time_scale": 1.0}}).data)
+    for a, b in zip(default.train.series.timespans, steps.train.series.timespans, strict=True):
+        np.testing.assert_allclose(np.asarray(a) * 32, b)
