@@ -109,3 +109,20 @@ def test_shipped_xor_paper_config_is_the_reproduce_recipe(tmp_path: Path) -> Non
     recipe = TrainConfig.from_dict(get_task("xor").config("cfc", 0, tmp_path, None, None)).to_dict()
     for section in ("data", "model", "trainer"):
         assert shipped[section] == recipe[section], section
+
+
+def test_merge_folders_of_one_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    for seed in (0, 1):
+        reproduce("xor", ["gru"], [seed], epochs=1, out=tmp_path / f"s{seed}", threads=1, overrides=TINY_XOR,
+                  progress=False, command=f"run {seed}")  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "xor", "--merge", str(tmp_path / "s0"), "--merge", str(tmp_path / "s1"),
+              "--out", str(tmp_path / "all")])  # fmt: skip
+    assert e.value.code == 0
+    merged = json.loads((tmp_path / "all" / "results.json").read_text())
+    assert [(r["model"], r["seed"]) for r in merged["runs"]] == [("gru", 0), ("gru", 1)]
+    assert merged["summary"][0]["seeds"] == 2 and "| gru |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "walker2d", "--merge", str(tmp_path / "s0"), "--out", str(tmp_path / "w")])
+    assert e.value.code == 2 and "holds task 'xor', not 'walker2d'" in capsys.readouterr().err

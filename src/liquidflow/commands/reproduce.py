@@ -32,6 +32,9 @@ def reproduce(
         list[str] | None, typer.Option("--set", help="config override for every run, section.key=value")
     ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    merge: Annotated[
+        list[Path] | None, typer.Option(help="merge these reproduce folders' results into --out instead of running")
+    ] = None,
 ) -> None:
     """Run a paper's protocol (its data, recipes and epochs) for several models and seeds; writes
     results.json (per model and seed) and results.md (ours beside the paper's figures) to --out."""
@@ -54,6 +57,20 @@ def reproduce(
         typer.echo(f"{row['model']} seed {row['seed']}: {t.metric_name} {value:.{digits}f} "
                    f"({row['parameters']} parameters, {row['epochs']} epochs, {row['seconds']} s)")  # fmt: skip
 
+    if merge:
+        from liquidflow.training._reproduce import merge as merge_runs
+
+        if out is None:
+            raise typer.BadParameter("--merge needs --out (the folder for the merged results)")
+        try:
+            merged = merge_runs(task, list(merge), out)
+        except (ValueError, FileNotFoundError) as e:
+            typer.echo(f"liquidflow reproduce: {e}", err=True)
+            raise typer.Exit(2) from None
+        from liquidflow.training._reproduce import markdown as table
+
+        typer.echo(table(t, merged["summary"], merged["command"]))
+        return
     try:
         result = run(
             task,

@@ -372,3 +372,46 @@ def reproduce(
         if on_run is not None:
             on_run(row)
     return result
+
+
+def merge(task_name: str, sources: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Merge the ``results.json`` of several ``reproduce`` folders of one task (runs made in parallel,
+    or on several machines) into ``out``: one run per (model, seed), the later source winning."""
+    task = get_task(task_name)
+    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    commands = []
+    for src in sources:
+        path = Path(src) / "results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (give folders written by liquidflow reproduce)")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a results.json of liquidflow reproduce: {e}") from e
+        if not isinstance(data, dict) or data.get("task") != task.name:
+            raise ValueError(f"{path}: holds task {data.get('task') if isinstance(data, dict) else None!r}, "
+                             f"not {task.name!r}")  # fmt: skip
+        commands.append(str(data.get("command", "")))
+        for r in data.get("runs", []):
+            by_key[(r["model"], r["seed"])] = r
+    order = list(task.models)
+    runs = sorted(by_key.values(), key=lambda r: (order.index(r["model"]) if r["model"] in order else 99, r["seed"]))
+    summary = _summary(task, runs)
+    command = "; ".join(c for c in commands if c)
+    result = {
+        "task": task.name,
+        "description": task.description,
+        "metric": task.metric_name,
+        "higher_is_better": task.higher_is_better,
+        "command": command,
+        "merged_from": [str(s) for s in sources],
+        "runs": runs,
+        "summary": summary,
+        "paper": {k: {"mean": m, "std": s} for k, (m, s) in task.paper.items()},
+        "recipes": {m: task.models[m] for m in dict.fromkeys(r["model"] for r in runs) if m in task.models},
+    }
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "results.md").write_text(markdown(task, summary, command))
+    return result
