@@ -355,20 +355,7 @@ def reproduce(
         if not math.isfinite(value):
             row["note"] = "the metric is not finite (the run diverged)"
         runs.append(row)
-        summary = _summary(task, runs)
-        result = {
-            "task": task.name,
-            "description": task.description,
-            "metric": task.metric_name,
-            "higher_is_better": task.higher_is_better,
-            "command": command,
-            "runs": runs,
-            "summary": summary,
-            "paper": {k: {"mean": m, "std": s} for k, (m, s) in task.paper.items()},
-            "recipes": {m: task.models[m] for m in dict.fromkeys(r["model"] for r in runs)},
-        }
-        (out_dir / "results.json").write_text(json.dumps(result, indent=1))  # after every run: nothing lost
-        (out_dir / "results.md").write_text(markdown(task, summary, command))
+        result = _write(task, runs, command, out_dir)  # after every run: nothing lost
         if on_run is not None:
             on_run(row)
     return result
@@ -396,22 +383,27 @@ def merge(task_name: str, sources: list[str | os.PathLike[str]], out: str | os.P
             by_key[(r["model"], r["seed"])] = r
     order = list(task.models)
     runs = sorted(by_key.values(), key=lambda r: (order.index(r["model"]) if r["model"] in order else 99, r["seed"]))
-    summary = _summary(task, runs)
     command = "; ".join(c for c in commands if c)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _write(task, runs, command, out_dir, merged_from=[str(s) for s in sources])
+
+
+def _write(task: Task, runs: list[dict[str, Any]], command: str, out_dir: Path, **extra: Any) -> dict[str, Any]:
+    """results.json and results.md in ``out_dir`` for ``runs``; returns the results."""
+    summary = _summary(task, runs)
     result = {
         "task": task.name,
         "description": task.description,
         "metric": task.metric_name,
         "higher_is_better": task.higher_is_better,
         "command": command,
-        "merged_from": [str(s) for s in sources],
+        **extra,
         "runs": runs,
         "summary": summary,
         "paper": {k: {"mean": m, "std": s} for k, (m, s) in task.paper.items()},
         "recipes": {m: task.models[m] for m in dict.fromkeys(r["model"] for r in runs) if m in task.models},
     }
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(result, indent=1))
     (out_dir / "results.md").write_text(markdown(task, summary, command))
     return result
