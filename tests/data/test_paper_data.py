@@ -115,3 +115,10 @@ def test_xor_time_scale_sets_the_unit_of_elapsed_time() -> None:
     steps = prepare_data(TrainConfig.from_dict({"data": {**base, "xor_time_scale": 1.0}}).data)
     for a, b in zip(default.train.series.timespans, steps.train.series.timespans, strict=True):
         np.testing.assert_allclose(np.asarray(a) * 32, b)
+
+
+def test_walker2d_text_file_named_npy(tmp_path: Path) -> None:
+    _rollouts(tmp_path, n=10)
+    (tmp_path / "rollout_004.npy").write_text("hello\n")
+    with pytest.raises(ValueError, match=r"rollout_004.npy: not a numpy .npy array"):
+        walker2d_splits(tmp_path)

@@ -43,7 +43,7 @@ def _load(files: list[Path]) -> list[np.ndarray]:
         try:
             arr = np.load(f, allow_pickle=False)
         except (ValueError, OSError) as e:
-            raise ValueError(f"{f}: not a numpy array file: {e}") from e
+            raise ValueError(f"{f}: not a numpy .npy array (numpy cannot read it as one without pickle)") from e
         if arr.ndim != 2 or arr.shape[1] != FEATURES or arr.shape[0] < 2:
             raise ValueError(f"{f}: a Walker2d rollout is (T >= 2, {FEATURES}); got shape {arr.shape}")
         if not np.isfinite(arr).all():
