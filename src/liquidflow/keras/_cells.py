@@ -24,42 +24,30 @@ import numpy as np
 import keras
 from keras import ops
 
+from .._spec import (
+    CFC_MODES,
+    HEAD_ACTIVATIONS,
+    LECUN_A,
+    LECUN_B,
+    LTC_INIT_RANGES,
+    LTC_SOLVERS,
+    MAPPINGS,
+    POSITIVE_PARAMS,
+    SPARSE_FRACTION,
+    TABLEAUX,
+    check_choice,
+    check_int,
+    ncp_layer_masks,
+)
 from ..wirings import FullyConnected, Wiring
 
 _register = keras.saving.register_keras_serializable(package="liquidflow")
 
-# Initial ranges of the LTC parameters (effective values, after softplus), docs/math.md section 2.
-LTC_INIT_RANGES: dict[str, tuple[float, float]] = {
-    "gleak": (0.001, 1.0),
-    "vleak": (-0.2, 0.2),
-    "cm": (0.4, 0.6),
-    "w": (0.001, 1.0),
-    "sigma": (3.0, 8.0),
-    "mu": (0.3, 0.8),
-    "sensory_w": (0.001, 1.0),
-    "sensory_sigma": (3.0, 8.0),
-    "sensory_mu": (0.3, 0.8),
-}
-POSITIVE_PARAMS = ("gleak", "cm", "w", "sensory_w")
-MAPPINGS = ("affine", "linear", None)
-CFC_MODES = ("default", "no_gate", "pure")
-
-# Explicit Runge-Kutta methods as Butcher tableaux (a: strictly lower-triangular rows, b: weights),
-# the same methods as liquidflow.torch (which this package must not import).
-_TABLEAUX: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]] = {
-    "euler": (((),), (1.0,)),
-    "midpoint": (((), (0.5,)), (0.0, 1.0)),
-    "heun": (((), (1.0,)), (0.5, 0.5)),
-    "rk4": (((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)),
-}
-for _name, (_a, _b) in _TABLEAUX.items():  # a tableau checks itself
-    if abs(sum(_b) - 1.0) > 1e-12 or any(len(row) != i for i, row in enumerate(_a)):
-        raise RuntimeError(f"bad Butcher tableau {_name}")
-SOLVERS = ("semi_implicit", *_TABLEAUX)
+SOLVERS = LTC_SOLVERS
 
 
 def lecun_tanh(x: Any) -> Any:
-    return 1.7159 * ops.tanh(0.666 * x)
+    return LECUN_A * ops.tanh(LECUN_B * x)
 
 
 ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
@@ -84,15 +72,11 @@ def as_wiring(units: Wiring | int | dict[str, Any], name: str = "units") -> Wiri
 
 
 def _check_mapping(name: str, value: str | None) -> str | None:
-    if value not in MAPPINGS:
-        raise ValueError(f"{name} must be one of {MAPPINGS}; got {value!r}")
+    check_choice(name, value, MAPPINGS)
     return value
 
 
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
-    return int(value)
+_check_int = check_int
 
 
 def _uniform(lo: float, hi: float, positive: bool = False) -> Callable[..., Any]:
@@ -188,7 +172,7 @@ def _first_state(states: Any) -> tuple[Any, bool]:
 
 
 # A synapse matrix with at most this share of its entries present is computed from an edge list.
-SPARSE_DENSITY = 0.35
+SPARSE_DENSITY = SPARSE_FRACTION
 
 
 def _edge_list(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -465,7 +449,8 @@ class LTCCell(_Cell):
         return y, ([v] if listed else v)
 
     def _rk_step(self, conductances: Callable[[Any], tuple[Any, Any]], v: Any, cm: Any, h: Any) -> Any:
-        a, b = _TABLEAUX[self.solver]
+        tableau = TABLEAUX[self.solver]
+        a, b = tableau.a, tableau.b
 
         def f(u: Any) -> Any:
             numer, denom = conductances(u)
@@ -533,10 +518,8 @@ class CfCCell(_Cell):
     ) -> None:
         super().__init__(**kwargs)
         self.units = _check_int("units", units, 1)
-        if mode not in CFC_MODES:
-            raise ValueError(f"mode must be one of {CFC_MODES}; got {mode!r}")
-        if head_activation not in ("tanh", "lecun_tanh"):
-            raise ValueError(f"head_activation must be one of ['tanh', 'lecun_tanh']; got {head_activation!r}")
+        check_choice("mode", mode, CFC_MODES)
+        check_choice("head_activation", head_activation, list(HEAD_ACTIVATIONS))
         self.head_activation = head_activation
         self._head_act = ACTIVATIONS[head_activation]
         if backbone_activation not in ACTIVATIONS:
@@ -744,17 +727,10 @@ class WiredCfCCell(_Cell):
         assert wiring.sensory_adjacency_matrix is not None
         self.input_size = n_in
         layers = []
-        prev: list[int] = []
         in_features = n_in
-        for layer_id in range(wiring.num_layers):
-            neurons = wiring.get_neurons_of_layer(layer_id)
-            if layer_id == 0:
-                in_mask = wiring.sensory_adjacency_matrix[:, neurons]
-            else:
-                in_mask = wiring.adjacency_matrix[np.ix_(prev, neurons)]
-            mask = np.concatenate([in_mask, np.ones((len(neurons), len(neurons)))], axis=0)
+        for layer_id, mask in enumerate(ncp_layer_masks(wiring)):
             cell = CfCCell(
-                len(neurons),
+                mask.shape[1],
                 self.mode,
                 "lecun_tanh",
                 0,
@@ -766,8 +742,7 @@ class WiredCfCCell(_Cell):
             )
             cell.build((None, in_features))
             layers.append(cell)
-            in_features = len(neurons)
-            prev = neurons
+            in_features = mask.shape[1]
         self.layers = layers
 
     @property

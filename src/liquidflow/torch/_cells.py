@@ -20,28 +20,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._spec import (
+    CFC_MODES,
+    HEAD_ACTIVATIONS,
+    LECUN_A,
+    LECUN_B,
+    LTC_INIT_RANGES,
+    POSITIVE_PARAMS,
+    SPARSE_FRACTION,
+    CfCLayer,
+    CfCSpec,
+    LTCSpec,
+    ncp_layer_masks,
+)
 from ..wirings import FullyConnected, Wiring
 from . import _fused
 from ._solvers import SemiImplicitEuler, Solver, get_solver
 
 Tensor = torch.Tensor
-
-# Initial ranges of the LTC parameters (effective values, after the positivity map), as in ncps.
-LTC_INIT_RANGES: dict[str, tuple[float, float]] = {
-    "gleak": (0.001, 1.0),
-    "vleak": (-0.2, 0.2),
-    "cm": (0.4, 0.6),
-    "w": (0.001, 1.0),
-    "sigma": (3.0, 8.0),
-    "mu": (0.3, 0.8),
-    "sensory_w": (0.001, 1.0),
-    "sensory_sigma": (3.0, 8.0),
-    "sensory_mu": (0.3, 0.8),
-}
-POSITIVE_PARAMS = ("gleak", "cm", "w", "sensory_w")
-# the fused LTC kernel works on an edge list when at most this fraction of the N x N synapses exist
-SPARSE_FRACTION = 0.35
-MAPPINGS = ("affine", "linear", None)
 
 
 def inverse_softplus(y: Tensor) -> Tensor:
@@ -60,12 +56,6 @@ def _as_dt(dt: float | Tensor, batch: int, like: Tensor) -> Tensor | float:
             )
         return dt.reshape(batch, 1).to(like.dtype)
     return float(dt)
-
-
-def _check_mapping(name: str, value: str | None) -> str | None:
-    if value not in MAPPINGS:
-        raise ValueError(f"{name} must be one of {MAPPINGS}; got {value!r}")
-    return value
 
 
 class LTCCell(nn.Module):
@@ -102,14 +92,22 @@ class LTCCell(nn.Module):
             wiring.build(in_features)
         if not wiring.is_built():
             raise ValueError("the wiring is not built: pass in_features or call wiring.build(input_dim)")
-        if isinstance(ode_unfolds, bool) or not isinstance(ode_unfolds, int) or ode_unfolds < 1:
-            raise ValueError(f"ode_unfolds must be an integer >= 1; got {ode_unfolds!r}")
+        self.solver = get_solver(solver)
+        self.spec = LTCSpec(
+            wiring.units,
+            wiring.input_dim or 0,
+            wiring.output_dim or wiring.units,
+            input_mapping,
+            output_mapping,
+            ode_unfolds,
+            float(epsilon),
+            self.solver.name,
+        )
         self.wiring = wiring
-        self.input_mapping = _check_mapping("input_mapping", input_mapping)
-        self.output_mapping = _check_mapping("output_mapping", output_mapping)
+        self.input_mapping = input_mapping
+        self.output_mapping = output_mapping
         self.ode_unfolds = ode_unfolds
         self.epsilon = float(epsilon)
-        self.solver = get_solver(solver)
         n, i, m = self.state_size, self.sensory_size, self.motor_size
 
         def init(name: str, shape: tuple[int, ...]) -> nn.Parameter:
@@ -322,7 +320,7 @@ class LTCCell(nn.Module):
 
 
 def lecun_tanh(x: Tensor) -> Tensor:
-    return 1.7159 * torch.tanh(0.666 * x)
+    return LECUN_A * torch.tanh(LECUN_B * x)
 
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -332,8 +330,6 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": F.gelu,
     "silu": F.silu,
 }
-CFC_MODES = ("default", "no_gate", "pure")
-HEAD_ACTIVATIONS = ("tanh", "lecun_tanh")
 
 
 class CfCCell(nn.Module):
@@ -365,23 +361,8 @@ class CfCCell(nn.Module):
         head_activation: str = "tanh",
     ) -> None:
         super().__init__()
-        for name, value, lo in (
-            ("input_size", input_size, 1),
-            ("hidden_size", hidden_size, 1),
-            ("backbone_layers", backbone_layers, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
-        if mode not in CFC_MODES:
-            raise ValueError(f"mode must be one of {CFC_MODES}; got {mode!r}")
-        if backbone_activation not in ACTIVATIONS:
-            raise ValueError(f"backbone_activation must be one of {sorted(ACTIVATIONS)}; got {backbone_activation!r}")
-        if head_activation not in HEAD_ACTIVATIONS:
-            raise ValueError(f"head_activation must be one of {list(HEAD_ACTIVATIONS)}; got {head_activation!r}")
-        if backbone_layers > 0 and (not isinstance(backbone_units, int) or backbone_units < 1):
-            raise ValueError(f"backbone_units must be an integer >= 1; got {backbone_units!r}")
-        if not 0.0 <= float(backbone_dropout) < 1.0:
-            raise ValueError(f"backbone_dropout must be in [0, 1); got {backbone_dropout}")
+        self.spec = CfCSpec(input_size, hidden_size, mode, backbone_activation, backbone_units, backbone_layers,
+                            float(backbone_dropout), head_activation)  # fmt: skip
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.mode = mode
@@ -479,22 +460,12 @@ class CfCCell(nn.Module):
     # ------------------------------------------------------------------ fused sequence kernel
     def fused_why_not(self) -> str | None:
         """Why the fused/native kernels do not apply to this cell (None when they do)."""
-        if self.mode not in ("default", "no_gate"):
-            return f"mode={self.mode!r}"
-        if self.backbone_layers > 1:
-            return f"backbone_layers={self.backbone_layers}"
-        if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
-            return f"backbone_activation={self.backbone_activation!r}"
-        if self.head_activation != "tanh":
-            return f"head_activation={self.head_activation!r}"
-        if self.dropout is not None and self.training:
-            return "backbone_dropout in training mode"
-        return None
+        return self.spec.kernel_why_not(self.training)
 
     def _fused_ok(self) -> bool:
         return self.fused_why_not() is None
 
-    def fused_plan(self, fold: bool = True) -> tuple[_fused.CfCLayerSpec, list[Tensor | None], Tensor, Tensor] | None:
+    def fused_plan(self, fold: bool = True) -> tuple[CfCLayer, list[Tensor | None], Tensor, Tensor] | None:
         """(spec, [WxT, WhT, b, HwT, hb], Wx, b) for the fused kernels, or None where they do not apply.
 
         With ``fold`` the lecun_tanh constants go into the weights (1.7159 tanh(0.666 u) feeds the
@@ -504,19 +475,19 @@ class CfCCell(nn.Module):
         if not self._fused_ok():
             return None
 
-        def build() -> tuple[_fused.CfCLayerSpec, list[Tensor | None], Tensor, Tensor]:
+        def build() -> tuple[CfCLayer, list[Tensor | None], Tensor, Tensor]:
             I, H = self.input_size, self.hidden_size
             hw, hb = self._heads()
             if self.backbone_layers == 0:
-                spec = _fused.CfCLayerSpec(H, hw.shape[0], False, self.mode)
+                spec = CfCLayer(H, hw.shape[0], False, self.mode)
                 return spec, [hw[:, :I].T, hw[:, I:].T, hb, None, None], hw[:, :I], hb
             first: nn.Linear = self.backbone[0]  # type: ignore[assignment]
             W: Tensor = first.weight
             b: Tensor = first.bias
             lecun = self.backbone_activation == "lecun_tanh"
             if lecun and fold:
-                W, b, hw = W * _fused.LECUN_B, b * _fused.LECUN_B, hw * _fused.LECUN_A
-            spec = _fused.CfCLayerSpec(H, W.shape[0], True, self.mode, lecun and not fold)
+                W, b, hw = W * LECUN_B, b * LECUN_B, hw * LECUN_A
+            spec = CfCLayer(H, W.shape[0], True, self.mode, lecun and not fold)
             return spec, [W[:, :I].T, W[:, I:].T, b, hw.T, hb], W[:, :I], b
 
         return build()
@@ -547,11 +518,7 @@ class CfCCell(nn.Module):
             first: nn.Linear = self.backbone[0] if self.backbone_layers else self.f1  # type: ignore[assignment]
             if self.backbone_layers:
                 u = torch.addmm(F.linear(x, first.weight[:, :I], first.bias), h, first.weight[:, I:].T)
-                z = (
-                    u.mul_(_fused.LECUN_B).tanh_().mul_(_fused.LECUN_A)
-                    if self.backbone_activation == "lecun_tanh"
-                    else u.tanh_()
-                )
+                z = u.mul_(LECUN_B).tanh_().mul_(LECUN_A) if self.backbone_activation == "lecun_tanh" else u.tanh_()
             else:
                 z = torch.cat([x, h], 1)
             f1 = torch.tanh(F.linear(z, self.f1.weight, self.f1.bias))
@@ -602,17 +569,10 @@ class WiredCfCCell(nn.Module):
         self.input_size = wiring.input_dim
         layers = []
         in_features = wiring.input_dim
-        prev: list[int] = []
-        for layer_id in range(wiring.num_layers):
-            neurons = wiring.get_neurons_of_layer(layer_id)
-            if layer_id == 0:
-                in_mask = wiring.sensory_adjacency_matrix[:, neurons]
-            else:
-                in_mask = wiring.adjacency_matrix[np.ix_(prev, neurons)]
-            mask = np.concatenate([in_mask, np.ones((len(neurons), len(neurons)))], axis=0)
-            layers.append(CfCCell(in_features, len(neurons), mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask))
-            in_features = len(neurons)
-            prev = neurons
+        for mask in ncp_layer_masks(wiring):
+            hidden = mask.shape[1]
+            layers.append(CfCCell(in_features, hidden, mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask))
+            in_features = hidden
         self.layers = nn.ModuleList(layers)
         self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .._spec import LECUN_A, LECUN_B, CfCLayer
 from . import _native_cfc, _native_ltc
 
 Tensor = torch.Tensor
@@ -36,7 +37,6 @@ _sigmoid_bw = torch.ops.aten.sigmoid_backward.grad_input
 _sigmoid_bw_new = torch.ops.aten.sigmoid_backward
 
 _ENABLED = True
-LECUN_A, LECUN_B = 1.7159, 0.666
 
 
 @contextlib.contextmanager
@@ -91,17 +91,7 @@ def _refuse_double_backward() -> None:
 
 
 # ================================================================================================ CfC
-class CfCLayerSpec:
-    """Static description of one CfC (sub-)layer of a chain: sizes and options, no tensors."""
-
-    __slots__ = ("backbone", "hidden", "lecun", "mode", "width")
-
-    def __init__(self, hidden: int, width: int, backbone: bool, mode: str, lecun: bool = False) -> None:
-        self.hidden = hidden  # H
-        self.width = width  # K: outputs of the first linear map (backbone units, or the 4H heads)
-        self.backbone = backbone
-        self.mode = mode  # "default" or "no_gate"
-        self.lecun = lecun  # backbone activation lecun_tanh not folded into the weights (one-step path)
+CfCLayerSpec = CfCLayer  # the kernels' view of one CfC (sub-)layer, from liquidflow._spec
 
 
 def _cfc_forward(

@@ -12,9 +12,10 @@ data: a Butcher tableau that checks itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
+
+from .._spec import EULER, HEUN, MIDPOINT, RK4, ButcherTableau
 
 Tensor = torch.Tensor
 RHS = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -47,41 +48,6 @@ class SemiImplicitEuler(Solver):
         numer, denom = rhs(v)
         c = cm / h
         return (c * v + numer) / (c + denom + epsilon)
-
-
-@dataclass(frozen=True)
-class ButcherTableau:
-    """An explicit Runge-Kutta method: stages ``c``, strictly lower-triangular ``a``, weights ``b``."""
-
-    name: str
-    order: int
-    a: tuple[tuple[float, ...], ...]
-    b: tuple[float, ...]
-    c: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        s = len(self.b)
-        if len(self.c) != s or len(self.a) != s:
-            raise ValueError(f"tableau {self.name}: a, b, c must all have {s} stages")
-        if abs(sum(self.b) - 1.0) > 1e-12:
-            raise ValueError(f"tableau {self.name}: weights b must sum to 1; got {sum(self.b)}")
-        for i, row in enumerate(self.a):
-            if len(row) != i:
-                raise ValueError(f"tableau {self.name}: row {i} of a must have {i} entries (explicit method)")
-            if abs(sum(row) - self.c[i]) > 1e-12:
-                raise ValueError(f"tableau {self.name}: row {i} of a must sum to c[{i}]={self.c[i]}")
-
-
-EULER = ButcherTableau("euler", 1, ((),), (1.0,), (0.0,))
-MIDPOINT = ButcherTableau("midpoint", 2, ((), (0.5,)), (0.0, 1.0), (0.0, 0.5))
-HEUN = ButcherTableau("heun", 2, ((), (1.0,)), (0.5, 0.5), (0.0, 1.0))
-RK4 = ButcherTableau(
-    "rk4",
-    4,
-    ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
-    (1 / 6, 1 / 3, 1 / 3, 1 / 6),
-    (0.0, 0.5, 0.5, 1.0),
-)
 
 
 class ExplicitRK(Solver):
