@@ -22,9 +22,7 @@ all activations stay float32, and products accumulate in float.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._files import atomic_write
 from ..torch._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
 from ..torch._solvers import ExplicitRK, SemiImplicitEuler
 from ._model import ExportModel, unwrap
@@ -49,22 +48,6 @@ DENSE_ABOVE = 0.6
 
 
 FORMAT_VERSION = 1  # of the generated API (symbols, state layout); <PREFIX>_FORMAT_VERSION in the header
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
-    a reader (or a build) never sees a half-written file, and a crash leaves the old file intact."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def check_prefix(prefix: str) -> str:
@@ -613,6 +596,6 @@ void {p}_step({p}_state_t *state, const float *x, float dt, float *y);
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hpath, cpath = out / f"{p}.h", out / f"{p}.c"
-    write_atomic(hpath, header)
-    write_atomic(cpath, source)
+    atomic_write(hpath, header)
+    atomic_write(cpath, source)
     return CExport(hpath, cpath, p, dtype, F, O, S, g.weight_bytes, body.scratch_floats, em.kind)

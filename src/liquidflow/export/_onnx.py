@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._files import atomic_path
 from ._model import StepModule, unwrap
 
 MODES = ("step", "sequence")
@@ -249,15 +249,8 @@ def _save_atomic(proto: Any, path: Path) -> None:
 
     props = {m.key: m.value for m in proto.metadata_props}
     helper.set_model_props(proto, {**props, "liquidflow_format_version": str(FORMAT_VERSION)})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def run_onnx(path: str | Path, feeds: dict[str, Any]) -> list[Any]:

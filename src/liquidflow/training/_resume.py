@@ -20,6 +20,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from .._files import atomic_path
+
 
 class ResumableLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     """A DataLoader that can skip to a saved position; build with :meth:`wrap`."""
@@ -79,11 +81,12 @@ class StepCheckpoint(L.Callback):
         return self.loader
 
     def _save(self, trainer: L.Trainer) -> None:
+        if not trainer.is_global_zero:  # every rank must make the call (a barrier); only global rank 0 writes
+            trainer.save_checkpoint(self.path)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)  # every rank must call it; rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         batch_idx = int(args[-1])
