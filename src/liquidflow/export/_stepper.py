@@ -4,19 +4,17 @@
 costs the C step (1.5-3 µs for an AutoNCP(32, 10) model) plus a few µs of Python call overhead,
 instead of the tens to hundreds of µs of a PyTorch ``layer.step`` at batch 1.
 
-The library is built with the host ``gcc`` (``-O2 -shared -fPIC -std=c99 -ffp-contract=off``) and
-cached by a hash of the generated source, the wrapper and the flags, so a second stepper for the
-same weights loads the cached library without compiling.
+The library is built with the host ``gcc`` (``-O2 -shared -fPIC -std=c99 -ffp-contract=off``) by
+:func:`liquidflow._build.build_library` and cached by a hash of the generated source, the wrapper,
+the flags and the compiler, so a second stepper for the same weights loads the cached library
+without compiling.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
-import hashlib
-import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from .. import _build
 from ._c import DTYPES, to_c
 
 _PREFIX = "lfstep"
-# compile flags (each source is compiled with -fPIC, then linked with -shared)
+# compile flags (liquidflow._build compiles each source with -fPIC, then links them with -shared alone:
+# gcc < 13 links crtfastmath.o into a -ffast-math shared library, which would switch the whole process
+# to flush denormals to zero when the library is loaded)
 SHARED_CFLAGS = ("-std=c99", "-O2", "-ffp-contract=off")
 # fast_math=True: vectorised loops and libmvec's expf; reassociated sums (results differ from the
 # exact float32 order by rounding, ~1e-6 relative); the library is built for this machine's CPU
@@ -69,54 +70,6 @@ def _default_cache_dir() -> Path:
         _default_cache = Path(tempfile.mkdtemp(prefix="liquidflow-stepper-"))
         atexit.register(shutil.rmtree, str(_default_cache), True)
     return _default_cache
-
-
-def _tool_output(cmd: list[str]) -> str:
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    except OSError as e:  # pragma: no cover - which() found it a moment ago
-        raise RuntimeError(f"CompiledStepper could not run the C compiler {cmd[0]!r}: {e}") from e
-    return res.stdout
-
-
-def _compiler_identity(cc: str, cflags: tuple[str, ...]) -> str:
-    """The compiler's version, and with ``-march=native`` the target it resolves to (its predefined
-    macros name the instruction sets), so a shared cache never hands one CPU another's library."""
-    ident = _tool_output([cc, "--version"]).split("\n")[0]
-    if "-march=native" in cflags:
-        ident += _tool_output([cc, *cflags, "-E", "-dM", "-x", "c", "/dev/null"])
-    return ident
-
-
-def _run_cc(cmd: list[str]) -> None:
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if res.returncode != 0:
-        raise RuntimeError(
-            f"compiling the stepper library failed ({res.returncode}): {' '.join(cmd)}\n"
-            f"{res.stdout[-4000:]}{res.stderr[-4000:]}"
-        )
-
-
-def _build(source_dir: Path, cc: str, cflags: tuple[str, ...], out: Path) -> None:
-    """Compile the generated model and the wrapper, then link them into ``out`` (written atomically).
-
-    Compiling and linking are separate so that math flags never reach the link: gcc < 13 links
-    ``crtfastmath.o`` into a shared library built with ``-ffast-math``, which switches the whole
-    process's x86 FPU to flush denormals to zero when the library is loaded.
-    """
-    objs = []
-    for name in (f"{_PREFIX}.c", "wrapper.c"):
-        obj = source_dir / (name[:-2] + ".o")
-        _run_cc([cc, *cflags, "-fPIC", f"-I{source_dir}", "-c", str(source_dir / name), "-o", str(obj)])
-        objs.append(str(obj))
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        _run_cc([cc, "-shared", *objs, "-o", tmp, "-lm"])
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class CompiledStepper:
@@ -168,21 +121,18 @@ class CompiledStepper:
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             gen = to_c(model, d, prefix=_PREFIX, dtype=dtype)
-            wrapper = _WRAPPER.format(p=_PREFIX, P=_PREFIX.upper())
-            (d / "wrapper.c").write_text(wrapper)
-            h = hashlib.sha256()
-            for part in (
-                gen.header.read_text(),
-                gen.source.read_text(),
-                wrapper,
-                " ".join(cflags),
-                _compiler_identity(compiler, cflags),
-            ):
-                h.update(part.encode())
-                h.update(b"\0")
-            lib_path = cache / f"lfstep_{h.hexdigest()[:32]}.so"
-            if not lib_path.exists():
-                _build(d, compiler, cflags, lib_path)
+            (d / "wrapper.c").write_text(_WRAPPER.format(p=_PREFIX, P=_PREFIX.upper()))
+            lib_path = _build.build_library(
+                sorted(d.glob("*.c")),  # the generated model and the wrapper
+                f"{_PREFIX}.so",
+                cache=cache,
+                cc=compiler,
+                cflags=cflags,
+                include=[d],
+                headers=sorted(d.glob("*.h")),  # the generated header and any runtime header beside it
+                timeout=600,
+                what="compiling the stepper library",
+            )
         self.dtype = dtype
         self.fast_math = fast_math
         self.input_size: int = gen.input_size

@@ -2,6 +2,8 @@
 
 Everything here shells out to external tools (``gcc``, ``arm-none-eabi-gcc``/``-size``/``-nm``,
 ``qemu-system-arm``); :func:`missing_tools` says which are absent so callers can skip or fail.
+They run through :func:`liquidflow._build.run`, under a timeout; a failure raises :class:`ToolError`
+with the command and the tail of its output.
 
 Emulated runs use newlib's semihosting start-up (``--specs=nano.specs --specs=rdimon.specs``) with
 our vector table and reset handler (``runtime/startup.c``) and linker script (``runtime/mps2.ld``:
@@ -13,13 +15,15 @@ the harness's marker function executes.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .._build import ToolError as ToolError  # a compiler or emulator run failed: its command and output
+from .._build import build_library, run
 
 RUNTIME = Path(__file__).parent / "runtime"
 
@@ -62,23 +66,9 @@ HOST_TOOLS = ("gcc",)
 ARM_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
 
 
-class ToolError(RuntimeError):
-    """A compiler or emulator run failed; the message holds its command and output."""
-
-
 def missing_tools(tools: Sequence[str]) -> list[str]:
     """The names in ``tools`` not found on PATH."""
     return [t for t in tools if shutil.which(t) is None]
-
-
-def _run(cmd: Sequence[str], timeout: float = 300.0, cwd: Path | None = None) -> str:
-    try:
-        res = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    except subprocess.TimeoutExpired as e:
-        raise ToolError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from e
-    if res.returncode != 0:
-        raise ToolError(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stdout[-4000:]}{res.stderr[-4000:]}")
-    return res.stdout
 
 
 # ---------------------------------------------------------------------------------------------- harness
@@ -197,7 +187,7 @@ def parse_harness_output(text: str) -> dict[str, np.ndarray]:
 def build_host(sources: Sequence[Path], out: Path, include: Sequence[Path] = (), extra: Sequence[str] = ()) -> Path:
     """Compile C sources for the host with the strict flags; returns the executable."""
     cmd = ["gcc", *HOST_CFLAGS, *extra, *[f"-I{d}" for d in include], *map(str, sources), "-o", str(out), "-lm"]
-    _run(cmd)
+    run(cmd)
     return out
 
 
@@ -219,7 +209,7 @@ def build_arm(board: str, sources: Sequence[Path], out: Path, include: Sequence[
         str(out),
         "-lm",
     ]
-    _run(cmd)
+    run(cmd)
     return out
 
 
@@ -230,14 +220,13 @@ def _board(board: str) -> Board:
 
 
 def build_plugin(out_dir: Path) -> Path:
-    """Build the instruction-counting TCG plugin with the host compiler."""
-    so = out_dir / "insn_count.so"
-    _run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(so), str(RUNTIME / "insn_count.c")])
-    return so
+    """Build the instruction-counting TCG plugin with the host compiler into ``out_dir`` (kept there
+    by a hash of its source and the compiler: a second call with the same folder reuses it)."""
+    return build_library([RUNTIME / "insn_count.c"], "insn_count.so", cache=out_dir, cc="gcc", cflags=["-O2"], libs=())
 
 
 def symbol_address(elf: Path, name: str) -> int:
-    for line in _run(["arm-none-eabi-nm", str(elf)]).splitlines():
+    for line in run(["arm-none-eabi-nm", str(elf)]).splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == name:
             return int(parts[0], 16)
@@ -273,7 +262,7 @@ def run_qemu(board: str, elf: Path, plugin: Path | None = None, timeout: float =
         if plugin is not None:
             marker = symbol_address(elf, "lfh_marker")
             cmd += ["-plugin", f"{plugin},marker={marker:#x}", "-d", "plugin", "-D", str(log)]
-        out = _run(["timeout", str(int(timeout)), *cmd], timeout=timeout + 10)
+        out = run(["timeout", str(int(timeout)), *cmd], timeout=timeout + 10)
         marks: list[int] = []
         total = 0
         if plugin is not None and log.exists():
@@ -313,7 +302,7 @@ def size_object(target: str, source: Path, include: Sequence[Path] = ()) -> Obje
     b = TARGETS[target]
     with tempfile.TemporaryDirectory() as tmp:
         obj = Path(tmp) / "model.o"
-        _run(
+        run(
             [
                 "arm-none-eabi-gcc",
                 *b.cpu_flags,
@@ -326,7 +315,7 @@ def size_object(target: str, source: Path, include: Sequence[Path] = ()) -> Obje
                 str(obj),
             ]
         )
-        out = _run(["arm-none-eabi-size", "-A", str(obj)])
+        out = run(["arm-none-eabi-size", "-A", str(obj)])
         text = data = bss = 0
         for line in out.splitlines():
             parts = line.split()
