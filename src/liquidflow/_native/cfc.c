@@ -1,29 +1,20 @@
 /* liquidflow native kernels: CfC chains (one layer with a backbone, or the wired layers of an NCP)
  * over a whole sequence, forward and backward; called by liquidflow/torch/_native_cfc.py.
  *
- * Arguments (all tensors contiguous unless given as pointer + strides):
- *   desc  L x LF_NDESC int64 per layer:
- *         0 H, 1 K (first map's outputs), 2 I (inputs of the map from layer l-1; 0 for layer 0),
- *         3 backbone, 4 no_gate, 5 offset of the layer's state in the chain state,
- *         6-8 WxT (I, K) as pointer, stride0, stride1;  9-11 WhT (H, K);  12-13 b (K) pointer, stride;
- *         14-16 HwT (K, 4H);  17-18 hb (4H);
- *         19 Z (T, B, K), 20 F (T, B, 2H), 21 G (T, B, H): saved by the forward pass for the backward
- *            pass (0: not saved, inference);
- *         outputs of the backward pass (0: not wanted): 22 dU (T, B, K) the gradient at the first map's
- *            output (layer 0: dP), 23 WxT's gradient (I, K), 24 WhT's (H, K), 25 b's (K), 26 HwT's
- *            (K, 4H), 27 hb's (4H), all contiguous.
+ * Arguments: `layers`, L structs lf_cfc_layer (lf_abi.h: sizes, options, weights read in place with
+ * their strides, the buffers saved for the backward pass and its outputs), then
  *   P (T, B, K_0) layer 0's first map over the inputs (bias included), ts (T, B) elapsed times,
- *   keep (T, B) uint8 or NULL, h0 (B, N), S (T, B, N) the states.
+ *   keep (T, B) uint8 or NULL, h0 (B, N), S (T, B, N) the states, all contiguous.
  * Weight gradients: each thread sums over its rows and every step, then the threads' sums are added. */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "lf_abi.h"
 #include "lf_common.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#define LF_NDESC 28
 #define LF_MAXL 16
 #ifdef __AVX512F__
 #define LF_VBYTES 64
@@ -61,8 +52,37 @@ static int lf_rows(int64_t B, int64_t *b0, int64_t *b1) {
     return (int)tid;
 }
 
-int lf_cfc_version(void) { return 2; }
-int lf_cfc_ndesc(void) { return LF_NDESC; }
+/* every field of the structs of this library's calls, for the check of liquidflow.torch._native_abi */
+static const lf_abi_field lf_cfc_abi_fields[] = {
+    LF_ABI_STRUCT(lf_strided),
+    LF_ABI_FIELD(lf_strided, data),
+    LF_ABI_FIELD(lf_strided, stride0),
+    LF_ABI_FIELD(lf_strided, stride1),
+    LF_ABI_STRUCT(lf_cfc_layer),
+    LF_ABI_FIELD(lf_cfc_layer, hidden),
+    LF_ABI_FIELD(lf_cfc_layer, width),
+    LF_ABI_FIELD(lf_cfc_layer, in_size),
+    LF_ABI_FIELD(lf_cfc_layer, backbone),
+    LF_ABI_FIELD(lf_cfc_layer, no_gate),
+    LF_ABI_FIELD(lf_cfc_layer, offset),
+    LF_ABI_FIELD(lf_cfc_layer, wx_t),
+    LF_ABI_FIELD(lf_cfc_layer, wh_t),
+    LF_ABI_FIELD(lf_cfc_layer, b),
+    LF_ABI_FIELD(lf_cfc_layer, hw_t),
+    LF_ABI_FIELD(lf_cfc_layer, hb),
+    LF_ABI_FIELD(lf_cfc_layer, z),
+    LF_ABI_FIELD(lf_cfc_layer, f),
+    LF_ABI_FIELD(lf_cfc_layer, g),
+    LF_ABI_FIELD(lf_cfc_layer, grad_u),
+    LF_ABI_FIELD(lf_cfc_layer, grad_wx_t),
+    LF_ABI_FIELD(lf_cfc_layer, grad_wh_t),
+    LF_ABI_FIELD(lf_cfc_layer, grad_b),
+    LF_ABI_FIELD(lf_cfc_layer, grad_hw_t),
+    LF_ABI_FIELD(lf_cfc_layer, grad_hb),
+};
+/* lf_cfc_abi_version, lf_cfc_struct_size, lf_cfc_field_offset */
+LF_ABI_EXPORTS(cfc, LF_CFC_ABI_VERSION, lf_cfc_abi_fields)
+
 int lf_cfc_maxlayers(void) { return LF_MAXL; }
 
 #define REAL float

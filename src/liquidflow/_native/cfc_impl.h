@@ -97,25 +97,27 @@ typedef struct {
     int64_t acc;                                 /* per-thread accumulator size of the weight gradients */
 } LF_SFX(layer);
 
-/* element (i, j) of a strided matrix passed as (pointer, stride0, stride1) */
-#define LF_AT(p, s0, s1, i, j) ((const REAL *)(intptr_t)(p))[(i) * (s0) + (j) * (s1)]
+/* element (i, j) of a strided matrix or vector (j = 0) read in place */
+#define LF_AT(m, i, j) ((const REAL *)(m).data)[(i) * (m).stride0 + (j) * (m).stride1]
 
 /* padded copies of the weights (forward layout, and transposed for the backward pass); merged: the
  * gate head is (Wb - c Wa, bb - c ba) in columns 2H..3H. Returns the allocation (free it) or NULL. */
-static REAL *LF_SFX(prepare)(int64_t L, const int64_t *desc, LF_SFX(layer) *lay, int merged, REAL c, int backward) {
+static REAL *LF_SFX(prepare)(int64_t L, const lf_cfc_layer *layers, LF_SFX(layer) *lay, int merged, REAL c,
+                             int backward) {
     size_t total = 0;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t *d = desc + l * LF_NDESC;
+        const lf_cfc_layer *d = layers + l;
         LF_SFX(layer) *y = &lay[l];
         memset(y, 0, sizeof *y);
-        y->H = d[0], y->K = d[1], y->I = d[2], y->backbone = d[3], y->nogate = d[4], y->off = d[5];
+        y->H = d->hidden, y->K = d->width, y->I = d->in_size, y->backbone = d->backbone;
+        y->nogate = d->no_gate, y->off = d->offset;
         y->nV = (y->backbone && merged) ? 3 * y->H : 4 * y->H;
         y->Kp = lf_roundup(y->K, VW), y->Vp = lf_roundup(y->nV, VW);
         y->Hp = lf_roundup(y->H, VW), y->Ip = lf_roundup(y->I, VW);
-        y->Z = (REAL *)(intptr_t)d[19], y->F = (REAL *)(intptr_t)d[20], y->G = (REAL *)(intptr_t)d[21];
-        y->dU = (REAL *)(intptr_t)d[22];
-        y->gWxT = (REAL *)(intptr_t)d[23], y->gWhT = (REAL *)(intptr_t)d[24], y->gb = (REAL *)(intptr_t)d[25];
-        y->gHwT = (REAL *)(intptr_t)d[26], y->ghb = (REAL *)(intptr_t)d[27];
+        y->Z = (REAL *)d->z, y->F = (REAL *)d->f, y->G = (REAL *)d->g;
+        y->dU = (REAL *)d->grad_u;
+        y->gWxT = (REAL *)d->grad_wx_t, y->gWhT = (REAL *)d->grad_wh_t, y->gb = (REAL *)d->grad_b;
+        y->gHwT = (REAL *)d->grad_hw_t, y->ghb = (REAL *)d->grad_hb;
         /* accumulators: WxT (I x Kp), WhT (H x Kp), b (Kp), HwT (K x Vp), hb (Vp) */
         y->acc = (y->I + y->H + 1) * y->Kp + (y->backbone ? (y->K + 1) * y->Vp : 0);
         size_t n = (size_t)((y->I + y->H + 1) * y->Kp);
@@ -127,25 +129,25 @@ static REAL *LF_SFX(prepare)(int64_t L, const int64_t *desc, LF_SFX(layer) *lay,
     if (!mem) return NULL;
     REAL *p = mem;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t *d = desc + l * LF_NDESC;
+        const lf_cfc_layer *d = layers + l;
         LF_SFX(layer) *y = &lay[l];
         int64_t H = y->H, K = y->K;
         y->WxT = p, p += y->I * y->Kp;
         y->WhT = p, p += H * y->Kp;
         y->b = p, p += y->Kp;
         for (int64_t i = 0; i < y->I; i++)
-            for (int64_t j = 0; j < K; j++) y->WxT[i * y->Kp + j] = LF_AT(d[6], d[7], d[8], i, j);
+            for (int64_t j = 0; j < K; j++) y->WxT[i * y->Kp + j] = LF_AT(d->wx_t, i, j);
         for (int64_t i = 0; i < H; i++)
-            for (int64_t j = 0; j < K; j++) y->WhT[i * y->Kp + j] = LF_AT(d[9], d[10], d[11], i, j);
-        if (d[12])
-            for (int64_t j = 0; j < K; j++) y->b[j] = LF_AT(d[12], d[13], 0, j, 0);
+            for (int64_t j = 0; j < K; j++) y->WhT[i * y->Kp + j] = LF_AT(d->wh_t, i, j);
+        if (d->b.data)
+            for (int64_t j = 0; j < K; j++) y->b[j] = LF_AT(d->b, j, 0);
         if (y->backbone) {
             y->HwT = p, p += K * y->Vp;
             y->hb = p, p += y->Vp;
             for (int64_t k = 0; k < K; k++) {
                 REAL *row = y->HwT + k * y->Vp;
                 for (int64_t j = 0; j < 4 * H; j++) {
-                    REAL w = LF_AT(d[14], d[15], d[16], k, j);
+                    REAL w = LF_AT(d->hw_t, k, j);
                     if (!merged) row[j] = w;
                     else if (j < 2 * H) row[j] = w;
                     else if (j < 3 * H) row[j] = -c * w; /* - c Wa, then + Wb below */
@@ -153,7 +155,7 @@ static REAL *LF_SFX(prepare)(int64_t L, const int64_t *desc, LF_SFX(layer) *lay,
                 }
             }
             for (int64_t j = 0; j < 4 * H; j++) {
-                REAL w = LF_AT(d[17], d[18], 0, j, 0);
+                REAL w = LF_AT(d->hb, j, 0);
                 if (!merged || j < 2 * H) y->hb[j] = w;
                 else if (j < 3 * H) y->hb[j] = -c * w;
                 else y->hb[j - H] += w;
@@ -378,15 +380,15 @@ static int LF_SFX(uniform)(const REAL *ts, int64_t n) {
 
 /* States S (T, B, N) of the chain. Returns 1 when the gate heads were merged (uniform dt, allowed
  * by merge_ok, some layer has a backbone), 0 when not, -1 when out of memory. */
-int LF_SFX(lf_cfc_forward)(int64_t L, const int64_t *desc, int64_t T, int64_t B, int64_t N, const REAL *P,
+int LF_SFX(lf_cfc_forward)(int64_t L, const lf_cfc_layer *layers, int64_t T, int64_t B, int64_t N, const REAL *P,
                            int64_t K0, const REAL *ts, const uint8_t *keep, const REAL *h0, REAL *S, int64_t merge_ok,
                            int64_t nt) {
     if (L < 1 || L > LF_MAXL) return -2;
     LF_SFX(layer) lay[LF_MAXL];
     int anyb = 0;
-    for (int64_t l = 0; l < L; l++) anyb |= desc[l * LF_NDESC + 3] != 0;
+    for (int64_t l = 0; l < L; l++) anyb |= layers[l].backbone != 0;
     int merged = merge_ok && anyb && LF_SFX(uniform)(ts, T * B);
-    REAL *mem = LF_SFX(prepare)(L, desc, lay, merged, merged ? ts[0] : 0, 0);
+    REAL *mem = LF_SFX(prepare)(L, layers, lay, merged, merged ? ts[0] : 0, 0);
     if (!mem) return -1;
     int fail = 0;
     int nth = lf_threads(B, nt);
@@ -401,14 +403,15 @@ int LF_SFX(lf_cfc_forward)(int64_t L, const int64_t *desc, int64_t T, int64_t B,
 }
 
 /* The adjoint: dU_0 (T, B, K_0) = dP where asked for, gh0 (B, N), and the weight gradients asked
- * for (desc 23-27). `merged` as returned by the forward pass. Returns 0, or -1 when out of memory. */
-int LF_SFX(lf_cfc_backward)(int64_t L, const int64_t *desc, int64_t T, int64_t B, int64_t N, const REAL *ts,
+ * for (the grad_* fields of `layers`). `merged` as returned by the forward pass. Returns 0, or -1
+ * when out of memory. */
+int LF_SFX(lf_cfc_backward)(int64_t L, const lf_cfc_layer *layers, int64_t T, int64_t B, int64_t N, const REAL *ts,
                             const uint8_t *keep, const REAL *h0, const REAL *S, const REAL *gS, REAL *gh0,
                             int64_t merged, int64_t nt) {
     if (L < 1 || L > LF_MAXL) return -2;
     LF_SFX(layer) lay[LF_MAXL];
     REAL c = merged ? ts[0] : 0;
-    REAL *mem = LF_SFX(prepare)(L, desc, lay, (int)merged, c, 1);
+    REAL *mem = LF_SFX(prepare)(L, layers, lay, (int)merged, c, 1);
     if (!mem) return -1;
     int nth = lf_threads(B, nt);
     int64_t stride = 0;

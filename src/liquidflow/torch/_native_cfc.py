@@ -10,9 +10,11 @@ with a backbone merges its two gate heads into one: ``g = σ((Wb − c·Wa) z + 
 columns instead of 4H. The gradient of both heads then follows from the one gate gradient ``dg``:
 ``∂/∂Wb = zᵀ dg`` and ``∂/∂Wa = −c·zᵀ dg``.
 
-:func:`chain` returns None wherever the C kernel does not apply (native code unavailable or switched
-off, not on the CPU, not float32/float64, an activation not folded into the weights, ...), and the
-torch kernels of ``_fused`` run instead.
+The layers travel to C as an array of :class:`~._native_abi.LfCfcLayer` (``lf_cfc_layer`` in
+``lf_abi.h``). :func:`why_not` says why the C kernel does not apply to a call (native code switched
+off or unavailable, not on the CPU, not float32/float64, an activation not folded into the
+weights, ...), or None when it does; :func:`chain` then returns None and the torch kernels of
+``_fused`` run instead.
 """
 
 from __future__ import annotations
@@ -26,99 +28,148 @@ import numpy as np
 import torch
 
 from .. import _native
+from . import _native_abi as abi
 
 if TYPE_CHECKING:
     from ._fused import CfCLayerSpec
 
 Tensor = torch.Tensor
-NDESC = 28  # int64 fields per layer in the descriptor (see cfc.c)
 _MERGE = True  # merge the gate heads when dt is uniform (tests switch it off to check both paths)
 _SFX = {torch.float32: "f32", torch.float64: "f64"}
-_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+_i64, _ptr, _layers_p = ctypes.c_int64, ctypes.c_void_p, ctypes.POINTER(abi.LfCfcLayer)
+_MAX_LAYERS: dict[int, int] = {}  # id(library) -> the most layers a chain may have (LF_MAXL of cfc.c)
 
 
-_READY: dict[int, int] = {}  # id(library) -> the most layers it takes, once its argtypes are set
+def _setup(lib: ctypes.CDLL) -> None:
+    for sfx in _SFX.values():
+        f = getattr(lib, f"lf_cfc_forward_{sfx}")
+        # L, layers, T, B, N, P, K0, ts, keep, h0, S, merge_ok, nt
+        f.argtypes = [_i64, _layers_p, _i64, _i64, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
+        f.restype = ctypes.c_int
+        g = getattr(lib, f"lf_cfc_backward_{sfx}")
+        # L, layers, T, B, N, ts, keep, h0, S, gS, gh0, merged, nt
+        g.argtypes = [_i64, _layers_p, _i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
+        g.restype = ctypes.c_int
+    _MAX_LAYERS[id(lib)] = lib.lf_cfc_maxlayers()
 
 
-def _lib() -> Any:
-    lib = _native.load("cfc")
-    if lib is None:
-        return None
-    if id(lib) not in _READY:
-        if lib.lf_cfc_version() < 2 or lib.lf_cfc_ndesc() != NDESC:
-            return None
-        for sfx in _SFX.values():
-            f = getattr(lib, f"lf_cfc_forward_{sfx}")
-            # L, desc, T, B, N, P, K0, ts, keep, h0, S, merge_ok, nt
-            f.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _i64, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
-            f.restype = ctypes.c_int
-            g = getattr(lib, f"lf_cfc_backward_{sfx}")
-            # L, desc, T, B, N, ts, keep, h0, S, gS, gh0, merged, nt
-            g.argtypes = [_i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64]
-            g.restype = ctypes.c_int
-        _READY[id(lib)] = lib.lf_cfc_maxlayers()
+_LIB = abi.KernelLibrary("cfc", abi.CFC_ABI_VERSION, abi.CFC_STRUCTS, _setup)
+
+
+def _strided(t: Tensor | None) -> abi.LfStrided:
+    if t is None:
+        return abi.LfStrided()
+    return abi.LfStrided(t.data_ptr(), t.stride(0), t.stride(1) if t.dim() > 1 else 0)
+
+
+def _data(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _layers(specs: list[CfCLayerSpec], params: list[list[Tensor | None]], saves: list[list[Tensor | None]],
+            outs: list[list[Tensor | None]]) -> ctypes.Array[abi.LfCfcLayer]:  # fmt: skip
+    """The layers as cfc.c reads them: sizes, options, weights with their strides, buffers."""
+    layers = (abi.LfCfcLayer * len(specs))()
+    off = 0
+    for l, (sp, y) in enumerate(zip(specs, layers)):
+        WxT, WhT, b, HwT, hb = params[l]
+        Z, Fh, G = saves[l]
+        dU, gWxT, gWhT, gb, gHwT, ghb = outs[l]
+        y.hidden, y.width, y.backbone, y.no_gate, y.offset = sp.hidden, sp.width, sp.backbone, sp.mode == "no_gate", off
+        if l > 0:  # layer 0's input map is the caller's P
+            y.in_size = 0 if WxT is None else WxT.shape[0]
+            y.wx_t, y.b = _strided(WxT), _strided(b)
+        y.wh_t, y.hw_t, y.hb = _strided(WhT), _strided(HwT), _strided(hb)
+        y.z, y.f, y.g = _data(Z), _data(Fh), _data(G)
+        y.grad_u, y.grad_wx_t, y.grad_wh_t = _data(dU), _data(gWxT), _data(gWhT)
+        y.grad_b, y.grad_hw_t, y.grad_hb = _data(gb), _data(gHwT), _data(ghb)
+        off += sp.hidden
+    return layers
+
+
+def _why_not_inputs(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+                    params: list[list[Tensor | None]]) -> str | None:  # fmt: skip
+    """What about the call the C kernel does not take, or None (the library aside)."""
+    dtype = P.dtype
+    for t in (P, ts, h0, keep):
+        if t is not None and t.device.type != "cpu":
+            return abi.not_cpu(t.device)
+    if dtype not in _SFX:
+        return abi.not_float(dtype)
+    for name, t in (("timespans", ts), ("h0", h0)):
+        if t.dtype != dtype:
+            return abi.mixed_dtypes(f"P {dtype}, {name} {t.dtype}")
+    if ts.requires_grad:
+        return "timespans require grad; the C kernel gives no gradient for them"
+    if P.dim() != 3:
+        return f"shape: P {tuple(P.shape)}; the C kernel takes (T, B, K)"
+    T, B, K0 = P.shape
+    if T == 0 or B == 0:
+        return f"shape: P {tuple(P.shape)}, an empty sequence or batch"
+    if not specs:
+        return "no layers"
+    if K0 != specs[0].width:
+        return f"shape: P {tuple(P.shape)}, layer 0 has width {specs[0].width}"
+    if ts.numel() != T * B:
+        return f"shape: timespans {tuple(ts.shape)}, expected T * B = {T * B} values"
+    N = sum(s.hidden for s in specs)
+    if tuple(h0.shape) != (B, N):
+        return f"shape: h0 {tuple(h0.shape)}, expected {(B, N)}"
+    if keep is not None:
+        if keep.dtype != torch.bool:
+            return f"mask of dtype {keep.dtype}; the C kernel takes torch.bool"
+        if keep.numel() != T * B:
+            return f"shape: mask {tuple(keep.shape)}, expected T * B = {T * B} values"
+    for l, sp in enumerate(specs):
+        if sp.lecun:
+            return f"layer {l}: backbone activation lecun_tanh not folded into the weights; the C kernel takes tanh"
+        if sp.mode not in ("default", "no_gate"):
+            return f"layer {l}: mode={sp.mode!r} is not in the C kernel (default, no_gate)"
+        WxT, WhT, b, HwT, hb = params[l]
+        H, K = sp.hidden, sp.width
+        need: list[tuple[str, Tensor | None, tuple[int, ...]]] = [("WhT", WhT, (H, K))]
+        if l > 0:
+            need.append(("WxT", WxT, (specs[l - 1].hidden, K)))
+            if b is not None:
+                need.append(("b", b, (K,)))
+        if sp.backbone:
+            need += [("HwT", HwT, (K, 4 * H)), ("hb", hb, (4 * H,))]
+        elif K != 4 * H:
+            return f"layer {l}: width {K} without a backbone, expected 4 * hidden = {4 * H}"
+        for name, p, shape in need:
+            if p is None:
+                return f"layer {l}: {name} is missing"
+            if p.device.type != "cpu":
+                return abi.not_cpu(p.device)
+            if p.dtype != dtype:
+                return abi.mixed_dtypes(f"P {dtype}, layer {l} {name} {p.dtype}")
+            if tuple(p.shape) != shape:
+                return f"shape: layer {l} {name} {tuple(p.shape)}, expected {shape}"
+    return None
+
+
+def _resolve(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+             params: list[list[Tensor | None]]) -> ctypes.CDLL | str:  # fmt: skip
+    """The library to run the call, or why not."""
+    if not _native.enabled():
+        return abi.SWITCHED_OFF
+    reason = _why_not_inputs(specs, P, ts, keep, h0, params) or _LIB.why_not()
+    if reason is not None:
+        return reason
+    lib = _LIB.get()
+    if lib is None:  # switched off since (another thread)
+        return abi.SWITCHED_OFF
+    most = _MAX_LAYERS[id(lib)]
+    if len(specs) > most:
+        return f"a chain of {len(specs)} layers; the C kernel takes at most {most}"
     return lib
 
 
-def _mat(t: Tensor | None) -> tuple[int, int, int]:
-    if t is None:
-        return 0, 0, 0
-    return t.data_ptr(), t.stride(0), t.stride(1)
-
-
-def _vec(t: Tensor | None) -> tuple[int, int]:
-    return (0, 0) if t is None else (t.data_ptr(), t.stride(0))
-
-
-def _desc(specs: list[CfCLayerSpec], params: list[list[Tensor | None]], saves: list[list[Tensor | None]],
-          outs: list[list[Tensor | None]]) -> Any:  # fmt: skip
-    """The per-layer descriptor of cfc.c: sizes, options, weight pointers with strides, buffers."""
-    vals: list[int] = []
-    off = 0
-    for l, sp in enumerate(specs):
-        WxT, WhT, b, HwT, hb = params[l]
-        Z, Fh, G = saves[l]
-        dU, *wgrads = outs[l]
-        I = 0 if l == 0 or WxT is None else WxT.shape[0]
-        vals += [sp.hidden, sp.width, I, int(sp.backbone), int(sp.mode == "no_gate"), off]
-        vals += [*_mat(WxT if l > 0 else None), *_mat(WhT), *_vec(b if l > 0 else None), *_mat(HwT), *_vec(hb)]
-        vals += [0 if x is None else x.data_ptr() for x in (Z, Fh, G, dU, *wgrads)]
-        off += sp.hidden
-    return (ctypes.c_int64 * len(vals))(*vals)
-
-
-def _applies(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
-             params: list[list[Tensor | None]]) -> bool:  # fmt: skip
-    dtype = P.dtype
-    if dtype not in _SFX or P.device.type != "cpu" or P.dim() != 3 or ts.requires_grad:
-        return False
-    T, B, K0 = P.shape
-    if T == 0 or B == 0 or not specs or K0 != specs[0].width:
-        return False
-    if ts.dtype != dtype or ts.device != P.device or ts.numel() != T * B:
-        return False
-    if h0.dtype != dtype or h0.device != P.device or tuple(h0.shape) != (B, sum(s.hidden for s in specs)):
-        return False
-    if keep is not None and (keep.dtype != torch.bool or keep.numel() != T * B or keep.device != P.device):
-        return False
-    for l, sp in enumerate(specs):
-        if sp.lecun or sp.mode not in ("default", "no_gate"):
-            return False
-        WxT, WhT, b, HwT, hb = params[l]
-        H, K = sp.hidden, sp.width
-        need: list[tuple[Tensor | None, tuple[int, ...]]] = [(WhT, (H, K))]
-        if l > 0:
-            need.append((WxT, (specs[l - 1].hidden, K)))
-            if b is not None:
-                need.append((b, (K,)))
-        if sp.backbone:
-            need += [(HwT, (K, 4 * H)), (hb, (4 * H,))]
-        elif K != 4 * H:
-            return False
-        for p, shape in need:
-            if p is None or tuple(p.shape) != shape or p.dtype != dtype or p.device != P.device:
-                return False
-    return True
+def why_not(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+            params: list[list[Tensor | None]]) -> str | None:  # fmt: skip
+    """None when :func:`chain` runs the C kernel for these arguments, else the reason it does not."""
+    lib = _resolve(specs, P, ts, keep, h0, params)
+    return lib if isinstance(lib, str) else None
 
 
 Saves = list[list[Tensor | None]]
@@ -180,10 +231,10 @@ def _forward(lib: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: T
                     saves[l][k] = buf[o : o + T * B * w].view(T, B, w)
                     o += T * B * w
     S = P.new_empty(T, B, N)
-    desc = _desc(specs, params, saves, [[None] * 6] * len(specs))
+    layers = _layers(specs, params, saves, [[None] * 6] * len(specs))
     fn = getattr(lib, f"lf_cfc_forward_{_SFX[P.dtype]}")
     kp = keep.data_ptr() if keep is not None else None
-    merged = fn(len(specs), desc, T, B, N, P.data_ptr(), K0, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(),
+    merged = fn(len(specs), layers, T, B, N, P.data_ptr(), K0, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(),
                 int(_MERGE), torch.get_num_threads())  # fmt: skip
     if merged < 0:
         raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
@@ -196,7 +247,7 @@ class _NativeCfCChain(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
                 *flat: Tensor | None) -> Tensor:  # fmt: skip
-        lib = _lib()
+        lib = _LIB.get()
         params = [list(flat[5 * l : 5 * l + 5]) for l in range(len(specs))]
         S, saves, merged = _forward(lib, specs, P, ts, keep, h0, params, save=True)
         ctx.specs, ctx.merged = specs, merged
@@ -243,13 +294,13 @@ class _NativeCfCChain(torch.autograd.Function):
                 out.append(torch.empty(w.shape, dtype=w.dtype) if wanted else None)  # type: ignore[union-attr]
             outs.append(out)
         gh0 = S.new_empty(B, N)
-        lib = _lib()
+        lib = _LIB.get()
         if lib is None:
             raise RuntimeError("liquidflow's native CfC kernel became unavailable between forward and backward")
-        desc = _desc(specs, params, saves, outs)
+        layers = _layers(specs, params, saves, outs)
         fn = getattr(lib, f"lf_cfc_backward_{_SFX[S.dtype]}")
         kp = keep.data_ptr() if keep is not None else None
-        rc = fn(L, desc, T, B, N, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(), gS.data_ptr(), gh0.data_ptr(),
+        rc = fn(L, layers, T, B, N, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(), gS.data_ptr(), gh0.data_ptr(),
                 int(ctx.merged), torch.get_num_threads())  # fmt: skip
         if rc < 0:
             raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
@@ -259,11 +310,9 @@ class _NativeCfCChain(torch.autograd.Function):
 
 def chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
           params: list[list[Tensor | None]]) -> Tensor | None:  # fmt: skip
-    """States (T, B, N) as ``_fused.cfc_chain``, or None where the C kernel does not apply."""
-    if not _applies(specs, P, ts, keep, h0, params):
-        return None
-    lib = _lib()
-    if lib is None or len(specs) > _READY[id(lib)]:
+    """States (T, B, N) as ``_fused.cfc_chain``, or None where the C kernel does not apply (see :func:`why_not`)."""
+    lib = _resolve(specs, P, ts, keep, h0, params)
+    if isinstance(lib, str):
         return None
     T, B, _ = P.shape
     P = P.contiguous()
