@@ -4,9 +4,63 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "lf_abi.h"
 #include "lf_common.h"
 
-int lf_ltc_version(void) { return 2; }
+/* every field of the structs of this library's calls, for the check of liquidflow.torch._native_abi */
+static const lf_abi_field lf_ltc_abi_fields[] = {
+    LF_ABI_STRUCT(lf_ltc_seq),
+    LF_ABI_FIELD(lf_ltc_seq, steps),
+    LF_ABI_FIELD(lf_ltc_seq, batch),
+    LF_ABI_FIELD(lf_ltc_seq, neurons),
+    LF_ABI_FIELD(lf_ltc_seq, unfolds),
+    LF_ABI_FIELD(lf_ltc_seq, edges),
+    LF_ABI_FIELD(lf_ltc_seq, need_w),
+    LF_ABI_FIELD(lf_ltc_seq, threads),
+    LF_ABI_FIELD(lf_ltc_seq, base),
+    LF_ABI_FIELD(lf_ltc_seq, c),
+    LF_ABI_FIELD(lf_ltc_seq, keep),
+    LF_ABI_FIELD(lf_ltc_seq, h0),
+    LF_ABI_FIELD(lf_ltc_seq, w),
+    LF_ABI_FIELD(lf_ltc_seq, we),
+    LF_ABI_FIELD(lf_ltc_seq, sigma),
+    LF_ABI_FIELD(lf_ltc_seq, sm),
+    LF_ABI_FIELD(lf_ltc_seq, src),
+    LF_ABI_FIELD(lf_ltc_seq, dst),
+    LF_ABI_FIELD(lf_ltc_seq, states),
+    LF_ABI_FIELD(lf_ltc_seq, v),
+    LF_ABI_FIELD(lf_ltc_seq, d),
+    LF_ABI_FIELD(lf_ltc_seq, grad_states),
+    LF_ABI_FIELD(lf_ltc_seq, grad_base),
+    LF_ABI_FIELD(lf_ltc_seq, grad_c),
+    LF_ABI_FIELD(lf_ltc_seq, grad_h0),
+    LF_ABI_FIELD(lf_ltc_seq, grad_w),
+    LF_ABI_FIELD(lf_ltc_seq, grad_we),
+    LF_ABI_FIELD(lf_ltc_seq, grad_sigma),
+    LF_ABI_FIELD(lf_ltc_seq, grad_sm),
+    LF_ABI_STRUCT(lf_ltc_sensory),
+    LF_ABI_FIELD(lf_ltc_sensory, rows),
+    LF_ABI_FIELD(lf_ltc_sensory, inputs),
+    LF_ABI_FIELD(lf_ltc_sensory, neurons),
+    LF_ABI_FIELD(lf_ltc_sensory, need_w),
+    LF_ABI_FIELD(lf_ltc_sensory, threads),
+    LF_ABI_FIELD(lf_ltc_sensory, x),
+    LF_ABI_FIELD(lf_ltc_sensory, leak),
+    LF_ABI_FIELD(lf_ltc_sensory, sw),
+    LF_ABI_FIELD(lf_ltc_sensory, swe),
+    LF_ABI_FIELD(lf_ltc_sensory, ssig),
+    LF_ABI_FIELD(lf_ltc_sensory, ssm),
+    LF_ABI_FIELD(lf_ltc_sensory, base),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_base),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_x),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_leak),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_sw),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_swe),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_ssig),
+    LF_ABI_FIELD(lf_ltc_sensory, grad_ssm),
+};
+/* lf_ltc_abi_version, lf_ltc_struct_size, lf_ltc_field_offset */
+LF_ABI_EXPORTS(ltc, LF_LTC_ABI_VERSION, lf_ltc_abi_fields)
 
 /* LANES: batch rows per vector in the edge-list kernels (64 bytes: one AVX-512 register) */
 #define REAL float

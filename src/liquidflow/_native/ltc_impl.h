@@ -22,14 +22,21 @@
  * accumulates the weight gradients of its rows in its own buffer; they are summed at the end.
  *
  * Return value: 0, or -1 when scratch memory could not be allocated.
+ *
+ * The entry points at the end take one struct (lf_abi.h: lf_ltc_seq, lf_ltc_sensory) and pass its
+ * fields on to the kernels here. LF_KERNEL keeps each kernel a function of its own, so that it
+ * compiles as it did when it was the entry point (restrict-qualified parameters, same code).
  */
+#ifndef LF_KERNEL
+#define LF_KERNEL __attribute__((noinline))
+#endif
 
 /* ------------------------------------------------------------------------------- dense forward */
-int LF_SFX(lf_ltc_dense_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict base,
-                             const REAL *restrict C, const uint8_t *restrict keep, const REAL *restrict h0,
-                             const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
-                             const REAL *restrict sm, REAL *restrict S, REAL *restrict V, REAL *restrict Dsv,
-                             int nt) {
+static LF_KERNEL int LF_SFX(ltc_dense_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict base,
+                                           const REAL *restrict C, const uint8_t *restrict keep,
+                                           const REAL *restrict h0, const REAL *restrict w, const REAL *restrict we,
+                                           const REAL *restrict sigma, const REAL *restrict sm, REAL *restrict S,
+                                           REAL *restrict V, REAL *restrict Dsv, int nt) {
     if (nt < 1) nt = 1;
     REAL *scratch = malloc(sizeof(REAL) * (size_t)(4 * N) * (size_t)nt);
     if (!scratch) return -1;
@@ -135,12 +142,13 @@ static void LF_SFX(sum_four)(const REAL *base, int64_t per, int nt, int64_t n, R
 }
 
 /* ------------------------------------------------------------------------------ dense backward */
-int LF_SFX(lf_ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict C,
-                             const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
-                             const REAL *restrict sigma, const REAL *restrict sm, const REAL *restrict V,
-                             const REAL *restrict Dsv, const REAL *restrict gS, REAL *restrict gbase,
-                             REAL *restrict gC, REAL *restrict gh0, REAL *restrict gw, REAL *restrict gwe,
-                             REAL *restrict gsig, REAL *restrict gsm, int need_w, int nt) {
+static LF_KERNEL int LF_SFX(ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict C,
+                                           const uint8_t *restrict keep, const REAL *restrict w,
+                                           const REAL *restrict we, const REAL *restrict sigma, const REAL *restrict sm,
+                                           const REAL *restrict V, const REAL *restrict Dsv, const REAL *restrict gS,
+                                           REAL *restrict gbase, REAL *restrict gC, REAL *restrict gh0,
+                                           REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig,
+                                           REAL *restrict gsm, int need_w, int nt) {
     if (nt < 1) nt = 1;
     const int64_t NN = N * N;
     const int64_t per = 4 * N + (need_w ? 4 * NN : 0);
@@ -224,11 +232,13 @@ static void LF_SFX(sparse_load)(int64_t t, int64_t B, int64_t N, int64_t b0, int
     }
 }
 
-int LF_SFX(lf_ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E, const REAL *restrict base,
-                              const REAL *restrict C, const uint8_t *restrict keep, const REAL *restrict h0,
-                              const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
-                              const REAL *restrict sm, const int64_t *restrict src, const int64_t *restrict dst,
-                              REAL *restrict S, REAL *restrict V, REAL *restrict Dsv, int nt) {
+static LF_KERNEL int LF_SFX(ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E,
+                                            const REAL *restrict base, const REAL *restrict C,
+                                            const uint8_t *restrict keep, const REAL *restrict h0,
+                                            const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
+                                            const REAL *restrict sm, const int64_t *restrict src,
+                                            const int64_t *restrict dst, REAL *restrict S, REAL *restrict V,
+                                            REAL *restrict Dsv, int nt) {
     if (nt < 1) nt = 1;
     const int64_t NW = N * LANES, nblk = (B + LANES - 1) / LANES;
     const int64_t per = 8 * NW + LANES;
@@ -287,13 +297,15 @@ int LF_SFX(lf_ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_
     return 0;
 }
 
-int LF_SFX(lf_ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E, const REAL *restrict C,
-                              const uint8_t *restrict keep, const REAL *restrict w, const REAL *restrict we,
-                              const REAL *restrict sigma, const REAL *restrict sm, const int64_t *restrict src,
-                              const int64_t *restrict dst, const REAL *restrict V, const REAL *restrict Dsv,
-                              const REAL *restrict gS, REAL *restrict gbase, REAL *restrict gC, REAL *restrict gh0,
-                              REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm,
-                              int need_w, int nt) {
+static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t E,
+                                            const REAL *restrict C, const uint8_t *restrict keep,
+                                            const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
+                                            const REAL *restrict sm, const int64_t *restrict src,
+                                            const int64_t *restrict dst, const REAL *restrict V,
+                                            const REAL *restrict Dsv, const REAL *restrict gS, REAL *restrict gbase,
+                                            REAL *restrict gC, REAL *restrict gh0, REAL *restrict gw,
+                                            REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm, int need_w,
+                                            int nt) {
     if (nt < 1) nt = 1;
     const int64_t NW = N * LANES, EW = E * LANES, nblk = (B + LANES - 1) / LANES;
     const int64_t per = 11 * NW + LANES + (need_w ? 4 * EW : 0);
@@ -407,9 +419,10 @@ int LF_SFX(lf_ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_
  * so both directions split them over threads. Backward, with gb = d base:
  *     dS_ij = (gb0_j swe_ij + gb1_j sw_ij) s_ij (1 - s_ij),  d x_i = sum_j dS_ij ssig_ij,
  *     d swe_ij += s gb0_j, d sw_ij += s gb1_j, d ssig_ij += dS x_i, d ssm_ij -= dS, d leak += gb. */
-int LF_SFX(lf_ltc_sensory_fwd)(int64_t R, int64_t I, int64_t N, const REAL *restrict x, const REAL *restrict leak,
-                               const REAL *restrict sw, const REAL *restrict swe, const REAL *restrict ssig,
-                               const REAL *restrict ssm, REAL *restrict base, int nt) {
+static LF_KERNEL int LF_SFX(ltc_sensory_fwd)(int64_t R, int64_t I, int64_t N, const REAL *restrict x,
+                                             const REAL *restrict leak, const REAL *restrict sw,
+                                             const REAL *restrict swe, const REAL *restrict ssig,
+                                             const REAL *restrict ssm, REAL *restrict base, int nt) {
     if (nt < 1) nt = 1;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 16)
     for (int64_t r = 0; r < R; r++) {
@@ -430,11 +443,12 @@ int LF_SFX(lf_ltc_sensory_fwd)(int64_t R, int64_t I, int64_t N, const REAL *rest
     return 0;
 }
 
-int LF_SFX(lf_ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, const REAL *restrict x, const REAL *restrict sw,
-                               const REAL *restrict swe, const REAL *restrict ssig, const REAL *restrict ssm,
-                               const REAL *restrict gbase, REAL *restrict gx, REAL *restrict gleak,
-                               REAL *restrict gsw, REAL *restrict gswe, REAL *restrict gssig, REAL *restrict gssm,
-                               int need_w, int nt) {
+static LF_KERNEL int LF_SFX(ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, const REAL *restrict x,
+                                             const REAL *restrict sw, const REAL *restrict swe,
+                                             const REAL *restrict ssig, const REAL *restrict ssm,
+                                             const REAL *restrict gbase, REAL *restrict gx, REAL *restrict gleak,
+                                             REAL *restrict gsw, REAL *restrict gswe, REAL *restrict gssig,
+                                             REAL *restrict gssm, int need_w, int nt) {
     if (nt < 1) nt = 1;
     const int64_t IN = I * N;
     const int64_t per = 2 * N + (need_w ? 4 * IN : 0);
@@ -466,4 +480,40 @@ int LF_SFX(lf_ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, const REAL *rest
     if (need_w) LF_SFX(sum_four)(scratch + 2 * N, per, nt, IN, gsw, gswe, gssig, gssm);
     free(scratch);
     return 0;
+}
+
+/* ------------------------------------------------------------------------------ entry points */
+int LF_SFX(lf_ltc_dense_fwd)(const lf_ltc_seq *a) {
+    return LF_SFX(ltc_dense_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->base, a->c, a->keep, a->h0, a->w,
+                                 a->we, a->sigma, a->sm, a->states, a->v, a->d, (int)a->threads);
+}
+
+int LF_SFX(lf_ltc_dense_bwd)(const lf_ltc_seq *a) {
+    return LF_SFX(ltc_dense_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->c, a->keep, a->w, a->we, a->sigma,
+                                 a->sm, a->v, a->d, a->grad_states, a->grad_base, a->grad_c, a->grad_h0, a->grad_w,
+                                 a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, (int)a->threads);
+}
+
+int LF_SFX(lf_ltc_sparse_fwd)(const lf_ltc_seq *a) {
+    return LF_SFX(ltc_sparse_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->edges, a->base, a->c, a->keep,
+                                  a->h0, a->w, a->we, a->sigma, a->sm, a->src, a->dst, a->states, a->v, a->d,
+                                  (int)a->threads);
+}
+
+int LF_SFX(lf_ltc_sparse_bwd)(const lf_ltc_seq *a) {
+    return LF_SFX(ltc_sparse_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->edges, a->c, a->keep, a->w, a->we,
+                                  a->sigma, a->sm, a->src, a->dst, a->v, a->d, a->grad_states, a->grad_base,
+                                  a->grad_c, a->grad_h0, a->grad_w, a->grad_we, a->grad_sigma, a->grad_sm,
+                                  (int)a->need_w, (int)a->threads);
+}
+
+int LF_SFX(lf_ltc_sensory_fwd)(const lf_ltc_sensory *a) {
+    return LF_SFX(ltc_sensory_fwd)(a->rows, a->inputs, a->neurons, a->x, a->leak, a->sw, a->swe, a->ssig, a->ssm,
+                                   a->base, (int)a->threads);
+}
+
+int LF_SFX(lf_ltc_sensory_bwd)(const lf_ltc_sensory *a) {
+    return LF_SFX(ltc_sensory_bwd)(a->rows, a->inputs, a->neurons, a->x, a->sw, a->swe, a->ssig, a->ssm,
+                                   a->grad_base, a->grad_x, a->grad_leak, a->grad_sw, a->grad_swe, a->grad_ssig,
+                                   a->grad_ssm, (int)a->need_w, (int)a->threads);
 }

@@ -5,8 +5,11 @@ and ``ltc_impl.h`` for the equations). The whole sequence — time steps, unfold
 runs in one C call per direction, with no torch call inside the loops; batch rows are split over
 OpenMP threads. Outputs and the saved potentials / denominators are allocated here with torch.
 
-:func:`dense` and :func:`sparse` return None wherever the C kernel does not apply (library not
-built or switched off, not CPU, not float32/float64, unexpected shapes); the torch kernels then run.
+Each call hands C one struct (:class:`~._native_abi.LfLtcSeq`, :class:`~._native_abi.LfLtcSensory`;
+``lf_abi.h``). :func:`why_not_dense`, :func:`why_not_sparse` and :func:`why_not_sensory` say why the
+C kernel does not apply to a call (library switched off or not built, not CPU, not float32/float64,
+unexpected shapes), or None when it does; :func:`dense`, :func:`sparse` and :func:`sensory` then
+return None and the torch kernels run.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import Any
 import torch
 
 from .. import _native
+from . import _native_abi as abi
 
 Tensor = torch.Tensor
-_P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+_INT = ctypes.c_int
 _SFX = {torch.float32: "f32", torch.float64: "f64"}
 
 # Batch rows are split over threads when one call does at least this many synapse evaluations
@@ -27,37 +31,18 @@ _SFX = {torch.float32: "f32", torch.float64: "f64"}
 _THREADS_FROM = 200_000
 
 
-def _signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
-    dims4 = [_I64] * 4
+def _setup(lib: ctypes.CDLL) -> None:
+    seq, sens = ctypes.POINTER(abi.LfLtcSeq), ctypes.POINTER(abi.LfLtcSensory)
     for sfx in _SFX.values():
-        # (T, B, N, L, base, C, keep, h0, w, we, sigma, sm, S, V, D, nt)
-        getattr(lib, f"lf_ltc_dense_fwd_{sfx}").argtypes = [*dims4] + [_P] * 11 + [_INT]
-        # (T, B, N, L, C, keep, w, we, sigma, sm, V, D, gS, gbase, gC, gh0, gw, gwe, gsig, gsm, need_w, nt)
-        getattr(lib, f"lf_ltc_dense_bwd_{sfx}").argtypes = [*dims4] + [_P] * 16 + [_INT, _INT]
-        # (T, B, N, L, E, base, C, keep, h0, w, we, sigma, sm, src, dst, S, V, D, nt)
-        getattr(lib, f"lf_ltc_sparse_fwd_{sfx}").argtypes = [*dims4, _I64] + [_P] * 13 + [_INT]
-        # (T, B, N, L, E, C, keep, w, we, sigma, sm, src, dst, V, D, gS, gbase, gC, gh0, gw, gwe, gsig, gsm, ...)
-        getattr(lib, f"lf_ltc_sparse_bwd_{sfx}").argtypes = [*dims4, _I64] + [_P] * 18 + [_INT, _INT]
+        for kind, arg in (("dense", seq), ("sparse", seq), ("sensory", sens)):
+            for direction in ("fwd", "bwd"):
+                fn = getattr(lib, f"lf_ltc_{kind}_{direction}_{sfx}")
+                fn.argtypes, fn.restype = [arg], _INT
         getattr(lib, f"lf_ltc_lanes_{sfx}").argtypes = []
         getattr(lib, f"lf_ltc_lanes_{sfx}").restype = _INT
-        # (R, I, N, x, leak, sw, swe, ssig, ssm, base, nt)
-        getattr(lib, f"lf_ltc_sensory_fwd_{sfx}").argtypes = [_I64] * 3 + [_P] * 7 + [_INT]
-        # (R, I, N, x, sw, swe, ssig, ssm, gbase, gx, gleak, gsw, gswe, gssig, gssm, need_w, nt)
-        getattr(lib, f"lf_ltc_sensory_bwd_{sfx}").argtypes = [_I64] * 3 + [_P] * 12 + [_INT, _INT]
-        for kind in ("dense_fwd", "dense_bwd", "sparse_fwd", "sparse_bwd", "sensory_fwd", "sensory_bwd"):
-            getattr(lib, f"lf_ltc_{kind}_{sfx}").restype = _INT
-    return lib
 
 
-_typed: set[int] = set()  # the libraries whose signatures are set
-
-
-def _lib() -> ctypes.CDLL | None:
-    lib = _native.load("ltc")
-    if lib is not None and id(lib) not in _typed:
-        _signatures(lib)
-        _typed.add(id(lib))
-    return lib
+_LIB = abi.KernelLibrary("ltc", abi.LTC_ABI_VERSION, abi.LTC_STRUCTS, _setup)
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -73,29 +58,62 @@ def _check(rc: int) -> None:
         raise MemoryError("liquidflow's native LTC kernel could not allocate its scratch memory")
 
 
+_TABLES = ("w", "we", "sigma", "sm")
+_SENSORY_TABLES = ("sw", "swe", "ssig", "ssm")
+
+
+def _why_not_tensors(named: dict[str, Tensor | None], dtype: torch.dtype) -> str | None:
+    """Device and dtype of every tensor given (None: absent): CPU, all of ``dtype``, float32/float64."""
+    for t in named.values():
+        if t is not None and t.device.type != "cpu":
+            return abi.not_cpu(t.device)
+    if dtype not in _SFX:
+        return abi.not_float(dtype)
+    first = next(iter(named))
+    for name, t in named.items():
+        if t is not None and t.dtype != dtype:
+            return abi.mixed_dtypes(f"{first} {dtype}, {name} {t.dtype}")
+    return None
+
+
+def _why_not_sequence(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
+                      tables: list[Tensor], table_shape: tuple[int, ...]) -> str | None:  # fmt: skip
+    """What the dense and edge-list kernels share: devices, dtypes, shapes, unfolds and the mask."""
+    named: dict[str, Tensor | None] = {"base": base, "C": C, "h0": h0, **dict(zip(_TABLES, tables))}
+    reason = _why_not_tensors(named, base.dtype)
+    if reason is not None:
+        return reason
+    if base.dim() != 4 or base.shape[2] != 2:
+        return f"shape: base {tuple(base.shape)}; the C kernel takes (T, B, 2, N)"
+    T, B, _, N = base.shape
+    if isinstance(unfolds, bool) or not isinstance(unfolds, int) or unfolds < 1:
+        return f"ode_unfolds={unfolds!r}; the C kernel takes an int >= 1"
+    if T == 0 or B == 0:
+        return f"shape: base {tuple(base.shape)}, an empty sequence or batch"
+    if tuple(C.shape) != (T, B, N):
+        return f"shape: C {tuple(C.shape)}, expected {(T, B, N)}"
+    if tuple(h0.shape) != (B, N):
+        return f"shape: h0 {tuple(h0.shape)}, expected {(B, N)}"
+    for name, t in zip(_TABLES, tables):
+        if tuple(t.shape) != table_shape:
+            return f"shape: {name} {tuple(t.shape)}, expected {table_shape}"
+    if keep is not None:
+        if keep.device.type != "cpu":
+            return abi.not_cpu(keep.device)
+        if keep.dtype != torch.bool:
+            return f"mask of dtype {keep.dtype}; the C kernel takes torch.bool"
+        if keep.numel() != T * B:
+            return f"shape: mask {tuple(keep.shape)}, expected T * B = {T * B} values"
+    return None
+
+
 _Inputs = tuple[Tensor, Tensor, "Tensor | None", Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
-def _prepare(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
-             tables: list[Tensor], table_shape: tuple[int, ...]) -> _Inputs | None:  # fmt: skip
-    """Contiguous inputs (keep as bytes), or None where the C kernel does not apply."""
-    dtype = base.dtype
-    if dtype not in _SFX or base.dim() != 4 or base.shape[2] != 2:
-        return None
-    T, B, _, N = base.shape
-    if not isinstance(unfolds, int) or unfolds < 1 or T == 0 or B == 0:
-        return None
-    for t in (base, C, h0, *tables):
-        if t.device.type != "cpu" or t.dtype != dtype:
-            return None
-    if tuple(C.shape) != (T, B, N) or tuple(h0.shape) != (B, N):
-        return None
-    if any(tuple(t.shape) != table_shape for t in tables):
-        return None
-    if keep is not None:
-        if keep.device.type != "cpu" or keep.dtype != torch.bool or keep.numel() != T * B:
-            return None
-        keep = keep.reshape(T, B).contiguous()
+def _contiguous(base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, tables: list[Tensor]) -> _Inputs:
+    """The inputs as the C kernels read them: contiguous, keep (T, B)."""
+    T, B = base.shape[:2]
+    keep = keep.reshape(T, B).contiguous() if keep is not None else None
     w, we, sigma, sm = (t.contiguous() for t in tables)
     return base.contiguous(), C.contiguous(), keep, h0.contiguous(), w, we, sigma, sm
 
@@ -109,9 +127,11 @@ def _dense_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep
     S = base.new_empty(T, B, N)
     V = base.new_empty(B, T, L + 1, N) if save else None  # v before each unfold and after the last
     D = base.new_empty(B, T, L, N) if save else None  # the denominator of each unfold
-    nt = _threads(B, T * B * L * N * N)
-    fn = getattr(lib, f"lf_ltc_dense_fwd_{_SFX[base.dtype]}")
-    _check(fn(T, B, N, L, *map(_ptr, (base, C, keep, h0, w, we, sigma, sm, S, V, D)), nt))
+    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, threads=_threads(B, T * B * L * N * N))
+    a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
+    a.w, a.we, a.sigma, a.sm = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
+    a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
+    _check(getattr(lib, f"lf_ltc_dense_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
     return S, V, D
 
 
@@ -140,26 +160,36 @@ class _NativeLTCDense(torch.autograd.Function):
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
         gw, gwe, gsig, gsm = (C.new_empty(N, N) for _ in range(4))
         need_w = any(ctx.needs_input_grad[5:9])
-        lib = ctx.lib
-        fn = getattr(lib, f"lf_ltc_dense_bwd_{_SFX[C.dtype]}")
-        nt = _threads(B, T * B * L * N * N)
-        args = (C, keep, w, we, sigma, sm, V, D, gS, gbase, gC, gh0, gw, gwe, gsig, gsm)
-        _check(fn(T, B, N, L, *map(_ptr, args), int(need_w), nt))
+        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, need_w=need_w, threads=_threads(B, T * B * L * N * N))
+        a.c, a.keep, a.w, a.we, a.sigma, a.sm = _ptr(C), _ptr(keep), _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
+        a.v, a.d, a.grad_states = _ptr(V), _ptr(D), _ptr(gS)
+        a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
+        a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
+        _check(getattr(ctx.lib, f"lf_ltc_dense_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
         return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm)
 
 
+def why_not_dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
+                  sigma: Tensor, sm: Tensor) -> str | None:  # fmt: skip
+    """None when :func:`dense` runs the C kernel for these arguments, else the reason it does not."""
+    if not _native.enabled():
+        return abi.SWITCHED_OFF
+    N = base.shape[-1] if base.dim() == 4 else -1
+    return _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (N, N)) or _LIB.why_not()
+
+
 def dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
           sigma: Tensor, sm: Tensor) -> Tensor | None:  # fmt: skip
-    """States (T, B, N) as ``_fused.ltc_semi_implicit``, or None where the C kernel does not apply."""
-    lib = _lib()
-    if lib is None:
+    """States (T, B, N) as ``_fused.ltc_semi_implicit``, or None where the C kernel does not apply
+    (see :func:`why_not_dense`)."""
+    if why_not_dense(unfolds, base, C, keep, h0, w, we, sigma, sm) is not None:
         return None
-    N = base.shape[-1] if base.dim() == 4 else -1
-    args = _prepare(unfolds, base, C, keep, h0, [w, we, sigma, sm], (N, N))
-    if args is None:
+    lib = _LIB.get()
+    if lib is None:  # switched off since (another thread)
         return None
+    args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
     if not torch.is_grad_enabled():
         return _dense_forward(lib, unfolds, *args, False)[0]
     return _NativeLTCDense.apply(lib, unfolds, *args)  # type: ignore[no-any-return]
@@ -176,9 +206,11 @@ def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, kee
     nblk = -(-B // W)
     V = base.new_empty(nblk, T, L + 1, N, W) if save else None  # blocks of W rows, held transposed
     D = base.new_empty(nblk, T, L, N, W) if save else None
-    nt = _threads(nblk, T * B * L * E)
-    fn = getattr(lib, f"lf_ltc_sparse_fwd_{_SFX[base.dtype]}")
-    _check(fn(T, B, N, L, E, *map(_ptr, (base, C, keep, h0, w, we, sigma, sm, src, dst, S, V, D)), nt))
+    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, threads=_threads(nblk, T * B * L * E))
+    a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
+    a.w, a.we, a.sigma, a.sm, a.src, a.dst = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm), _ptr(src), _ptr(dst)
+    a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
+    _check(getattr(lib, f"lf_ltc_sparse_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
     return S, V, D
 
 
@@ -209,33 +241,48 @@ class _NativeLTCSparse(torch.autograd.Function):
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
         gw, gwe, gsig, gsm = (C.new_empty(E) for _ in range(4))
         need_w = any(ctx.needs_input_grad[5:9])
-        lib = ctx.lib
-        fn = getattr(lib, f"lf_ltc_sparse_bwd_{_SFX[C.dtype]}")
         nt = _threads(V.shape[0], T * B * L * E)
-        args = (C, keep, w, we, sigma, sm, src, dst, V, D, gS, gbase, gC, gh0, gw, gwe, gsig, gsm)
-        _check(fn(T, B, N, L, E, *map(_ptr, args), int(need_w), nt))
+        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, need_w=need_w, threads=nt)
+        a.c, a.keep, a.w, a.we, a.sigma, a.sm = _ptr(C), _ptr(keep), _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
+        a.src, a.dst, a.v, a.d, a.grad_states = _ptr(src), _ptr(dst), _ptr(V), _ptr(D), _ptr(gS)
+        a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
+        a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
+        _check(getattr(ctx.lib, f"lf_ltc_sparse_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
         return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None)
 
 
+def why_not_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor,
+                   we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> str | None:  # fmt: skip
+    """None when :func:`sparse` runs the C kernel for these arguments, else the reason it does not."""
+    if not _native.enabled():
+        return abi.SWITCHED_OFF
+    E = src.numel()
+    reason = _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (E,))
+    if reason is not None:
+        return reason
+    for name, t in (("src", src), ("dst", dst)):
+        if t.device.type != "cpu":
+            return abi.not_cpu(t.device)
+        if t.dtype != torch.int64 or t.shape != (E,):
+            return f"{name}: dtype {t.dtype}, shape {tuple(t.shape)}; the C kernel takes int64 of shape {(E,)}"
+    N = base.shape[-1]
+    if E and (int(src.min()) < 0 or int(src.max()) >= N or int(dst.min()) < 0 or int(dst.max()) >= N):
+        return f"edge indices out of range [0, {N})"  # torch raises its error for them
+    return _LIB.why_not()
+
+
 def sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
            sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> Tensor | None:  # fmt: skip
-    """States (T, B, N) as ``_fused.ltc_sparse``, or None where the C kernel does not apply."""
-    lib = _lib()
-    if lib is None:
+    """States (T, B, N) as ``_fused.ltc_sparse``, or None where the C kernel does not apply
+    (see :func:`why_not_sparse`)."""
+    if why_not_sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst) is not None:
         return None
-    N = base.shape[-1] if base.dim() == 4 else -1
-    E = src.numel()
-    args = _prepare(unfolds, base, C, keep, h0, [w, we, sigma, sm], (E,))
-    if args is None:
+    lib = _LIB.get()
+    if lib is None:  # switched off since (another thread)
         return None
-    if src.dtype != torch.int64 or dst.dtype != torch.int64 or src.shape != (E,) or dst.shape != (E,):
-        return None
-    if src.device.type != "cpu" or dst.device.type != "cpu":
-        return None
-    if E and (int(src.min()) < 0 or int(src.max()) >= N or int(dst.min()) < 0 or int(dst.max()) >= N):
-        return None  # out-of-range indices: let torch raise its error
+    args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
     if not torch.is_grad_enabled():
         return _sparse_forward(lib, unfolds, *args, src.contiguous(), dst.contiguous(), False)[0]
     out = _NativeLTCSparse.apply(lib, unfolds, *args, src.contiguous(), dst.contiguous())
@@ -252,8 +299,10 @@ class _NativeSensory(torch.autograd.Function):
         T, B, I = x.shape
         N = leak.shape[1]
         base = x.new_empty(T, B, 2, N)
-        fn = getattr(lib, f"lf_ltc_sensory_fwd_{_SFX[x.dtype]}")
-        _check(fn(T * B, I, N, *map(_ptr, (x, leak, sw, swe, ssig, ssm, base)), _threads(T * B, T * B * I * N)))
+        a = abi.LfLtcSensory(rows=T * B, inputs=I, neurons=N, threads=_threads(T * B, T * B * I * N))
+        a.x, a.leak, a.sw, a.swe, a.ssig, a.ssm = _ptr(x), _ptr(leak), _ptr(sw), _ptr(swe), _ptr(ssig), _ptr(ssm)
+        a.base = _ptr(base)
+        _check(getattr(lib, f"lf_ltc_sensory_fwd_{_SFX[x.dtype]}")(ctypes.byref(a)))
         if any(ctx.needs_input_grad):
             ctx.lib = lib
             ctx.save_for_backward(x, sw, swe, ssig, ssm)
@@ -272,12 +321,36 @@ class _NativeSensory(torch.autograd.Function):
         gleak = x.new_empty(2, N)
         gsw, gswe, gssig, gssm = (x.new_empty(I, N) for _ in range(4))
         need_w = any(ctx.needs_input_grad[3:7])
-        fn = getattr(ctx.lib, f"lf_ltc_sensory_bwd_{_SFX[x.dtype]}")
-        args = (x, sw, swe, ssig, ssm, gbase, gx, gleak, gsw, gswe, gssig, gssm)
-        _check(fn(T * B, I, N, *map(_ptr, args), int(need_w), _threads(T * B, T * B * I * N)))
+        a = abi.LfLtcSensory(rows=T * B, inputs=I, neurons=N, need_w=need_w, threads=_threads(T * B, T * B * I * N))
+        a.x, a.sw, a.swe, a.ssig, a.ssm = _ptr(x), _ptr(sw), _ptr(swe), _ptr(ssig), _ptr(ssm)
+        a.grad_base, a.grad_x, a.grad_leak = _ptr(gbase), _ptr(gx), _ptr(gleak)
+        a.grad_sw, a.grad_swe, a.grad_ssig, a.grad_ssm = _ptr(gsw), _ptr(gswe), _ptr(gssig), _ptr(gssm)
+        _check(getattr(ctx.lib, f"lf_ltc_sensory_bwd_{_SFX[x.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gsw = gswe = gssig = gssm = None  # type: ignore[assignment]
         return (None, gx, gleak, gsw, gswe, gssig, gssm)
+
+
+def why_not_sensory(x: Tensor, leak: Tensor, sw: Tensor, swe: Tensor, ssig: Tensor, ssm: Tensor) -> str | None:
+    """None when :func:`sensory` runs the C kernel for these arguments, else the reason it does not."""
+    if not _native.enabled():
+        return abi.SWITCHED_OFF
+    named: dict[str, Tensor | None] = {"x": x, "leak": leak, **dict(zip(_SENSORY_TABLES, (sw, swe, ssig, ssm)))}
+    reason = _why_not_tensors(named, x.dtype)
+    if reason is not None:
+        return reason
+    if x.dim() != 3:
+        return f"shape: x {tuple(x.shape)}; the C kernel takes (T, B, I)"
+    if leak.dim() != 2 or leak.shape[0] != 2:
+        return f"shape: leak {tuple(leak.shape)}; the C kernel takes (2, N)"
+    T, B, I = x.shape
+    N = leak.shape[1]
+    if T == 0 or B == 0:
+        return f"shape: x {tuple(x.shape)}, an empty sequence or batch"
+    for name, t in zip(_SENSORY_TABLES, (sw, swe, ssig, ssm)):
+        if tuple(t.shape) != (I, N):
+            return f"shape: {name} {tuple(t.shape)}, expected {(I, N)}"
+    return _LIB.why_not()
 
 
 def sensory(x: Tensor, leak: Tensor, sw: Tensor, swe: Tensor, ssig: Tensor, ssm: Tensor) -> Tensor | None:
@@ -285,19 +358,11 @@ def sensory(x: Tensor, leak: Tensor, sw: Tensor, swe: Tensor, ssig: Tensor, ssm:
 
     x (T, B, I): the mapped inputs; leak (2, N); tables (I, N) (``sw`` masked, ``swe`` = sw E,
     ``ssm`` = ssig mu). The same as ``LTCCell.precompute(x) + leak``, or None where the C kernel
-    does not apply."""
-    lib = _lib()
-    if lib is None or x.dim() != 3 or leak.dim() != 2 or leak.shape[0] != 2:
+    does not apply (see :func:`why_not_sensory`)."""
+    if why_not_sensory(x, leak, sw, swe, ssig, ssm) is not None:
         return None
-    dtype = x.dtype
-    T, B, I = x.shape
-    N = leak.shape[1]
-    if dtype not in _SFX or T == 0 or B == 0:
-        return None
-    for t in (x, leak, sw, swe, ssig, ssm):
-        if t.device.type != "cpu" or t.dtype != dtype:
-            return None
-    if any(tuple(t.shape) != (I, N) for t in (sw, swe, ssig, ssm)):
+    lib = _LIB.get()
+    if lib is None:  # switched off since (another thread)
         return None
     args = [t.contiguous() for t in (x, leak, sw, swe, ssig, ssm)]
     return _NativeSensory.apply(lib, *args)  # type: ignore[no-any-return]
