@@ -8,13 +8,69 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "lf_abi.h"
 #include "lf_common.h"
 
-int lf_step_version(void) { return 1; }
+/* every field of the structs of this library's calls, for the check of liquidflow.torch._native_abi */
+static const lf_abi_field lf_step_abi_fields[] = {
+    LF_ABI_STRUCT(lf_step_linear),
+    LF_ABI_FIELD(lf_step_linear, weight),
+    LF_ABI_FIELD(lf_step_linear, bias),
+    LF_ABI_STRUCT(lf_step_cfc_layer),
+    LF_ABI_FIELD(lf_step_cfc_layer, in_size),
+    LF_ABI_FIELD(lf_step_cfc_layer, hidden),
+    LF_ABI_FIELD(lf_step_cfc_layer, backbone_layers),
+    LF_ABI_FIELD(lf_step_cfc_layer, backbone_units),
+    LF_ABI_FIELD(lf_step_cfc_layer, backbone),
+    LF_ABI_FIELD(lf_step_cfc_layer, f1),
+    LF_ABI_FIELD(lf_step_cfc_layer, f2),
+    LF_ABI_FIELD(lf_step_cfc_layer, time_a),
+    LF_ABI_FIELD(lf_step_cfc_layer, time_b),
+    LF_ABI_FIELD(lf_step_cfc_layer, w_tau),
+    LF_ABI_FIELD(lf_step_cfc_layer, a),
+    LF_ABI_FIELD(lf_step_cfc_layer, sparsity_mask),
+    LF_ABI_STRUCT(lf_step_cfc_plan),
+    LF_ABI_FIELD(lf_step_cfc_plan, layers),
+    LF_ABI_FIELD(lf_step_cfc_plan, activation),
+    LF_ABI_FIELD(lf_step_cfc_plan, mode),
+    LF_ABI_FIELD(lf_step_cfc_plan, proj),
+    LF_ABI_FIELD(lf_step_cfc_plan, state_size),
+    LF_ABI_FIELD(lf_step_cfc_plan, in_size),
+    LF_ABI_FIELD(lf_step_cfc_plan, layer),
+    LF_ABI_FIELD(lf_step_cfc_plan, fc),
+    LF_ABI_STRUCT(lf_step_ltc_plan),
+    LF_ABI_FIELD(lf_step_ltc_plan, state_size),
+    LF_ABI_FIELD(lf_step_ltc_plan, in_size),
+    LF_ABI_FIELD(lf_step_ltc_plan, motor_size),
+    LF_ABI_FIELD(lf_step_ltc_plan, unfolds),
+    LF_ABI_FIELD(lf_step_ltc_plan, input_mapping),
+    LF_ABI_FIELD(lf_step_ltc_plan, output_mapping),
+    LF_ABI_FIELD(lf_step_ltc_plan, proj),
+    LF_ABI_FIELD(lf_step_ltc_plan, epsilon),
+    LF_ABI_FIELD(lf_step_ltc_plan, gleak_raw),
+    LF_ABI_FIELD(lf_step_ltc_plan, vleak),
+    LF_ABI_FIELD(lf_step_ltc_plan, cm_raw),
+    LF_ABI_FIELD(lf_step_ltc_plan, w_raw),
+    LF_ABI_FIELD(lf_step_ltc_plan, sigma),
+    LF_ABI_FIELD(lf_step_ltc_plan, mu),
+    LF_ABI_FIELD(lf_step_ltc_plan, erev),
+    LF_ABI_FIELD(lf_step_ltc_plan, sensory_w_raw),
+    LF_ABI_FIELD(lf_step_ltc_plan, sensory_sigma),
+    LF_ABI_FIELD(lf_step_ltc_plan, sensory_mu),
+    LF_ABI_FIELD(lf_step_ltc_plan, sensory_erev),
+    LF_ABI_FIELD(lf_step_ltc_plan, sparsity_mask),
+    LF_ABI_FIELD(lf_step_ltc_plan, sensory_sparsity_mask),
+    LF_ABI_FIELD(lf_step_ltc_plan, input_w),
+    LF_ABI_FIELD(lf_step_ltc_plan, input_b),
+    LF_ABI_FIELD(lf_step_ltc_plan, output_w),
+    LF_ABI_FIELD(lf_step_ltc_plan, output_b),
+    LF_ABI_FIELD(lf_step_ltc_plan, fc),
+};
+/* lf_step_abi_version, lf_step_struct_size, lf_step_field_offset */
+LF_ABI_EXPORTS(step, LF_STEP_ABI_VERSION, lf_step_abi_fields)
 
-/* parameter pointers travel in the int64 plan array (see step_impl.h) */
-_Static_assert(sizeof(void *) == sizeof(int64_t), "64-bit pointers expected");
-#define LF_PTR(v) ((const REAL *)(intptr_t)(v))
+/* a parameter of the plan structs (untyped pointers, see lf_abi.h) as the REAL of the kernel */
+#define LF_PTR(v) ((const REAL *)(v))
 /* scratch up to this many values lives on the stack, larger on the heap */
 #define LF_STEP_STACK 4096
 /* CfC batch rows per block (lf_st_matrows has a kernel for exactly 4) */

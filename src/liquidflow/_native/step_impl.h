@@ -1,9 +1,9 @@
 /* Body of step.c, included once per REAL (float, double); see step.c for the macros.
  *
  * Both kernels take
- *   plan  one int64 array built once per layer in _native_step.py: plan[0] = k, then the sizes
- *         and options (cfg, layout below) from plan[1], and from plan[k] the parameters' data
- *         pointers (P; raw values, read in place: no copies survive a call; 0 where absent),
+ *   plan  the layer's struct (lf_abi.h: lf_step_cfc_plan, lf_step_ltc_plan) built once per layer in
+ *         _native_step.py: sizes, options and the parameters' data pointers (raw values, read in
+ *         place: no copies survive a call; NULL where absent),
  *   x     (B, I) input rows, row stride xld;  h (B, N) state or NULL (zeros);
  *   dt    per-row elapsed time with stride dts, or NULL (then the scalar dtc for every row);
  *   y     the output (B, out);  hn the new state (B, N).
@@ -132,12 +132,10 @@ static void LF_SFX(lf_st_activate)(REAL *z, int64_t n, int64_t act) {
 }
 
 /* ----------------------------------------------------------------------------------------- CfC
- * cfg: [L, act, mode, proj, N, I, then per sub-layer l: in_l, H_l, nbb_l, units_l]
- *   L sub-layers (1 for a CfCCell, the wiring's layers for a WiredCfCCell), act the backbone
- *   activation, mode 0 default / 1 no_gate / 2 pure, proj the fc outputs (0: no fc).
- * P per sub-layer: nbb_l (weight, bias) pairs of the backbone, then f1 (w, b), f2 (w, b),
- *   time_a (w, b), time_b (w, b) (pure mode: f1 (w, b), w_tau, A, 4 x 0), then the sparsity
- *   mask (H, width) of f1 / f2 or 0; after the last sub-layer fc (w, b).
+ * plan (lf_step_cfc_plan): `layers` sub-layers (1 for a CfCCell, the wiring's layers for a
+ *   WiredCfCCell), the backbone activation, mode 0 default / 1 no_gate / 2 pure, proj the fc
+ *   outputs (0: no fc); per sub-layer (lf_step_cfc_layer) its backbone's linear maps, f1, f2,
+ *   time_a, time_b (pure mode: f1, w_tau, A), and the sparsity mask (H, width) of f1 / f2 or NULL.
  * Equations (docs/math.md, CfC): z = backbone([x, h]); f1 = tanh(W1 z + b1), f2 = tanh(W2 z + b2),
  *   g = sigmoid(-(Wa z + ba) dt + (Wb z + bb)); h' = f2 + g (f1 - f2) (default), f1 g + f2
  *   (no_gate); pure: h' = A - A exp(-dt (|w_tau| + |u|)) u with u = W1 z + b1. Sub-layer l of a
@@ -145,11 +143,11 @@ static void LF_SFX(lf_st_activate)(REAL *z, int64_t n, int64_t act) {
  *   (through fc when proj > 0).
  * Batch rows go in blocks of LF_STEP_ROWS (weights loaded once per block); blocks are split over
  * nt OpenMP threads (nt = 1 for small batches: a fork costs more than a batch-1 step). */
-static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const REAL *x, int64_t xld, const REAL *h,
+static void LF_SFX(lf_st_cfc_block)(const lf_step_cfc_plan *plan, const REAL *x, int64_t xld, const REAL *h,
                                     const REAL *dt, int64_t dts, double dtc, REAL *y, REAL *hn, int64_t R,
                                     int64_t wmax, int64_t hmax, REAL *buf) {
-    const int64_t L = cfg[0], act = cfg[1], mode = cfg[2], proj = cfg[3], N = cfg[4], I = cfg[5];
-    const int64_t *lc = cfg + 6;
+    const int64_t L = plan->layers, act = plan->activation, mode = plan->mode, proj = plan->proj;
+    const int64_t N = plan->state_size, I = plan->in_size;
     REAL *za = buf, *zb = za + LF_STEP_ROWS * wmax, *u = zb + LF_STEP_ROWS * wmax;
     const int64_t ldu = 4 * hmax;
     REAL dtv[LF_STEP_ROWS];
@@ -157,9 +155,9 @@ static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const 
     int64_t in = I, off = 0, in_off = 0;
     const REAL *inp = x; /* the input rows of the current sub-layer, row stride ild */
     int64_t ild = xld;
-    const int64_t *p = P;
     for (int64_t l = 0; l < L; l++) {
-        const int64_t H = lc[4 * l + 1], nbb = lc[4 * l + 2], units = lc[4 * l + 3];
+        const lf_step_cfc_layer *c = plan->layer + l;
+        const int64_t H = c->hidden, nbb = c->backbone_layers, units = c->backbone_units;
         for (int64_t r = 0; r < R; r++) { /* z = [input, own state] */
             memcpy(za + r * wmax, inp + r * ild + in_off, sizeof(REAL) * (size_t)in);
             if (h)
@@ -170,18 +168,18 @@ static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const 
         REAL *z = za, *t = zb;
         int64_t width = in + H;
         for (int64_t k = 0; k < nbb; k++) { /* backbone layer k: z <- act(W z + b) */
-            LF_SFX(lf_st_matrows)(t, wmax, LF_PTR(p[0]), LF_PTR(p[1]), NULL, z, wmax, R, units, width);
+            const lf_step_linear *bb = c->backbone + k;
+            LF_SFX(lf_st_matrows)(t, wmax, LF_PTR(bb->weight), LF_PTR(bb->bias), NULL, z, wmax, R, units, width);
             for (int64_t r = 0; r < R; r++) LF_SFX(lf_st_activate)(t + r * wmax, units, act);
             REAL *s = z;
             z = t;
             t = s;
             width = units;
-            p += 2;
         }
-        const REAL *M = LF_PTR(p[8]);
+        const REAL *M = LF_PTR(c->sparsity_mask);
         if (mode == 2) {
-            const REAL *wtau = LF_PTR(p[2]), *A = LF_PTR(p[3]);
-            LF_SFX(lf_st_matrows)(u, ldu, LF_PTR(p[0]), LF_PTR(p[1]), M, z, wmax, R, H, width);
+            const REAL *wtau = LF_PTR(c->w_tau), *A = LF_PTR(c->a);
+            LF_SFX(lf_st_matrows)(u, ldu, LF_PTR(c->f1.weight), LF_PTR(c->f1.bias), M, z, wmax, R, H, width);
             for (int64_t r = 0; r < R; r++) {
                 const REAL *ur = u + r * ldu, d = dtv[r];
                 REAL *out = hn + r * N + off;
@@ -189,10 +187,11 @@ static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const 
                     out[o] = A[o] - A[o] * LF_EXP(-d * (LF_ABS(wtau[o]) + LF_ABS(ur[o]))) * ur[o];
             }
         } else {
-            LF_SFX(lf_st_matrows)(u, ldu, LF_PTR(p[0]), LF_PTR(p[1]), M, z, wmax, R, H, width);
-            LF_SFX(lf_st_matrows)(u + hmax, ldu, LF_PTR(p[2]), LF_PTR(p[3]), M, z, wmax, R, H, width);
-            LF_SFX(lf_st_matrows)(u + 2 * hmax, ldu, LF_PTR(p[4]), LF_PTR(p[5]), NULL, z, wmax, R, H, width);
-            LF_SFX(lf_st_matrows)(u + 3 * hmax, ldu, LF_PTR(p[6]), LF_PTR(p[7]), NULL, z, wmax, R, H, width);
+            const lf_step_linear *f1 = &c->f1, *f2 = &c->f2, *ta = &c->time_a, *tb = &c->time_b;
+            LF_SFX(lf_st_matrows)(u, ldu, LF_PTR(f1->weight), LF_PTR(f1->bias), M, z, wmax, R, H, width);
+            LF_SFX(lf_st_matrows)(u + hmax, ldu, LF_PTR(f2->weight), LF_PTR(f2->bias), M, z, wmax, R, H, width);
+            LF_SFX(lf_st_matrows)(u + 2 * hmax, ldu, LF_PTR(ta->weight), LF_PTR(ta->bias), NULL, z, wmax, R, H, width);
+            LF_SFX(lf_st_matrows)(u + 3 * hmax, ldu, LF_PTR(tb->weight), LF_PTR(tb->bias), NULL, z, wmax, R, H, width);
             for (int64_t r = 0; r < R; r++) {
                 const REAL *u1 = u + r * ldu, *u2 = u1 + hmax, *ua = u2 + hmax, *ub = ua + hmax, d = dtv[r];
                 REAL *out = hn + r * N + off;
@@ -213,7 +212,6 @@ static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const 
                 }
             }
         }
-        p += 9;
         inp = hn; /* the next sub-layer reads this one's new state */
         ild = N;
         in_off = off;
@@ -221,21 +219,21 @@ static void LF_SFX(lf_st_cfc_block)(const int64_t *cfg, const int64_t *P, const 
         off += H;
     }
     if (proj > 0) /* fc on the last sub-layer's state */
-        LF_SFX(lf_st_matrows)(y, proj, LF_PTR(p[0]), LF_PTR(p[1]), NULL, hn + in_off, N, R, proj, in);
+        LF_SFX(lf_st_matrows)(y, proj, LF_PTR(plan->fc.weight), LF_PTR(plan->fc.bias), NULL, hn + in_off, N, R, proj,
+                              in);
 }
 
-int LF_SFX(lf_step_cfc)(const int64_t *plan, const REAL *x, int64_t xld, const REAL *h, const REAL *dt, int64_t dts,
-                        double dtc, REAL *y, REAL *hn, int64_t B, int64_t nt) {
-    const int64_t *cfg = plan + 1, *P = plan + plan[0];
-    const int64_t L = cfg[0], proj = cfg[3], N = cfg[4], I = cfg[5];
-    const int64_t *lc = cfg + 6;
+int LF_SFX(lf_step_cfc)(const lf_step_cfc_plan *plan, const REAL *x, int64_t xld, const REAL *h, const REAL *dt,
+                        int64_t dts, double dtc, REAL *y, REAL *hn, int64_t B, int64_t nt) {
+    const int64_t L = plan->layers, proj = plan->proj, N = plan->state_size, I = plan->in_size;
     int rc = LF_SFX(lf_st_check)(x, xld, h, dt, dts, dtc, B, I, N);
     if (rc) return rc;
     int64_t wmax = 1, hmax = 1;
     for (int64_t l = 0; l < L; l++) {
-        int64_t in = lc[4 * l], H = lc[4 * l + 1], units = lc[4 * l + 3];
+        const lf_step_cfc_layer *c = plan->layer + l;
+        int64_t in = c->in_size, H = c->hidden, units = c->backbone_units;
         if (in + H > wmax) wmax = in + H;
-        if (lc[4 * l + 2] > 0 && units > wmax) wmax = units;
+        if (c->backbone_layers > 0 && units > wmax) wmax = units;
         if (H > hmax) hmax = H;
     }
     const int64_t need = LF_STEP_ROWS * (2 * wmax + 4 * hmax), blocks = (B + LF_STEP_ROWS - 1) / LF_STEP_ROWS;
@@ -245,7 +243,7 @@ int LF_SFX(lf_step_cfc)(const int64_t *plan, const REAL *x, int64_t xld, const R
         REAL *buf = need <= LF_STEP_STACK ? small : (REAL *)malloc(sizeof(REAL) * (size_t)need);
         if (!buf) return 3;
         for (int64_t b = 0; b < B; b += LF_STEP_ROWS)
-            LF_SFX(lf_st_cfc_block)(cfg, P, x + b * xld, xld, h ? h + b * N : NULL, dt ? dt + b * dts : NULL, dts, dtc,
+            LF_SFX(lf_st_cfc_block)(plan, x + b * xld, xld, h ? h + b * N : NULL, dt ? dt + b * dts : NULL, dts, dtc,
                                     proj > 0 ? y + b * proj : NULL, hn + b * N,
                                     B - b < LF_STEP_ROWS ? B - b : LF_STEP_ROWS, wmax, hmax, buf);
         if (buf != small) free(buf);
@@ -262,7 +260,7 @@ int LF_SFX(lf_step_cfc)(const int64_t *plan, const REAL *x, int64_t xld, const R
 #pragma omp for schedule(static)
             for (int64_t blk = 0; blk < blocks; blk++) {
                 const int64_t b = blk * LF_STEP_ROWS, R = B - b < LF_STEP_ROWS ? B - b : LF_STEP_ROWS;
-                LF_SFX(lf_st_cfc_block)(cfg, P, x + b * xld, xld, h ? h + b * N : NULL, dt ? dt + b * dts : NULL, dts, dtc,
+                LF_SFX(lf_st_cfc_block)(plan, x + b * xld, xld, h ? h + b * N : NULL, dt ? dt + b * dts : NULL, dts, dtc,
                                         proj > 0 ? y + b * proj : NULL, hn + b * N, R, wmax, hmax, buf);
             }
             if (buf != small) free(buf);
@@ -272,10 +270,8 @@ int LF_SFX(lf_step_cfc)(const int64_t *plan, const REAL *x, int64_t xld, const R
 }
 
 /* ----------------------------------------------------------------------------------------- LTC
- * cfg: [N, I, M, unfolds, input_mapping, output_mapping, proj]; mappings 0 none, 1 linear, 2 affine.
- * P: gleak_raw, vleak, cm_raw, w_raw, sigma, mu, erev, sensory_w_raw, sensory_sigma, sensory_mu,
- *    sensory_erev, sparsity_mask, sensory_sparsity_mask, input_w, input_b, output_w, output_b,
- *    fc_w, fc_b (NULL where absent).
+ * plan (lf_step_ltc_plan): sizes N, I, M, unfolds, the mappings (0 none, 1 linear, 2 affine), the fc
+ *    outputs (0: no fc), epsilon, and the cell's raw parameters (NULL where absent).
  * Equations (docs/math.md, LTC): positives by softplus (gleak, cm, w, sensory_w); inputs mapped
  * x' = x w_in + b_in; sensory conductances s_ij = sigmoid(sigma^s_ij (x'_i - mu^s_ij)) w^s_ij;
  * per unfold of length dt / unfolds (c = cm / (dt / unfolds)), with a_ij = sigmoid(sigma_ij (v_i - mu_ij)) w_ij:
@@ -356,14 +352,15 @@ static void LF_SFX(lf_st_ltc_rows)(const LF_SFX(lf_st_ltc_args) *a, int64_t b0, 
     }
 }
 
-int LF_SFX(lf_step_ltc)(const int64_t *plan, const REAL *x, int64_t xld, const REAL *h, const REAL *dt, int64_t dts,
-                        double dtc, REAL *y, REAL *hn, int64_t B, double eps, int64_t nt) {
-    const int64_t *cfg = plan + 1, *P = plan + plan[0];
-    const int64_t N = cfg[0], I = cfg[1], M = cfg[2];
+int LF_SFX(lf_step_ltc)(const lf_step_ltc_plan *plan, const REAL *x, int64_t xld, const REAL *h, const REAL *dt,
+                        int64_t dts, double dtc, REAL *y, REAL *hn, int64_t B, int64_t nt) {
+    const int64_t N = plan->state_size, I = plan->in_size, M = plan->motor_size;
     int rc = LF_SFX(lf_st_check)(x, xld, h, dt, dts, dtc, B, I, N);
     if (rc) return rc;
-    const REAL *gleak_raw = LF_PTR(P[0]), *cm_raw = LF_PTR(P[2]), *w_raw = LF_PTR(P[3]), *erev = LF_PTR(P[6]);
-    const REAL *sw_raw = LF_PTR(P[7]), *serev = LF_PTR(P[10]), *mask = LF_PTR(P[11]), *smask = LF_PTR(P[12]);
+    const REAL *gleak_raw = LF_PTR(plan->gleak_raw), *cm_raw = LF_PTR(plan->cm_raw), *w_raw = LF_PTR(plan->w_raw);
+    const REAL *erev = LF_PTR(plan->erev), *sw_raw = LF_PTR(plan->sensory_w_raw);
+    const REAL *serev = LF_PTR(plan->sensory_erev), *mask = LF_PTR(plan->sparsity_mask);
+    const REAL *smask = LF_PTR(plan->sensory_sparsity_mask);
     const int64_t NN = N * N, IN = I * N;
     REAL small[LF_STEP_STACK];
     const int64_t need = 2 * NN + 2 * IN + 2 * N;
@@ -387,9 +384,13 @@ int LF_SFX(lf_step_ltc)(const int64_t *plan, const REAL *x, int64_t xld, const R
         cm[j] = LF_SOFTPLUS(cm_raw[j]);
     }
     const LF_SFX(lf_st_ltc_args) a = {
-        N, I, M, cfg[3], cfg[4], cfg[5], cfg[6], xld, dts, eps, dtc, x, h, dt, LF_PTR(P[1]), LF_PTR(P[4]),
-        LF_PTR(P[5]), LF_PTR(P[8]), LF_PTR(P[9]), LF_PTR(P[13]), LF_PTR(P[14]), LF_PTR(P[15]), LF_PTR(P[16]),
-        LF_PTR(P[17]), LF_PTR(P[18]), w, we, sw, swe, gl, cm, y, hn};
+        .N = N, .I = I, .M = M, .L = plan->unfolds, .imap = plan->input_mapping, .omap = plan->output_mapping,
+        .proj = plan->proj, .xld = xld, .dts = dts, .eps = plan->epsilon, .dtc = dtc, .x = x, .h = h, .dt = dt,
+        .vleak = LF_PTR(plan->vleak), .sigma = LF_PTR(plan->sigma), .mu = LF_PTR(plan->mu),
+        .ssigma = LF_PTR(plan->sensory_sigma), .smu = LF_PTR(plan->sensory_mu), .in_w = LF_PTR(plan->input_w),
+        .in_b = LF_PTR(plan->input_b), .out_w = LF_PTR(plan->output_w), .out_b = LF_PTR(plan->output_b),
+        .fc_w = LF_PTR(plan->fc.weight), .fc_b = LF_PTR(plan->fc.bias), .w = w, .we = we, .sw = sw, .swe = swe,
+        .gl = gl, .cm = cm, .y = y, .hn = hn};
     const int64_t rneed = 6 * N + I + M;
     if (nt > B) nt = B;
     int failed = 0;
