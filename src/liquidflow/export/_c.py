@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .._files import atomic_write
+from .._spec import C_ACTIVATIONS
 from ..torch._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
 from ..torch._solvers import ExplicitRK, SemiImplicitEuler
 from ._model import ExportModel, unwrap
@@ -235,13 +236,7 @@ def _helpers_code(g: _Gen) -> str:
     return "\n".join(out)
 
 
-_ACT_C = {
-    "lecun_tanh": "1.7159f * tanhf(0.666f * {x})",
-    "tanh": "tanhf({x})",
-    "relu": "({x} > 0.0f ? {x} : 0.0f)",
-    "gelu": "0.5f * {x} * (1.0f + erff({x} * 0.707106781f))",
-    "silu": "{x} / (1.0f + expf(-{x}))",
-}
+_ACT_C = C_ACTIVATIONS
 
 
 class _Body:
