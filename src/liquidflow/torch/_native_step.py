@@ -253,7 +253,8 @@ class _Plan:
         unfolds = self._attr(cell, "ode_unfolds")
         eps = float(self._attr(cell, "epsilon"))
         if type(solver) is not SemiImplicitEuler:
-            raise _Unsupported(f"solver {type(solver).__name__}; the C step has the semi-implicit one only")
+            name = getattr(solver, "name", type(solver).__name__)
+            raise _Unsupported(f"solver {name!r}; the C step has the semi-implicit one only")
         if isinstance(unfolds, bool) or not isinstance(unfolds, int) or unfolds < 1:
             raise _Unsupported(f"ode_unfolds={unfolds!r}; the C step takes an int >= 1")
         N, I, M = int(cell.state_size), int(cell.sensory_size), int(cell.motor_size)
