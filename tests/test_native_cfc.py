@@ -237,3 +237,61 @@ def test_saved_buffers_are_not_reused_while_a_graph_holds_them(monkeypatch) -> N
     out, _ = layer(x, timespans=dt)
     for a, b in zip(torch.autograd.grad(out.square().sum(), list(layer.parameters())), ref[0]):
         _close(a, b, dtype, "gradient without pooling")
+
+
+def test_why_not_says_why(monkeypatch) -> None:
+    """why_not gives the reason exactly where chain returns None, for what can be made on a CPU."""
+    from liquidflow.torch import _native_abi as abi
+    from liquidflow.torch._fused import CfCLayerSpec
+
+    layer = _layer("cfc-default", torch.float64)
+    x, dt, _ = random_batch(2, 4, torch.float64)
+    spec, params, Wx, b = layer.cell.fused_plan()
+    P = torch.nn.functional.linear(x.transpose(0, 1), Wx, b)  # (T, B, K)
+    ts = dt.t().unsqueeze(-1)
+    h0 = torch.zeros(2, layer.state_size, dtype=torch.float64)
+    lecun, lecun_params, lWx, lb = layer.cell.fused_plan(fold=False)
+    half = [[p.half() if p is not None else None for p in params]]
+    pure = CfCLayerSpec(spec.hidden, spec.width, True, "pure")
+    cases = [
+        ("applies", ([spec], P, ts, None, h0, [params]), None),
+        (
+            "lecun",
+            ([lecun], torch.nn.functional.linear(x.transpose(0, 1), lWx, lb), ts, None, h0, [lecun_params]),
+            "layer 0: backbone activation lecun_tanh not folded into the weights; the C kernel takes tanh",
+        ),
+        ("pure", ([pure], P, ts, None, h0, [params]), "layer 0: mode='pure' is not in the C kernel (default, no_gate)"),
+        ("float16", ([spec], P.half(), ts.half(), None, h0.half(), half), abi.not_float(torch.float16)),
+        (
+            "mixed",
+            ([spec], P, ts.float(), None, h0, [params]),
+            "mixed dtypes (P torch.float64, timespans torch.float32); the C kernels take one dtype for all tensors",
+        ),
+        (
+            "ts grad",
+            ([spec], P, ts.clone().requires_grad_(), None, h0, [params]),
+            "timespans require grad; the C kernel gives no gradient for them",
+        ),
+        ("meta", ([spec], P.to("meta"), ts, None, h0, [params]), "tensors on meta; the C kernels take CPU tensors"),
+        (
+            "P width",
+            ([spec], P[..., 1:], ts, None, h0, [params]),
+            f"shape: P (4, 2, {spec.width - 1}), layer 0 has width {spec.width}",
+        ),
+        ("h0", ([spec], P, ts, None, h0[:, 1:], [params]), f"shape: h0 (2, {layer.state_size - 1}), expected (2, 6)"),
+        (
+            "mask",
+            ([spec], P, ts, torch.ones(4, 2, 1), h0, [params]),
+            "mask of dtype torch.float32; the C kernel takes torch.bool",
+        ),
+        ("weights", ([spec], P, ts, None, h0, [[None, None, *params[2:]]]), "layer 0: WhT is missing"),
+    ]
+    for what, args, reason in cases:
+        assert _native_cfc.why_not(*args) == reason, what
+        assert (_native_cfc.chain(*args) is None) == (reason is not None), what
+    with _native.use_native(False):
+        assert _native_cfc.why_not(*cases[0][1]) == abi.SWITCHED_OFF
+        assert _native_cfc.chain(*cases[0][1]) is None
+    monkeypatch.setitem(_native_cfc._MAX_LAYERS, id(_native.load("cfc")), 0)
+    assert _native_cfc.why_not(*cases[0][1]) == "a chain of 1 layers; the C kernel takes at most 0"
+    assert _native_cfc.chain(*cases[0][1]) is None

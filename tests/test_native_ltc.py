@@ -273,3 +273,78 @@ def test_non_contiguous_inputs() -> None:
         ref = _fused.ltc_semi_implicit(2, *args)
     assert out is not None
     _close(out, ref, torch.float64, "states")
+
+
+def test_why_not_says_why() -> None:
+    """Each why_not gives the reason exactly where its kernel returns None, for what a CPU can make."""
+    from liquidflow.torch import _native_abi as abi
+
+    T, B, N = 2, 3, 4
+    base, C, keep, h0, w, we, sigma, sm = (
+        t.detach() if t is not None else None for t in _kernel_inputs(T, B, N, torch.float64, True)
+    )
+    tables = [w, we, sigma, sm]
+    dense = [
+        ("applies", (2, base, C, keep, h0, *tables), None),
+        (
+            "float16",
+            (2, base.half(), C.half(), keep, h0.half(), *(t.half() for t in tables)),
+            abi.not_float(torch.float16),
+        ),
+        (
+            "mixed",
+            (2, base, C, keep, h0, w.float(), we, sigma, sm),
+            "mixed dtypes (base torch.float64, w torch.float32); the C kernels take one dtype for all tensors",
+        ),
+        ("meta", (2, base, C.to("meta"), keep, h0, *tables), "tensors on meta; the C kernels take CPU tensors"),
+        ("unfolds", (0, base, C, keep, h0, *tables), "ode_unfolds=0; the C kernel takes an int >= 1"),
+        ("C shape", (2, base, C[:, :1], keep, h0, *tables), "shape: C (2, 1, 4), expected (2, 3, 4)"),
+        ("table shape", (2, base, C, keep, h0, w[:, :2], we, sigma, sm), "shape: w (4, 2), expected (4, 4)"),
+        ("mask", (2, base, C, keep.float(), h0, *tables), "mask of dtype torch.float32; the C kernel takes torch.bool"),
+        (
+            "base",
+            (2, base[:, :, :1], C, keep, h0, *tables),
+            "shape: base (2, 3, 1, 4); the C kernel takes (T, B, 2, N)",
+        ),
+    ]
+    for what, args, reason in dense:
+        assert _native_ltc.why_not_dense(*args) == reason, what
+        assert (_native_ltc.dense(*args) is None) == (reason is not None), what
+    e = torch.ones(2, dtype=torch.float64)
+    sparse = [
+        ("applies", (2, base, C, keep, h0, e, e, e, e, torch.tensor([0, 1]), torch.tensor([1, 3])), None),
+        (
+            "out of range",
+            (2, base, C, keep, h0, e, e, e, e, torch.tensor([0, 1]), torch.tensor([1, 5])),
+            "edge indices out of range [0, 4)",
+        ),
+        (
+            "int32 indices",
+            (2, base, C, keep, h0, e, e, e, e, torch.tensor([0, 1], dtype=torch.int32), torch.tensor([1, 3])),
+            "src: dtype torch.int32, shape (2,); the C kernel takes int64 of shape (2,)",
+        ),
+        (
+            "edge tables",
+            (2, base, C, keep, h0, *tables, torch.tensor([0, 1]), torch.tensor([1, 3])),
+            "shape: w (4, 4), expected (2,)",
+        ),
+    ]
+    for what, args, reason in sparse:
+        assert _native_ltc.why_not_sparse(*args) == reason, what
+        assert (_native_ltc.sparse(*args) is None) == (reason is not None), what
+    x, leak = torch.randn(T, B, 5, dtype=torch.float64), torch.randn(2, N, dtype=torch.float64)
+    s_tables = [torch.rand(5, N, dtype=torch.float64) for _ in range(4)]
+    sensory = [
+        ("applies", (x, leak, *s_tables), None),
+        ("float16", (x.half(), leak.half(), *(t.half() for t in s_tables)), abi.not_float(torch.float16)),
+        ("leak", (x, leak[:1], *s_tables), "shape: leak (1, 4); the C kernel takes (2, N)"),
+        ("tables", (x[..., :4], leak, *s_tables), "shape: sw (5, 4), expected (4, 4)"),
+        ("x", (x[0], leak, *s_tables), "shape: x (3, 5); the C kernel takes (T, B, I)"),
+    ]
+    for what, args, reason in sensory:
+        assert _native_ltc.why_not_sensory(*args) == reason, what
+        assert (_native_ltc.sensory(*args) is None) == (reason is not None), what
+    with _native.use_native(False):
+        assert _native_ltc.why_not_dense(*dense[0][1]) == abi.SWITCHED_OFF
+        assert _native_ltc.why_not_sparse(*sparse[0][1]) == abi.SWITCHED_OFF
+        assert _native_ltc.why_not_sensory(*sensory[0][1]) == abi.SWITCHED_OFF

@@ -470,3 +470,59 @@ def test_math_helper_precision() -> None:
     assert max(abs(e64(v) - math.exp(v)) / math.exp(v) for v in xs64) < 1e-15
     ref64 = [v if v > 20 else max(v, 0.0) + math.log1p(math.exp(-abs(v))) for v in xs64]
     assert max(abs(f64(v) - r) / r for v, r in zip(xs64, ref64)) < 2e-15
+
+
+def test_why_not_says_why() -> None:
+    """why_not gives the reason exactly where step returns None, for what a CPU can make."""
+    from liquidflow.torch import _native_abi as abi
+
+    f64 = torch.float64
+    layer = _make("cfc-default", f64)
+    x = torch.randn(2, INPUT_SIZE, dtype=f64)
+    h = torch.zeros(2, layer.state_size, dtype=f64)
+    lecun = CfC(INPUT_SIZE, 5, head_activation="lecun_tanh", backbone_units=6).to(f64).eval()
+    half = CfC(INPUT_SIZE, 5, backbone_units=6).half().eval()
+    dropout = _make("cfc-3layers-dropout", f64).train()
+    cases = [
+        ("applies", layer, x, h, 0.5, None),
+        ("applies, dt per row", _make("ltc-ncp", f64), x, None, torch.full((2,), 0.5, dtype=f64), None),
+        ("lecun heads", lecun, x, None, 1.0, "head_activation='lecun_tanh' is not in the C kernel"),
+        ("float16 layer", half, x.half(), None, 1.0, abi.not_float(torch.float16)),
+        ("rk4", _make("ltc-autoncp-rk4", f64), x, None, 1.0, "solver 'rk4'; the C step has the semi-implicit one only"),
+        ("mixed memory", _make("cfc-mixed-proj", f64), x, None, 1.0, "mixed_memory=True is not in the C step"),
+        ("dropout", dropout, x, None, 1.0, "backbone dropout in training mode (call layer.eval() to stream)"),
+        (
+            "input dtype",
+            layer,
+            x.float(),
+            None,
+            1.0,
+            "mixed dtypes (layer torch.float64, input torch.float32); the C kernels take one dtype for all tensors",
+        ),
+        ("meta input", layer, x.to("meta"), None, 1.0, "tensors on meta; the C kernels take CPU tensors"),
+        (
+            "features",
+            layer,
+            x[:, 1:],
+            None,
+            1.0,
+            f"shape: input (2, {INPUT_SIZE - 1}), the layer takes {INPUT_SIZE} features",
+        ),
+        ("not a tensor", layer, x.tolist(), None, 1.0, "input is a list, not a tensor"),
+        ("state", layer, x, (h, h), 1.0, "the state is a tuple, not a tensor"),
+        ("state shape", layer, x, h[:, 1:], 1.0, "shape: state (2, 5), expected (2, 6)"),
+        ("dt", layer, x, h, -0.5, "dt=-0.5; the C step takes a finite dt > 0"),
+        ("bool dt", layer, x, h, True, "dt is a bool; the C step takes a float or a tensor"),
+        ("dt size", layer, x, h, torch.ones(3, dtype=f64), "shape: dt (3,), expected one value per batch row (2)"),
+    ]
+    with torch.no_grad():
+        for what, lay, xx, hh, dt, reason in cases:
+            assert _native_step.why_not(lay, xx, hh, dt) == reason, what
+            assert (_native_step.step(lay, xx, hh, dt) is None) == (reason is not None), what
+        # values are read by the kernel only: why_not accepts the call, step declines it (the torch path raises)
+        xnan = x.clone()
+        xnan[0, 0] = float("nan")
+        assert _native_step.why_not(layer, xnan, h, 0.5) is None
+        assert _native_step.step(layer, xnan, h, 0.5) is None
+        with _native.use_native(False):
+            assert _native_step.why_not(layer, x, h, 0.5) == abi.SWITCHED_OFF
