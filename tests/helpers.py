@@ -53,9 +53,29 @@ LAYERS: dict[str, LayerFactory] = {
 }
 
 
+# One entry per remaining layer option, changing only that option from the default (LAYERS covers
+# modes, solvers, wirings, backbones and mixed memory). tests/test_conformance.py runs LAYERS and
+# OPTIONS on every path; most other tests parametrize over LAYERS alone to stay fast.
+OPTIONS: dict[str, LayerFactory] = {
+    "cfc-tanh": lambda: CfC(INPUT_SIZE, 6, activation="tanh", backbone_units=8),
+    "cfc-gelu": lambda: CfC(INPUT_SIZE, 6, activation="gelu", backbone_units=8),
+    "cfc-silu": lambda: CfC(INPUT_SIZE, 6, activation="silu", backbone_units=8),
+    "cfc-lecun-heads": lambda: CfC(INPUT_SIZE, 6, head_activation="lecun_tanh", backbone_units=8),
+    "cfc-dropout": lambda: CfC(INPUT_SIZE, 6, backbone_dropout=0.3, backbone_units=8),
+    "cfc-proj": lambda: CfC(INPUT_SIZE, 6, proj_size=2, backbone_units=8),
+    "cfc-mixed-forget": lambda: CfC(INPUT_SIZE, 5, mixed_memory=True, forget_bias=1.6, backbone_units=8),
+    "ltc-proj": lambda: LTC(INPUT_SIZE, 6, proj_size=3),
+    "ltc-unfolds1-eps": lambda: LTC(INPUT_SIZE, 5, ode_unfolds=1, epsilon=1e-3),
+    "ltc-nomap-linear": lambda: LTC(INPUT_SIZE, 5, input_mapping=None, output_mapping="linear"),
+    "ltc-random-wiring": lambda: LTC(INPUT_SIZE, Random(6, 3, 0.5, random_seed=4)),
+    "wcfc-autoncp-proj": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1), proj_size=2),
+}
+ALL_LAYERS: dict[str, LayerFactory] = {**LAYERS, **OPTIONS}
+
+
 def make_layer(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    layer = LAYERS[name]().to(dtype)
+    layer = ALL_LAYERS[name]().to(dtype)
     # move the parameters off their symmetric initial values so that every term matters
     with torch.no_grad():
         for pname, p in layer.named_parameters():

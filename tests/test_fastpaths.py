@@ -1,23 +1,23 @@
-"""The fused sequence kernels (liquidflow.torch._fused) against the plain step loop and the reference.
+"""Path-specific edge cases of the sequence kernels and the one-step path (liquidflow.torch._dispatch).
 
-Each supported layer configuration is run twice, with the fused kernels on and off; outputs, final
-states and the gradients of every parameter, the input and the initial state must agree to 1e-10
-in float64 and 1e-5 in float32, with and without masks, per-sample timespans and initial states.
-The float64 fused path is also checked against the numpy reference (tests/reference.py).
+Values and gradients of every configuration on every path (native C, fused torch, loop) against the
+numpy reference are in tests/test_conformance.py. Here: which path a call takes (spied on the
+dispatcher), gradients with respect to timespans, double backward, streaming steps equal to the
+sequence, in-place parameter edits, the dense/edge-list LTC choice and one optimizer step of the
+benchmark-sized models.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from helpers import LAYERS, make_layer, random_batch, reference_run
+from helpers import LAYERS, make_layer, random_batch
 from liquidflow import _native
-from liquidflow.torch import LTC, CfC, _fused
+from liquidflow.torch import LTC, CfC, _dispatch, _fused, explain, use_path
 from liquidflow.wirings import AutoNCP
 
-FUSED = [
+KERNEL = [  # the configurations the sequence kernels take (tests/test_conformance.py forces each path)
     "ltc-fc",
     "ltc-ncp",
     "ltc-linear-nomap",
@@ -28,7 +28,7 @@ FUSED = [
     "wcfc-ncp-no_gate",
     "wcfc-fc",
 ]
-PLAIN_ONLY = sorted(set(LAYERS) - set(FUSED))  # fall back to the step loop (solver, mode, LSTM, ...)
+LOOP_ONLY = sorted(set(LAYERS) - set(KERNEL))  # the step loop (solver, mode, LSTM, ...), each with a reason
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
@@ -38,78 +38,58 @@ def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, what: str) -> N
     assert err <= TOL[dtype] * scale, f"{what}: max abs difference {err:.3g} (scale {scale:.3g})"
 
 
-def _run(layer, x, dt, mask, h0, fused: bool, return_sequences: bool = True):
-    layer.return_sequences = return_sequences
-    params = [p for p in layer.parameters()]
-    xx = x.clone().requires_grad_()
-    hh = h0.clone().requires_grad_() if h0 is not None else None
-    with _fused.use_fused(fused):
-        out, h = layer(xx, hh, timespans=dt, mask=mask)
-    g = torch.Generator().manual_seed(7)
-    w_out = torch.randn(out.shape, generator=g, dtype=out.dtype)
-    w_h = torch.randn(h.shape, generator=g, dtype=h.dtype)
-    loss = (out * w_out).sum() + (h * w_h).sum()
-    wrt = params + [xx] + ([hh] if hh is not None else [])
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    grads = [torch.zeros_like(w) if gr is None else gr for gr, w in zip(grads, wrt)]
-    return out.detach(), h.detach(), grads
-
-
 class _Spy:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, names=("cfc_chain", "ltc_semi_implicit", "ltc_sparse")) -> None:
+    """Counts the jobs the dispatcher hands to a kernel (native or fused), or to named _fused kernels."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...] = ()) -> None:
         self.calls = 0
-        for name in names:
-            real = getattr(_fused, name)
+        targets = [(_fused, n) for n in names] or [(_dispatch, "_run_native"), (_dispatch, "_run_fused")]
+        for mod, name in targets:
+            real = getattr(mod, name)
 
             def wrapped(*args, _real=real, **kwargs):
                 self.calls += 1
                 return _real(*args, **kwargs)
 
-            monkeypatch.setattr(_fused, name, wrapped)
+            monkeypatch.setattr(mod, name, wrapped)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("case", ["plain", "masked", "hx-last", "masked-last"])
-@pytest.mark.parametrize("name", FUSED)
-def test_fused_matches_plain_values_and_gradients(name: str, case: str, dtype: torch.dtype, monkeypatch) -> None:
-    layer = make_layer(name, dtype)
-    B, T = 3, 6
-    x, dt, mask = random_batch(B, T, dtype, seed=1, masked=case.startswith("masked"))
-    h0 = None
-    if case == "hx-last":
-        h0 = 0.3 * torch.randn(B, layer.state_size, dtype=dtype, generator=torch.Generator().manual_seed(3))
-    rs = not case.endswith("last")  # "last": return_sequences=False, the last observed step
-    spy = _Spy(monkeypatch)
-    fast = _run(layer, x, dt, mask, h0, True, rs)
-    assert spy.calls == 1, "the fused kernel was not used"
-    slow = _run(layer, x, dt, mask, h0, False, rs)
-    assert spy.calls == 1
-    _close(fast[0], slow[0], dtype, "output")
-    _close(fast[1], slow[1], dtype, "final state")
-    names = [n for n, _ in layer.named_parameters()] + ["input", "hx"]
-    for n, a, b in zip(names, fast[2], slow[2]):
-        _close(a, b, dtype, f"gradient of {n}")
-
-
-@pytest.mark.parametrize("name", FUSED)
-def test_fused_matches_numpy_reference(name: str) -> None:
+@pytest.mark.parametrize("name", KERNEL)
+def test_kernel_configurations_run_one_kernel_call(name: str, monkeypatch) -> None:
     layer = make_layer(name, torch.float64)
-    x, dt, mask = random_batch(3, 5, torch.float64, seed=2, masked=True)
-    with torch.no_grad(), _fused.use_fused(True):
-        out, h = layer(x, timespans=dt, mask=mask)
-    y_ref, h_ref, _ = reference_run(layer, x, dt, mask)
-    np.testing.assert_allclose(out.numpy(), y_ref, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(h.numpy(), h_ref, rtol=0, atol=1e-10)
+    x, dt, mask = random_batch(3, 4, torch.float64, seed=1, masked=True)
+    spy = _Spy(monkeypatch)
+    layer(x, timespans=dt, mask=mask)
+    assert spy.calls == 1, "no kernel ran"
+    assert explain(layer, x, timespans=dt, mask=mask).path in ("native", "fused")
+    with _fused.use_fused(False):
+        layer(x, timespans=dt, mask=mask)
+        assert explain(layer, x).reasons["native"] == "kernels switched off (use_fused(False))"
+    assert spy.calls == 1
 
 
-@pytest.mark.parametrize("name", PLAIN_ONLY)
-def test_unsupported_configurations_fall_back_to_the_step_loop(name: str, monkeypatch) -> None:
+@pytest.mark.parametrize("name", LOOP_ONLY)
+def test_unsupported_configurations_run_the_step_loop_and_say_why(name: str, monkeypatch) -> None:
     layer = make_layer(name, torch.float64)
     x, dt, _ = random_batch(2, 3, torch.float64)
     spy = _Spy(monkeypatch)
-    with _fused.use_fused(True):
-        layer(x, timespans=dt)
+    layer(x, timespans=dt)
     assert spy.calls == 0
+    choice = explain(layer, x, timespans=dt)
+    assert choice.path == "loop" and choice.reasons["native"] and choice.reasons["fused"]
+    with pytest.raises(_dispatch.PathError, match="use_path\\('fused'\\): the fused sequence path does not apply"):
+        with use_path("fused"):
+            layer(x, timespans=dt)
+
+
+def test_a_sample_without_observed_steps_runs_the_loop(monkeypatch) -> None:
+    layer = make_layer("cfc-default")
+    x, dt, _ = random_batch(2, 3)
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    spy = _Spy(monkeypatch)
+    layer(x, timespans=dt, mask=mask)
+    assert spy.calls == 0
+    assert explain(layer, x, timespans=dt, mask=mask).reasons["native"] == "a sample has no observed step"
 
 
 def test_grad_of_timespans_uses_the_step_loop(monkeypatch) -> None:
@@ -120,6 +100,7 @@ def test_grad_of_timespans_uses_the_step_loop(monkeypatch) -> None:
     out, _ = layer(x, timespans=dt)
     out.sum().backward()
     assert spy.calls == 0 and dt.grad is not None and torch.isfinite(dt.grad).all()
+    assert "timespans require grad" in (explain(layer, x, timespans=dt).reasons["native"] or "")
 
 
 def test_double_backward_is_refused_with_a_clear_error() -> None:
@@ -216,5 +197,6 @@ def test_ltc_picks_the_dense_or_the_edge_list_kernel(name: str, kernel: str, mon
     assert (layer.cell.synapse_count <= 0.35 * n * n) == (kernel == "ltc_sparse")
     spy = _Spy(monkeypatch, (kernel,))
     x, dt, _ = random_batch(2, 3)
-    layer(x, timespans=dt)
+    with use_path("fused"):
+        layer(x, timespans=dt)
     assert spy.calls == 1

@@ -4,6 +4,11 @@ from ._cells import CfCCell as CfCCell
 from ._cells import LTCCell as LTCCell
 from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
 from ._cells import WiredCfCCell as WiredCfCCell
+from ._dispatch import PATHS as PATHS
+from ._dispatch import Choice as Choice
+from ._dispatch import PathError as PathError
+from ._dispatch import explain as explain
+from ._dispatch import use_path as use_path
 from ._sequence import LTC as LTC
 from ._sequence import CfC as CfC
 from ._solvers import SOLVERS as SOLVERS
@@ -15,15 +20,20 @@ from ._solvers import get_solver as get_solver
 
 __all__ = [
     "LTC",
+    "PATHS",
     "SOLVERS",
     "ButcherTableau",
     "CfC",
     "CfCCell",
+    "Choice",
     "ExplicitRK",
     "LTCCell",
     "MixedMemoryLSTMCell",
+    "PathError",
     "SemiImplicitEuler",
     "Solver",
     "WiredCfCCell",
+    "explain",
     "get_solver",
+    "use_path",
 ]

@@ -35,6 +35,7 @@ from .._spec import (
 )
 from ..wirings import FullyConnected, Wiring
 from . import _fused
+from ._jobs import CfCJob, LTCJob
 from ._solvers import SemiImplicitEuler, Solver, get_solver
 
 Tensor = torch.Tensor
@@ -257,46 +258,40 @@ class LTCCell(nn.Module):
         pre = self.precompute(inputs.unsqueeze(1))[:, 0]
         return self.step_pre(pre, states, elapsed_time)
 
-    # ------------------------------------------------------------------ fused sequence kernel
-    def fused_states(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> Tensor | None:
-        """States (T, B, N) after each step by the fused kernel, or None where it does not apply.
-
-        x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T) bool or None. Only the semi-implicit solver
-        is fused; the explicit solvers run the step loop.
-        """
+    # ------------------------------------------------------------------ sequence kernels
+    def fused_why_not(self) -> str | None:
+        """Why no sequence kernel (C or fused torch) runs this cell; None when they do."""
         if type(self.solver) is not SemiImplicitEuler:
-            return None
+            return f"solver={self.solver.name!r}: the kernels run the semi-implicit step only"
+        return None
 
-        from . import _native_ltc  # the C kernels (liquidflow._native); only this method uses them
-
+    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> LTCJob:
+        """The whole sequence's work for an executor: x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T)."""
         gleak = self.positive("gleak")
         leak = torch.stack([gleak * self.vleak, gleak + self.epsilon])  # (2, N)
-        # (T, B, 2, N): sensory terms plus the leak, in C where it applies (one pass, no (T, B, I, N) tensors)
         ws = self.positive("sensory_w") * self.sensory_sparsity_mask  # (I, N)
-        base = _native_ltc.sensory(self.map_inputs(x.transpose(0, 1)), leak, ws, ws * self.sensory_erev,
-                                   self.sensory_sigma, self.sensory_sigma * self.sensory_mu)  # fmt: skip
-        if base is None:
-            base = self.precompute(x.transpose(0, 1)) + leak
+        sensory = (ws, ws * self.sensory_erev, self.sensory_sigma, self.sensory_sigma * self.sensory_mu)
         C = self.positive("cm") / (ts.transpose(0, 1) / self.ode_unfolds)  # (T, B, N): C_m / h
         keep = None if mask is None else mask.t().unsqueeze(-1)
         n = self.state_size
+        edges: tuple[Tensor, Tensor] | None = None
         if self.synapse_count <= SPARSE_FRACTION * n * n:  # compute only the synapses that exist
             src, dst = self.sparsity_mask.nonzero(as_tuple=True)
             w = F.softplus(self.w_raw[src, dst]) * self.sparsity_mask[src, dst]
             sigma = self.sigma[src, dst]
-            return _fused.ltc_sparse(self.ode_unfolds, base, C, keep, h0, w, w * self.erev[src, dst], sigma,
-                                     sigma * self.mu[src, dst], src, dst)  # fmt: skip
-        w = self.positive("w") * self.sparsity_mask
-        return _fused.ltc_semi_implicit(self.ode_unfolds, base, C, keep, h0, w, w * self.erev, self.sigma,
-                                        self.sigma * self.mu)  # fmt: skip
+            synapses = (w, w * self.erev[src, dst], sigma, sigma * self.mu[src, dst])
+            edges = (src, dst)
+        else:
+            w = self.positive("w") * self.sparsity_mask
+            synapses = (w, w * self.erev, self.sigma, self.sigma * self.mu)
+        return LTCJob(self.ode_unfolds, x.transpose(0, 1), self.map_inputs, self.precompute, leak, sensory, C, keep,
+                      h0, synapses, edges)  # fmt: skip
 
     def fused_output(self, S: Tensor) -> Tensor:
         return self.map_outputs(S)
 
-    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
-        """The new state after one interval, without autograd (streaming), or None where not fused."""
-        if type(self.solver) is not SemiImplicitEuler or torch.is_grad_enabled():
-            return None
+    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor:
+        """The new state after one interval, without autograd (streaming; see ``fused_why_not``)."""
 
         def build() -> tuple[Tensor, ...]:
             gleak = self.positive("gleak")
@@ -492,27 +487,22 @@ class CfCCell(nn.Module):
 
         return build()
 
-    def fused_states(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> Tensor | None:
-        """States (T, B, H) after each step by the fused kernel, or None where it does not apply."""
+    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> CfCJob:
+        """The whole sequence's work for an executor (see ``fused_why_not`` for where one applies)."""
         plan = self.fused_plan()
-        if plan is None:
-            return None
+        assert plan is not None, self.fused_why_not()
         spec, (_, WhT, _, HwT, hb), Wx, b = plan
         P = F.linear(x.transpose(0, 1), Wx, b)  # (T, B, K)
         keep = None if mask is None else mask.t().unsqueeze(-1)
-        return _fused.cfc_chain([spec], P, ts.transpose(0, 1), keep, h0, [[None, WhT, None, HwT, hb]])
+        return CfCJob([spec], P, ts.transpose(0, 1), keep, h0, [[None, WhT, None, HwT, hb]])
 
     def fused_output(self, S: Tensor) -> Tensor:
         return S
 
-    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
-        """The new state after one step, without autograd (streaming), or None where not fused."""
+    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor:
+        """The new state after one step, without autograd (streaming; see ``fused_why_not``)."""
         plan = self.fused_plan(fold=False) if self.sparsity_mask is not None else None
-        if torch.is_grad_enabled() or (plan is None and self.sparsity_mask is not None):
-            return None
         if plan is None:  # unmasked heads: four small products instead of concatenating the weights
-            if not self._fused_ok():
-                return None
             assert self.f2 is not None and self.time_a is not None and self.time_b is not None
             I = self.input_size
             first: nn.Linear = self.backbone[0] if self.backbone_layers else self.f1  # type: ignore[assignment]
@@ -605,33 +595,37 @@ class WiredCfCCell(nn.Module):
     def forward(self, input: Tensor, hx: Tensor, timespans: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         return self.step_pre(self.precompute(input), hx, timespans)
 
-    def fused_states(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> Tensor | None:
-        """States (T, B, N) after each step by the fused kernel (all layers chained), or None."""
+    def fused_why_not(self) -> str | None:
+        """Why no sequence kernel runs this cell; None when they do (every layer must allow it)."""
+        for layer in self.layers:
+            why = layer.fused_why_not()  # type: ignore[operator]
+            if why is not None:
+                return why
+        return None
+
+    def _chain(self) -> tuple[list[CfCLayer], list[list[Tensor | None]], Tensor, Tensor]:
         plans = [layer.fused_plan() for layer in self.layers]  # type: ignore[operator]
-        if any(p is None for p in plans):
-            return None
+        assert all(p is not None for p in plans), self.fused_why_not()
         specs = [p[0] for p in plans]  # type: ignore[index]
         params: list[list[Tensor | None]] = []
         for l, (_, (WxT, WhT, b, _, _), _, _) in enumerate(plans):  # type: ignore[misc]
             params.append([None, WhT, None, None, None] if l == 0 else [WxT, WhT, b, None, None])
         _, _, Wx, b0 = plans[0]  # type: ignore[misc]
+        return specs, params, Wx, b0
+
+    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> CfCJob:
+        """The whole sequence's work for an executor: all layers chained."""
+        specs, params, Wx, b0 = self._chain()
         P = F.linear(x.transpose(0, 1), Wx, b0)  # (T, B, 4 H_0)
         keep = None if mask is None else mask.t().unsqueeze(-1)
-        return _fused.cfc_chain(specs, P, ts.transpose(0, 1), keep, h0, params)
+        return CfCJob(specs, P, ts.transpose(0, 1), keep, h0, params)
 
     def fused_output(self, S: Tensor) -> Tensor:
         return S[..., -self.layer_sizes[-1] :]
 
-    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor | None:
-        """The new state after one step, without autograd (streaming), or None where not fused."""
-        plans = [layer.fused_plan() for layer in self.layers]  # type: ignore[operator]
-        if any(p is None for p in plans) or torch.is_grad_enabled():
-            return None
-        specs = [p[0] for p in plans]  # type: ignore[index]
-        params: list[list[Tensor | None]] = []
-        for l, (_, (WxT, WhT, b, _, _), _, _) in enumerate(plans):  # type: ignore[misc]
-            params.append([None, WhT, None, None, None] if l == 0 else [WxT, WhT, b, None, None])
-        _, _, Wx, b0 = plans[0]  # type: ignore[misc]
+    def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor:
+        """The new state after one step, without autograd (streaming; see ``fused_why_not``)."""
+        specs, params, Wx, b0 = self._chain()
         return _fused.cfc_chain_step(specs, F.linear(x, Wx, b0), dt, h, params)
 
     def get_config(self) -> dict[str, Any]:

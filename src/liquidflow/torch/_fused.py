@@ -29,7 +29,6 @@ from typing import Any
 import torch
 
 from .._spec import LECUN_A, LECUN_B, CfCLayer
-from . import _native_cfc, _native_ltc
 
 Tensor = torch.Tensor
 _tanh_bw = torch.ops.aten.tanh_backward.grad_input
@@ -52,12 +51,21 @@ def use_fused(enabled: bool = True) -> Iterator[None]:
 
 def fused_enabled() -> bool:
     """True unless switched off, or while tracing / exporting / compiling (those need plain ops)."""
-    if not _ENABLED or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
+    return off_reason() is None
+
+
+def off_reason() -> str | None:
+    """Why no kernel (C or fused torch) may run now: switched off, or a tracer that needs plain ops."""
+    if not _ENABLED:
+        return "kernels switched off (use_fused(False))"
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return "TorchScript tracing/scripting records plain ops"
     if _in_onnx_export():
-        return False
+        return "ONNX export records plain ops"
     compiler = getattr(torch, "compiler", None)
-    return not (compiler is not None and compiler.is_compiling())
+    if compiler is not None and compiler.is_compiling():
+        return "torch.compile traces plain ops"
+    return None
 
 
 _ONNX_FLAGS: tuple[Any, ...] | None = None
@@ -317,9 +325,6 @@ class _CfCChain(torch.autograd.Function):
 def cfc_chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
               params: list[list[Tensor | None]]) -> Tensor:  # fmt: skip
     """States (T, B, N) of a chain of CfC layers; inputs are time-major (see :class:`_CfCChain`)."""
-    native = _native_cfc.chain(specs, P, ts, keep, h0, params)  # the C kernel where it applies
-    if native is not None:
-        return native
     flat = [p for layer in params for p in layer]
     if not torch.is_grad_enabled():
         return _cfc_forward(specs, P, ts, keep, h0, params, save=False)[0]
@@ -426,9 +431,6 @@ def _ltc_forward(L: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tenso
 def ltc_semi_implicit(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
                       sigma: Tensor, sm: Tensor) -> Tensor:  # fmt: skip
     """States (T, B, N) of an LTC with the semi-implicit solver; see :class:`_LTCSemiImplicit`."""
-    native = _native_ltc.dense(unfolds, base, C, keep, h0, w, we, sigma, sm)  # the C kernel where it applies
-    if native is not None:
-        return native
     if not torch.is_grad_enabled():
         return _ltc_forward(unfolds, base, C, keep, h0, torch.stack([we, w]), sigma, -sm, save=False)[0]
     return _LTCSemiImplicit.apply(unfolds, base, C, keep, h0, w, we, sigma, sm)  # type: ignore[no-any-return]
@@ -574,9 +576,6 @@ def _ltc_sparse_forward(L: int, base: Tensor, C: Tensor, keep: Tensor | None, h0
 def ltc_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
                sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> Tensor:  # fmt: skip
     """States (T, B, N) of an LTC on an edge list (semi-implicit solver); see :class:`_LTCSparse`."""
-    native = _native_ltc.sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst)
-    if native is not None:
-        return native
     if not torch.is_grad_enabled():
         W2 = torch.stack([we, w])
         return _ltc_sparse_forward(unfolds, base, C, keep, h0, W2, sigma, -sm, src, dst, save=False)[0]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..wirings import FullyConnected, Wiring
-from . import _fused, _native_step
+from . import _dispatch
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
 from ._solvers import Solver
 from ._validate import (
@@ -145,6 +145,21 @@ class _SequenceLayer(nn.Module):
         return_sequences: bool,
         batch_first: bool,
     ) -> tuple[Tensor, State]:
+        x, h, c, ts, m, batched, batch_first = self._normalize(input, hx, timespans, mask, batch_first)
+        out, h, c = self._run(x, h, c, ts, m, return_sequences)
+        if return_sequences and not batch_first:
+            out = out.transpose(0, 1)
+        if not batched:
+            out = out[0]
+            h = h[0]
+            c = c[0] if c is not None else None
+        state: State = (h, c) if c is not None else h
+        return out, state
+
+    def _normalize(
+        self, input: Tensor, hx: State | None, timespans: float | Tensor | None, mask: Tensor | None, batch_first: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None, bool, bool]:
+        """Checked, batch-first (B, T, F) inputs, states, (B, T, 1) timespans and (B, T) mask."""
         x, batched = self._check_input(input, batch_first)  # (B, T, F)
         B, T, _ = x.shape
         if not batched:
@@ -158,25 +173,21 @@ class _SequenceLayer(nn.Module):
         x = check_finite_observed(x, "input", m)  # NaN/Inf policy: docs/robustness.md
         ts = normalize_timespans(timespans, B, T, batch_first, x.dtype, x.device, m)  # (B, T, 1)
         h, c = self._check_state(hx, B, batched, x)
-        out, h, c = self._run(x, h, c, ts, m, return_sequences)
-        if return_sequences and not batch_first:
-            out = out.transpose(0, 1)
-        if not batched:
-            out = out[0]
-            h = h[0]
-            c = c[0] if c is not None else None
-        state: State = (h, c) if c is not None else h
-        return out, state
+        return x, h, c, ts, m, batched, batch_first
+
+    def _prepare(
+        self, input: Tensor, hx: State | None, timespans: float | Tensor | None, mask: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """(x, h, ts, m) as the dispatcher sees a call ``self(input, hx, timespans, mask)``."""
+        x, h, _, ts, m, _, _ = self._normalize(input, hx, timespans, mask, self.batch_first)
+        return x, h, ts, m
 
     def _run(
         self, x: Tensor, h: Tensor, c: Tensor | None, ts: Tensor, m: Tensor | None, return_sequences: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        if self.lstm is None and _fused.fused_enabled() and not ts.requires_grad:
-            # one fused kernel for the whole sequence (liquidflow.torch._fused); same math, fewer ops
-            if m is None or bool(m.any(1).all()):
-                S = self.cell.fused_states(x, h, ts, m)  # (T, B, N) or None where it does not apply
-                if S is not None:
-                    return self._finish_fused(S, m, return_sequences)
+        S = _dispatch.run_sequence(self, x, h, ts, m)  # (T, B, N) from a kernel; None: the loop below
+        if S is not None:
+            return self._finish_fused(S, m, return_sequences)
         pre = self.cell.precompute(x)  # state-independent work for all steps at once
         pre_lstm = self.lstm.precompute(x) if self.lstm is not None else None
         T = x.shape[1]
@@ -231,13 +242,9 @@ class _SequenceLayer(nn.Module):
 
     def step(self, input: Tensor, hx: State | None = None, dt: float | Tensor = 1.0) -> tuple[Tensor, State]:
         """One streaming step: input (B, F) or (F,), dt a float or (B,) -> (output, new state)."""
-        if not torch.is_grad_enabled() and self.lstm is None and _fused.fused_enabled():
-            native = _native_step.step(self, input, hx, dt)  # the whole step in C where it applies
-            if native is not None:
-                return native
-            fast = self._fast_step(input, hx, dt)
-            if fast is not None:
-                return fast
+        fast = _dispatch.run_step(self, input, hx, dt)  # None: the general path below
+        if fast is not None:
+            return fast  # type: ignore[no-any-return]
         x = check_tensor(input, "input")
         if x.dim() not in (1, 2):
             raise ValueError(f"input to step must be (B, F) or (F,); got shape {tuple(x.shape)}")
@@ -247,43 +254,45 @@ class _SequenceLayer(nn.Module):
             dt = dt.reshape(-1, 1) if batched else dt.reshape(1)
         return self._forward(seq, hx, dt, None, False, True)
 
-    def _fast_step(self, input: Any, hx: Any, dt: Any) -> tuple[Tensor, State] | None:
-        """``step`` with gradients off and few Python-level operations; None hands the call (and
-        any error message) to the general path. Only well-formed, finite inputs take this path."""
+    def _fast_inputs(self, input: Any, hx: Any, dt: Any) -> tuple[Tensor, Tensor, float | Tensor, bool] | str:
+        """(x, h, dt, batched) for the one-step kernel, or why the call is not the kernel's: only
+        well-formed, finite inputs take it; the general path checks the rest and raises its errors."""
         if not isinstance(input, torch.Tensor) or input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            return None
+            return "input is not a (B, F) or (F,) tensor of the layer's features"
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
         B = x.shape[0]
         p = self.cell.sparsity_mask if isinstance(self.cell, LTCCell) else next(self.cell.parameters())
         if x.dtype != p.dtype or x.device != p.device or B == 0:
-            return None
+            return "input dtype/device differs from the parameters', or an empty batch"
         if hx is None:
             h = x.new_zeros(B, self.state_size)
         elif isinstance(hx, torch.Tensor) and hx.dtype == x.dtype and hx.device == x.device:
             if tuple(hx.shape) != ((B, self.state_size) if batched else (self.state_size,)):
-                return None
+                return "state shape does not match the input"
             h = hx if batched else hx.unsqueeze(0)
         else:
-            return None
+            return "state is not a tensor of the input's dtype and device"
         if isinstance(dt, (int, float)) and not isinstance(dt, bool):
             if not (0.0 < float(dt) < float("inf")):
-                return None
+                return "dt is not positive and finite"
             d: float | Tensor = float(dt)
         elif isinstance(dt, torch.Tensor) and dt.dtype == x.dtype and dt.device == x.device and dt.numel() == B:
             d = dt.reshape(B, 1)
             if not bool(((d > 0) & torch.isfinite(d)).all()):
-                return None
+                return "dt is not positive and finite"
         else:
-            return None
+            return "dt is neither a number nor one value per sample of the input's dtype"
         finite = torch.isfinite(x).all()
         if hx is not None:
             finite = finite & torch.isfinite(h).all()
         if not bool(finite):  # the general path raises the NaN/Inf error
-            return None
+            return "input or state is not finite"
+        return x, h, d, batched
+
+    def _run_fast_step(self, x: Tensor, h: Tensor, d: float | Tensor, batched: bool) -> tuple[Tensor, State]:
+        """``step`` by the cell's one-step kernel, on inputs checked by ``_fast_inputs``."""
         new = self.cell.fused_step(x, h, d)
-        if new is None:
-            return None
         y = self.cell.fused_output(new)
         if self.fc is not None:
             y = self.fc(y)

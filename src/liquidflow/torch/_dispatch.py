@@ -1,0 +1,229 @@
+"""Which executor runs a layer's call: the one place that decides, and that can say why.
+
+A sequence call (``layer(x)``) runs on one of three paths, tried in this order:
+
+* ``"native"``: the C kernels of :mod:`liquidflow._native` (CPU tensors, float32/float64), forward
+  and backward over the whole sequence in one call each;
+* ``"fused"``: the torch kernels of :mod:`._fused` — one autograd node per sequence, any device.
+  On CPU they run only where the C kernels do not apply (native code switched off or not built,
+  another dtype); on GPUs they are the fast path;
+* ``"loop"``: the cells' ``step_pre`` in a Python loop, autograd recording every operation. It
+  always applies: it is the reference the others are tested against.
+
+A streaming step (``layer.step(x, h, dt)`` with gradients off) has the same three paths: the whole
+step in C, the cell's one-step kernel (``fused_step``), or the loop on a one-step sequence.
+
+Each path says why it does not apply; nothing falls back silently. :func:`explain` shows the choice
+for a call, and :func:`use_path` forces one path (tests run every path on CPU this way); forcing a
+path that does not apply raises with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import _fused, _native_cfc, _native_ltc, _native_step
+from ._jobs import CfCJob, LTCJob
+
+Tensor = torch.Tensor
+PATHS = ("native", "fused", "loop")
+_FORCED: str | None = None
+_NATIVE_RUNS = "the C kernel runs this case on CPU"
+
+
+@contextlib.contextmanager
+def use_path(path: str | None) -> Iterator[None]:
+    """Run every layer call inside the block on ``path`` ("native", "fused" or "loop"; None: choose)."""
+    global _FORCED
+    if path is not None and path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS} or None; got {path!r}")
+    old, _FORCED = _FORCED, path
+    try:
+        yield
+    finally:
+        _FORCED = old
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The path a call takes and, for every path, why it does not apply (None where it does)."""
+
+    kind: str  # "sequence" or "step"
+    path: str
+    reasons: dict[str, str | None] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"{self.kind} path: {self.path}"]
+        for p in PATHS:
+            if p == self.path:
+                lines.append(f"  {p:<6} runs")
+            elif p in self.reasons:
+                lines.append(f"  {p:<6} not used: {self.reasons[p] or 'a path before it runs'}")
+        return "\n".join(lines)
+
+
+class PathError(RuntimeError):
+    """A forced path (:func:`use_path`) does not apply to the call."""
+
+
+def _forced(choice_reasons: dict[str, str | None], kind: str) -> Choice:
+    assert _FORCED is not None
+    why = choice_reasons.get(_FORCED)
+    if why is not None:
+        raise PathError(f"use_path({_FORCED!r}): the {_FORCED} {kind} path does not apply: {why}")
+    return Choice(kind, _FORCED, choice_reasons)
+
+
+# ------------------------------------------------------------------------------------- sequences
+def _kernel_why_not(layer: Any, ts: Tensor, m: Tensor | None) -> str | None:
+    """Why neither kernel (C or fused torch) can run this sequence call."""
+    if layer.lstm is not None:
+        return "mixed_memory=True: its LSTM runs step by step"
+    off = _fused.off_reason()
+    if off is not None:
+        return off
+    if ts.requires_grad:
+        return "timespans require grad: the kernels do not differentiate the elapsed time"
+    if m is not None and not bool(m.any(1).all()):
+        return "a sample has no observed step"
+    why: str | None = layer.cell.fused_why_not()
+    return why
+
+
+def _native_why_not(job: CfCJob | LTCJob) -> str | None:
+    if isinstance(job, CfCJob):
+        return _native_cfc.why_not(*job.args())
+    xm = job.map_inputs(job.x)
+    base = None
+    if _native_ltc.why_not_sensory(xm, job.leak, *job.sensory) is None:
+        base = _native_ltc.sensory(xm, job.leak, *job.sensory)  # (T, B, 2, N) in one pass, in C
+    job.base = base = base if base is not None else job.torch_base()
+    if job.edges is None:
+        return _native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses)
+    return _native_ltc.why_not_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
+
+
+def _run_native(job: CfCJob | LTCJob) -> Tensor:
+    if isinstance(job, CfCJob):
+        out = _native_cfc.chain(*job.args())
+    else:
+        assert job.base is not None  # set by _native_why_not
+        if job.edges is None:
+            out = _native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses)
+        else:
+            out = _native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
+    if out is None:  # why_not said it applies: a disagreement is a bug, not a reason to fall back
+        raise RuntimeError("liquidflow's native kernel refused a call its why_not accepted; please report this")
+    return out
+
+
+def _run_fused(job: CfCJob | LTCJob) -> Tensor:
+    if isinstance(job, CfCJob):
+        return _fused.cfc_chain(*job.args())
+    base = job.base if job.base is not None else job.torch_base()
+    if job.edges is None:
+        return _fused.ltc_semi_implicit(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses)
+    return _fused.ltc_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
+
+
+def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None,
+                     every: bool) -> tuple[Choice, CfCJob | LTCJob | None]:  # fmt: skip
+    """The path for a sequence call; ``every``: give every path's reason, not only up to the one chosen."""
+    common = _kernel_why_not(layer, ts, m)
+    if common is not None:
+        reasons = {"native": common, "fused": common, "loop": None}
+        return (_forced(reasons, "sequence") if _FORCED else Choice("sequence", "loop", reasons)), None
+    job = layer.cell.sequence_job(x, h, ts, m)
+    native = _native_why_not(job)
+    if native is None and _FORCED is None and not every:
+        return Choice("sequence", "native", {"native": None}), job
+    if x.device.type == "cpu" and native is None:
+        fused: str | None = _NATIVE_RUNS if _FORCED != "fused" else None
+    else:
+        fused = None
+    reasons = {"native": native, "fused": fused, "loop": None}
+    if _FORCED is not None:
+        return _forced(reasons, "sequence"), job
+    path = next(p for p in PATHS if reasons[p] is None)
+    return Choice("sequence", path, reasons), job
+
+
+def run_sequence(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None) -> Tensor | None:
+    """States (T, B, N) from a kernel, or None when the loop is the path (the caller runs it)."""
+    choice, job = _sequence_choice(layer, x, h, ts, m, every=False)
+    if choice.path == "loop":
+        return None
+    assert job is not None
+    return _run_native(job) if choice.path == "native" else _run_fused(job)
+
+
+# ------------------------------------------------------------------------------------------ steps
+def _step_why_not(layer: Any) -> str | None:
+    """Why neither one-step kernel can run now (the loop then runs the step)."""
+    if torch.is_grad_enabled():
+        return "gradients are on: the step runs through autograd (use torch.no_grad() to stream)"
+    if layer.lstm is not None:
+        return "mixed_memory=True: its LSTM runs step by step"
+    return _fused.off_reason()
+
+
+def _step_choice(layer: Any, input: Any, hx: Any, dt: Any, every: bool) -> tuple[Choice, Any]:
+    common = _step_why_not(layer)
+    if common is not None:
+        reasons = {"native": common, "fused": common, "loop": None}
+        return (_forced(reasons, "step") if _FORCED else Choice("step", "loop", reasons)), None
+    native = _native_step.why_not(layer, input, hx, dt)
+    if native is None and _FORCED is None and not every:
+        return Choice("step", "native", {"native": None}), None
+    fast = layer._fast_inputs(input, hx, dt)
+    fused = fast if isinstance(fast, str) else layer.cell.fused_why_not()
+    if fused is None and native is None and _FORCED != "fused":
+        fused = _NATIVE_RUNS
+    reasons = {"native": native, "fused": fused, "loop": None}
+    if _FORCED is not None:
+        return _forced(reasons, "step"), fast
+    path = next(p for p in PATHS if reasons[p] is None)
+    return Choice("step", path, reasons), fast
+
+
+def run_step(layer: Any, input: Any, hx: Any, dt: Any) -> Any:
+    """``(output, state)`` from a one-step kernel, or None when the loop is the path."""
+    if _FORCED is None and _step_why_not(layer) is None:
+        # streaming hot path (a few µs a step): try the C step first; it returns None exactly where
+        # _native_step.why_not gives a reason, and the choice below then says which path runs
+        out = _native_step.step(layer, input, hx, dt)
+        if out is not None:
+            return out
+    choice, fast = _step_choice(layer, input, hx, dt, every=False)
+    if choice.path == "native":
+        # it applies but refused: a non-finite value found while stepping; the loop raises the error
+        return _native_step.step(layer, input, hx, dt)
+    if choice.path == "fused":
+        return layer._run_fast_step(*fast)
+    return None
+
+
+# ---------------------------------------------------------------------------------------- explain
+def explain(layer: Any, input: Tensor, hx: Any = None, timespans: Any = None, mask: Tensor | None = None, *,
+            step: bool = False, dt: Any = 1.0) -> Choice:  # fmt: skip
+    """Which path ``layer(input, hx, timespans, mask)`` (or, with ``step=True``, ``layer.step(input,
+    hx, dt)``) takes under the current grad mode and switches, and why the others do not.
+
+    >>> print(explain(CfC(20, 64), torch.randn(8, 100, 20)))   # doctest: +SKIP
+    sequence path: native
+      native runs
+      fused  not used: the C kernel runs this case on CPU
+      loop   not used: a path before it runs
+    """
+    if step:
+        return _step_choice(layer, input, hx, dt, every=True)[0]
+    x, h, ts, m = layer._prepare(input, hx, timespans, mask)
+    return _sequence_choice(layer, x, h, ts, m, every=True)[0]
+
+
+__all__ = ["PATHS", "Choice", "PathError", "explain", "run_sequence", "run_step", "use_path"]

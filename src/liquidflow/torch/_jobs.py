@@ -1,0 +1,55 @@
+"""What a cell hands to a sequence executor: the whole sequence's work, time-major, with no choice made.
+
+A cell turns its parameters and a batch into a job (:class:`CfCJob` or :class:`LTCJob`); the
+dispatcher (:mod:`._dispatch`) alone decides which executor runs it — the C kernels
+(:mod:`._native_cfc`, :mod:`._native_ltc`) or the fused torch kernels (:mod:`._fused`) — and every
+executor returns the same states (T, B, N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .._spec import CfCLayer
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class CfCJob:
+    """A chain of CfC layers (one for a dense CfC, one per NCP layer for a wired one)."""
+
+    specs: list[CfCLayer]
+    P: Tensor  # (T, B, K0): layer 0's first map applied to the inputs, bias included
+    ts: Tensor  # (T, B, 1) elapsed time before each step
+    keep: Tensor | None  # (T, B, 1) bool, True where observed; None: all observed
+    h0: Tensor  # (B, N) initial states of all layers side by side
+    params: list[list[Tensor | None]]  # per layer [WxT, WhT, b, HwT, hb]
+
+    def args(self) -> tuple[list[CfCLayer], Tensor, Tensor, Tensor | None, Tensor, list[list[Tensor | None]]]:
+        return self.specs, self.P, self.ts, self.keep, self.h0, self.params
+
+
+@dataclass
+class LTCJob:
+    """An LTC with the semi-implicit solver: sensory terms, then ``unfolds`` sub-steps per interval."""
+
+    unfolds: int
+    x: Tensor  # (T, B, I) raw inputs, time-major
+    map_inputs: Callable[[Tensor], Tensor]  # the cell's input mapping
+    precompute: Callable[[Tensor], Tensor]  # torch sensory terms (T, B, 2, N), inputs mapped inside
+    leak: Tensor  # (2, N): [g_leak v_leak, g_leak + eps]
+    sensory: tuple[Tensor, Tensor, Tensor, Tensor]  # (I, N) each: w, w E, sigma, sigma mu
+    C: Tensor  # (T, B, N): C_m / (dt / unfolds)
+    keep: Tensor | None  # (T, B, 1) bool
+    h0: Tensor  # (B, N)
+    synapses: tuple[Tensor, Tensor, Tensor, Tensor]  # w, w E, sigma, sigma mu: (N, N), or (E,) on edges
+    edges: tuple[Tensor, Tensor] | None  # (src, dst) of each synapse, or None: dense
+    base: Tensor | None = None  # (T, B, 2, N) sensory terms plus leak, once an executor has computed them
+
+    def torch_base(self) -> Tensor:
+        """The sensory terms plus the leak, (T, B, 2, N), computed with torch ops."""
+        return self.precompute(self.x) + self.leak
