@@ -2,32 +2,31 @@
 
     python examples/fused_kernels.py
 
-Trains nothing: times one forward + backward of an LTC on an AutoNCP(32, 10) wiring and a CfC with
-64 units (batch 32, 100 irregular steps) three ways — the native C kernels (the default), the
-torch kernels (``use_native(False)``: what runs without a C compiler) and the plain step loop
-(``use_fused(False)``) — checks that outputs and gradients agree, then times a streaming
-``layer.step`` at batch 1 with and without the C step. See docs/performance.md and
-``python benchmarks/bench.py``.
+Trains nothing: prints which path each layer takes (``liquidflow.torch.explain``), then times one
+forward + backward of an LTC on an AutoNCP(32, 10) wiring and a CfC with 64 units (batch 32, 100
+irregular steps) on each path, forced with ``liquidflow.torch.use_path`` — the native C kernels
+(the default on CPU), the fused torch kernels (what runs on GPUs, or without a C compiler) and the
+plain step loop — checks that outputs and gradients agree, then times a streaming ``layer.step``
+at batch 1 on the C step and the torch one-step kernel. See docs/architecture.md,
+docs/performance.md and ``python benchmarks/bench.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import torch
 
 from liquidflow import _native
-from liquidflow.torch import LTC, CfC
-from liquidflow.torch._fused import use_fused
+from liquidflow.torch import LTC, CfC, explain, use_path
 from liquidflow.wirings import AutoNCP
 
+PATHS = {"native C": "native", "torch kernels": "fused", "plain loop": "loop"}
 
-@contextlib.contextmanager
-def path(name: str) -> Iterator[None]:
-    with _native.use_native(name == "native C"), use_fused(name != "plain loop"):
-        yield
+
+def path(name: str) -> AbstractContextManager[None]:
+    return use_path(PATHS[name])
 
 
 def forward_backward(model: torch.nn.Module, x: torch.Tensor, dt: torch.Tensor, name: str):
@@ -56,8 +55,10 @@ def main() -> None:
     x = torch.randn(32, 100, 20)
     dt = torch.rand(32, 100) + 0.5  # irregular sampling: each sample has its own elapsed times
     xs = torch.randn(300, 20)
-    paths = ("native C", "torch kernels", "plain loop")
+    paths = tuple(PATHS)
+    print(explain(CfC(20, 64, mode="pure"), x), "\n")  # a configuration with no kernel says why
     for title, model in [("LTC AutoNCP(32, 10)", LTC(20, AutoNCP(32, 10))), ("CfC 64", CfC(20, 64))]:
+        print(f"{title}:", explain(model, x, timespans=dt))
         runs = {}
         for name in paths:
             forward_backward(model, x, dt, name)  # warm up

@@ -16,8 +16,9 @@ fewer and larger operations:
 Derived weights (masked, scaled, transposed) are rebuilt on every call, never cached across calls:
 a cache could not see in-place edits made through ``.data``.
 
-``tests/test_fastpaths.py`` checks every kernel against the plain path and the numpy reference
-(float64 to 1e-10, float32 to 1e-5; values and gradients). :func:`use_fused` switches them off.
+Which kernel runs is decided by :mod:`._dispatch` alone (these run on GPUs, and on CPU where the C
+kernels do not apply). ``tests/test_conformance.py`` checks them against the numpy reference and
+their gradients against the loop. :func:`use_fused` switches every kernel (C and torch) off.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _refuse_double_backward() -> None:
     if torch.is_grad_enabled():
         raise RuntimeError(
             "double backward (create_graph=True) through liquidflow's fused sequence kernel is not supported; "
-            "run the layer inside `with liquidflow.torch._fused.use_fused(False):` for higher-order gradients"
+            "run the layer inside `with liquidflow.torch.use_path('loop'):` for higher-order gradients"
         )
 
 
