@@ -9,7 +9,6 @@ that are not multiples of the register tile, and one or two threads.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +18,6 @@ from helpers import (
     close_scaled,
     make_layer,
     random_batch,
-    reference_run,
     require_native,
     run_with_grads,
 )
@@ -120,23 +118,6 @@ def test_batch_sizes_and_threads(name: str, B: int, threads: int, monkeypatch) -
         _compare(layer, x, None, None, None, dtype, monkeypatch)
     finally:
         torch.set_num_threads(old)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_native_matches_numpy_reference(name: str, monkeypatch) -> None:
-    layer = _layer(name, torch.float64)
-    x, dt, mask = random_batch(4, 6, torch.float64, seed=2, masked=True)
-    count = _Count(monkeypatch)
-    with torch.no_grad(), _native.use_native(True):
-        out, h = layer(x, timespans=dt, mask=mask)
-        out1, h1 = layer(x)  # uniform dt = 1: merged gate heads
-    assert count.calls == 2
-    y_ref, h_ref, _ = reference_run(layer, x, dt, mask)
-    np.testing.assert_allclose(out.numpy(), y_ref, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(h.numpy(), h_ref, rtol=0, atol=1e-10)
-    y_ref, h_ref, _ = reference_run(layer, x, torch.ones(4, 6, dtype=torch.float64))
-    np.testing.assert_allclose(out1.numpy(), y_ref, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(h1.numpy(), h_ref, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])

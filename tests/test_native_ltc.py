@@ -9,7 +9,6 @@ one or two threads, inputs of which only some need gradients, and the fallbacks.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +18,6 @@ from helpers import (
     close_scaled,
     make_layer,
     random_batch,
-    reference_run,
     require_native,
     run_with_grads,
 )
@@ -111,17 +109,6 @@ def test_native_matches_torch_kernels(name: str, case: str, dtype: torch.dtype, 
     names = [n for n, p in layer.named_parameters() if p.requires_grad] + ["input", "hx"]
     for n, a, b in zip(names, fast[2], slow[2]):
         _close(a, b, dtype, f"gradient of {n}")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_native_matches_numpy_reference(name: str) -> None:
-    layer = _layer(name, torch.float64)
-    x, dt, mask = random_batch(3, 5, torch.float64, seed=2, masked=True)
-    with torch.no_grad(), _native.use_native(True):
-        out, h = layer(x, timespans=dt, mask=mask)
-    y_ref, h_ref, _ = reference_run(layer, x, dt, mask)
-    np.testing.assert_allclose(out.numpy(), y_ref, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(h.numpy(), h_ref, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", ["ltc-fc", "ltc-ncp"])
