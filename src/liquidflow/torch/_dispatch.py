@@ -97,7 +97,11 @@ def _kernel_why_not(layer: Any, ts: Tensor, m: Tensor | None) -> str | None:
 
 def _native_why_not(job: CfCJob | LTCJob) -> str | None:
     if isinstance(job, CfCJob):
-        return _native_cfc.why_not(*job.args())
+        lib = _native_cfc.resolve(*job.args())  # the C library, or why not
+        if isinstance(lib, str):
+            return lib
+        job.lib = lib  # run_native calls it without repeating the checks
+        return None
     xm = job.map_inputs(job.x)
     base = None
     if _native_ltc.why_not_sensory(xm, job.leak, *job.sensory) is None:
@@ -110,7 +114,7 @@ def _native_why_not(job: CfCJob | LTCJob) -> str | None:
 
 def _run_native(job: CfCJob | LTCJob) -> Tensor:
     if isinstance(job, CfCJob):
-        out = _native_cfc.chain(*job.args())
+        out = _native_cfc.run(job.lib, *job.args()) if job.lib is not None else _native_cfc.chain(*job.args())
     else:
         assert job.base is not None  # set by _native_why_not
         if job.edges is None:

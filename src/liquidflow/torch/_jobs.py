@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -28,6 +29,7 @@ class CfCJob:
     keep: Tensor | None  # (T, B, 1) bool, True where observed; None: all observed
     h0: Tensor  # (B, N) initial states of all layers side by side
     params: list[list[Tensor | None]]  # per layer [WxT, WhT, b, HwT, hb]
+    lib: Any = None  # the C library that accepted this job (set by the dispatcher)
 
     def args(self) -> tuple[list[CfCLayer], Tensor, Tensor, Tensor | None, Tensor, list[list[Tensor | None]]]:
         return self.specs, self.P, self.ts, self.keep, self.h0, self.params

@@ -165,6 +165,9 @@ def _resolve(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | No
     return lib
 
 
+resolve = _resolve  # the dispatcher keeps the library it returns and calls run() with it
+
+
 def why_not(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
             params: list[list[Tensor | None]]) -> str | None:  # fmt: skip
     """None when :func:`chain` runs the C kernel for these arguments, else the reason it does not."""
@@ -314,6 +317,12 @@ def chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None,
     lib = _resolve(specs, P, ts, keep, h0, params)
     if isinstance(lib, str):
         return None
+    return run(lib, specs, P, ts, keep, h0, params)
+
+
+def run(lib: ctypes.CDLL, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
+        params: list[list[Tensor | None]]) -> Tensor:  # fmt: skip
+    """:func:`chain` on a library :func:`resolve` returned for these arguments (checks not repeated)."""
     T, B, _ = P.shape
     P = P.contiguous()
     ts = ts.reshape(T, B).contiguous()
