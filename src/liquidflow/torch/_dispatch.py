@@ -21,7 +21,7 @@ path that does not apply raises with its reason.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,26 +135,36 @@ def _run_fused(job: CfCJob | LTCJob) -> Tensor:
     return _fused.ltc_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
 
 
+def _decide(kind: str, common: str | None, native: Callable[[], str | None], fused: Callable[[], str | None],
+            every: bool) -> Choice:  # fmt: skip
+    """The path from the reasons: ``common`` rules out both kernels; ``native`` / ``fused`` give each
+    kernel's reason, asked only when needed (``every``: all of them, for ``explain``)."""
+    if common is not None:
+        reasons: dict[str, str | None] = {"native": common, "fused": common, "loop": None}
+        return _forced(reasons, kind) if _FORCED else Choice(kind, "loop", reasons)
+    why_native = native()
+    if why_native is None and _FORCED is None and not every:
+        return Choice(kind, "native", {"native": None})
+    why_fused = fused()
+    if why_fused is None and why_native is None and _FORCED != "fused":
+        why_fused = _NATIVE_RUNS  # on CPU the fused torch kernels stand behind the C ones
+    reasons = {"native": why_native, "fused": why_fused, "loop": None}
+    if _FORCED is not None:
+        return _forced(reasons, kind)
+    return Choice(kind, next(p for p in PATHS if reasons[p] is None), reasons)
+
+
 def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None,
                      every: bool) -> tuple[Choice, CfCJob | LTCJob | None]:  # fmt: skip
-    """The path for a sequence call; ``every``: give every path's reason, not only up to the one chosen."""
-    common = _kernel_why_not(layer, ts, m)
-    if common is not None:
-        reasons = {"native": common, "fused": common, "loop": None}
-        return (_forced(reasons, "sequence") if _FORCED else Choice("sequence", "loop", reasons)), None
-    job = layer.cell.sequence_job(x, h, ts, m)
-    native = _native_why_not(job)
-    if native is None and _FORCED is None and not every:
-        return Choice("sequence", "native", {"native": None}), job
-    if x.device.type == "cpu" and native is None:
-        fused: str | None = _NATIVE_RUNS if _FORCED != "fused" else None
-    else:
-        fused = None
-    reasons = {"native": native, "fused": fused, "loop": None}
-    if _FORCED is not None:
-        return _forced(reasons, "sequence"), job
-    path = next(p for p in PATHS if reasons[p] is None)
-    return Choice("sequence", path, reasons), job
+    """The path for a sequence call, and the job a kernel runs (None for the loop)."""
+    jobs: list[CfCJob | LTCJob] = []
+
+    def native() -> str | None:
+        jobs.append(layer.cell.sequence_job(x, h, ts, m))
+        return _native_why_not(jobs[0])
+
+    choice = _decide("sequence", _kernel_why_not(layer, ts, m), native, lambda: None, every)
+    return choice, (jobs[0] if jobs else None)
 
 
 def run_sequence(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None) -> Tensor | None:
@@ -177,22 +187,18 @@ def _step_why_not(layer: Any) -> str | None:
 
 
 def _step_choice(layer: Any, input: Any, hx: Any, dt: Any, every: bool) -> tuple[Choice, Any]:
-    common = _step_why_not(layer)
-    if common is not None:
-        reasons = {"native": common, "fused": common, "loop": None}
-        return (_forced(reasons, "step") if _FORCED else Choice("step", "loop", reasons)), None
-    native = _native_step.why_not(layer, input, hx, dt)
-    if native is None and _FORCED is None and not every:
-        return Choice("step", "native", {"native": None}), None
-    fast = layer._fast_inputs(input, hx, dt)
-    fused = fast if isinstance(fast, str) else layer.cell.fused_why_not()
-    if fused is None and native is None and _FORCED != "fused":
-        fused = _NATIVE_RUNS
-    reasons = {"native": native, "fused": fused, "loop": None}
-    if _FORCED is not None:
-        return _forced(reasons, "step"), fast
-    path = next(p for p in PATHS if reasons[p] is None)
-    return Choice("step", path, reasons), fast
+    """The path for ``layer.step``, and the checked inputs of the one-step kernel (or None)."""
+    fast: list[Any] = []
+
+    def fused() -> str | None:
+        fast.append(layer._fast_inputs(input, hx, dt))
+        return fast[0] if isinstance(fast[0], str) else layer.cell.fused_why_not()  # type: ignore[no-any-return]
+
+    def native() -> str | None:
+        return _native_step.why_not(layer, input, hx, dt)
+
+    choice = _decide("step", _step_why_not(layer), native, fused, every)
+    return choice, (fast[0] if fast else None)
 
 
 def run_step(layer: Any, input: Any, hx: Any, dt: Any) -> Any:
