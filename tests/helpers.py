@@ -60,6 +60,7 @@ OPTIONS: dict[str, LayerFactory] = {
     "cfc-tanh": lambda: CfC(INPUT_SIZE, 6, activation="tanh", backbone_units=8),
     "cfc-gelu": lambda: CfC(INPUT_SIZE, 6, activation="gelu", backbone_units=8),
     "cfc-silu": lambda: CfC(INPUT_SIZE, 6, activation="silu", backbone_units=8),
+    "cfc-relu": lambda: CfC(INPUT_SIZE, 6, activation="relu", backbone_units=8),
     "cfc-lecun-heads": lambda: CfC(INPUT_SIZE, 6, head_activation="lecun_tanh", backbone_units=8),
     "cfc-dropout": lambda: CfC(INPUT_SIZE, 6, backbone_dropout=0.3, backbone_units=8),
     "cfc-proj": lambda: CfC(INPUT_SIZE, 6, proj_size=2, backbone_units=8),

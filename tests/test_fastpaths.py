@@ -200,3 +200,23 @@ def test_ltc_picks_the_dense_or_the_edge_list_kernel(name: str, kernel: str, mon
     with use_path("fused"):
         layer(x, timespans=dt)
     assert spy.calls == 1
+
+
+@pytest.mark.parametrize("name", ["cfc-relu", "cfc-gelu", "cfc-silu"])
+def test_other_backbone_activations_run_the_c_kernel_and_the_fused_one_says_why(name: str, monkeypatch) -> None:
+    from helpers import require_native
+
+    require_native("cfc")
+    layer = make_layer(name, torch.float64)
+    x, dt, _ = random_batch(2, 3, torch.float64)
+    spy = _Spy(monkeypatch)
+    layer(x, timespans=dt)
+    assert spy.calls == 1
+    act = layer.cell.backbone_activation
+    choice = explain(layer, x, timespans=dt)
+    assert choice.path == "native"
+    assert choice.reasons["fused"] == f"backbone_activation={act!r}: the fused torch kernel takes tanh and lecun_tanh"
+    with _native.use_native(False):
+        assert explain(layer, x, timespans=dt).path == "loop"
+        with torch.no_grad():  # the one-step torch kernel applies any activation
+            assert explain(layer, x[:, 0], step=True).path == "fused"

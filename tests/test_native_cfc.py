@@ -22,7 +22,8 @@ from helpers import (
     run_with_grads,
 )
 from liquidflow import _native
-from liquidflow.torch import CfC, _native_cfc
+from liquidflow.torch import CfC, _fused, _native_cfc
+from liquidflow.torch._fused import CfCLayerSpec
 from liquidflow.wirings import NCP, AutoNCP
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -161,14 +162,20 @@ def test_falls_back_where_it_does_not_apply(monkeypatch) -> None:
     with torch.no_grad(), _native.use_native(False):
         layer(x, timespans=dt)
     assert count.calls == 0
-    spec, params, Wx, b = layer.cell.fused_plan(fold=False)  # lecun_tanh not folded: the torch kernels only
+    spec, params, Wx, b = layer.cell.fused_plan(fold=False)  # lecun_tanh applied in C, not folded
     P = torch.nn.functional.linear(x.transpose(0, 1), Wx, b)
     ts = dt.t().unsqueeze(-1)
     h0 = torch.zeros(2, layer.state_size, dtype=torch.float64)
-    assert spec.lecun and _native_cfc.chain([spec], P, ts, None, h0, [params]) is None
+    unfolded = _native_cfc.chain([spec], P, ts, None, h0, [params])
+    assert spec.lecun and unfolded is not None
+    assert _fused.cfc_why_not([spec]) == (
+        "backbone_activation lecun_tanh not folded into the weights: the fused torch kernel takes tanh and lecun_tanh"
+    )
     spec, params, Wx, b = layer.cell.fused_plan()
     P = torch.nn.functional.linear(x.transpose(0, 1), Wx, b)
-    assert _native_cfc.chain([spec], P, ts, None, h0, [params]) is not None
+    folded = _native_cfc.chain([spec], P, ts, None, h0, [params])
+    assert folded is not None and spec.activation == "tanh" and _fused.cfc_why_not([spec]) is None
+    _close(unfolded.detach(), folded.detach(), torch.float64, "lecun_tanh in C vs folded into the weights")
     assert _native_cfc.chain([spec], P.half(), ts.half(), None, h0.half(), [params]) is None  # dtype
     assert _native_cfc.chain([spec], P, ts.float(), None, h0, [params]) is None  # mixed dtypes
 
@@ -223,7 +230,6 @@ def test_saved_buffers_are_not_reused_while_a_graph_holds_them(monkeypatch) -> N
 def test_why_not_says_why(monkeypatch) -> None:
     """why_not gives the reason exactly where chain returns None, for what can be made on a CPU."""
     from liquidflow.torch import _native_abi as abi
-    from liquidflow.torch._fused import CfCLayerSpec
 
     layer = _layer("cfc-default", torch.float64)
     x, dt, _ = random_batch(2, 4, torch.float64)
@@ -231,16 +237,10 @@ def test_why_not_says_why(monkeypatch) -> None:
     P = torch.nn.functional.linear(x.transpose(0, 1), Wx, b)  # (T, B, K)
     ts = dt.t().unsqueeze(-1)
     h0 = torch.zeros(2, layer.state_size, dtype=torch.float64)
-    lecun, lecun_params, lWx, lb = layer.cell.fused_plan(fold=False)
     half = [[p.half() if p is not None else None for p in params]]
     pure = CfCLayerSpec(spec.hidden, spec.width, True, "pure")
     cases = [
         ("applies", ([spec], P, ts, None, h0, [params]), None),
-        (
-            "lecun",
-            ([lecun], torch.nn.functional.linear(x.transpose(0, 1), lWx, lb), ts, None, h0, [lecun_params]),
-            "layer 0: backbone activation lecun_tanh not folded into the weights; the C kernel takes tanh",
-        ),
         ("pure", ([pure], P, ts, None, h0, [params]), "layer 0: mode='pure' is not in the C kernel (default, no_gate)"),
         ("float16", ([spec], P.half(), ts.half(), None, h0.half(), half), abi.not_float(torch.float16)),
         (
@@ -276,3 +276,24 @@ def test_why_not_says_why(monkeypatch) -> None:
     monkeypatch.setitem(_native_cfc._MAX_LAYERS, id(_native.load("cfc")), 0)
     assert _native_cfc.why_not(*cases[0][1]) == "a chain of 1 layers; the C kernel takes at most 0"
     assert _native_cfc.chain(*cases[0][1]) is None
+
+
+@pytest.mark.parametrize("activation", ["tanh", "lecun_tanh", "relu", "gelu", "silu"])
+@pytest.mark.parametrize("merged", [False, True])
+def test_every_backbone_activation_has_its_adjoint(activation: str, merged: bool) -> None:
+    """The hand-written backward of each backbone activation (act'(u) from z, or the saved zd)
+    against finite differences, with per-sample and with uniform elapsed times (merged heads)."""
+    torch.manual_seed(3)
+    T, B, H, K = 3, 5, 4, 7
+    spec = CfCLayerSpec(H, K, True, "default", activation)
+    f64 = {"dtype": torch.float64, "requires_grad": True}
+    P, h0 = torch.randn(T, B, K, **f64), 0.3 * torch.randn(B, H, **f64)
+    WhT, HwT, hb = 0.5 * torch.randn(H, K, **f64), 0.5 * torch.randn(K, 4 * H, **f64), torch.randn(4 * H, **f64)
+    ts = torch.full((T, B, 1), 0.7, dtype=torch.float64) if merged else torch.rand(T, B, 1, dtype=torch.float64) + 0.2
+
+    def run(P: torch.Tensor, h0: torch.Tensor, WhT: torch.Tensor, HwT: torch.Tensor, hb: torch.Tensor) -> torch.Tensor:
+        out = _native_cfc.chain([spec], P, ts, None, h0, [[None, WhT, None, HwT, hb]])
+        assert out is not None
+        return out
+
+    assert torch.autograd.gradcheck(run, (P, h0, WhT, HwT, hb))

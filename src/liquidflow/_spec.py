@@ -172,13 +172,12 @@ class CfCSpec:
         return self.hidden_size if self.mode == "pure" else 4 * self.hidden_size
 
     def kernel_why_not(self, training: bool = False) -> str | None:
-        """Why no fused sequence kernel (torch or C) runs this cell; None when one does."""
+        """Why no sequence kernel (C or fused torch) runs this cell; None when one may (each kernel
+        may still refuse: the fused torch kernel's backbone is tanh / lecun_tanh only)."""
         if self.mode not in ("default", "no_gate"):
             return f"mode={self.mode!r}"
         if self.backbone_layers > 1:
             return f"backbone_layers={self.backbone_layers}"
-        if self.backbone_layers == 1 and self.backbone_activation not in ("lecun_tanh", "tanh"):
-            return f"backbone_activation={self.backbone_activation!r}"
         if self.head_activation != "tanh":
             return f"head_activation={self.head_activation!r}"
         if self.backbone_dropout > 0 and training:
@@ -225,7 +224,18 @@ class CfCLayer:
     width: int  # K: outputs of the first linear map (backbone units, or the 4H heads)
     backbone: bool
     mode: str  # "default" or "no_gate"
-    lecun: bool = False  # backbone activation lecun_tanh not folded into the weights (one-step path)
+    #: the backbone activation as the kernel applies it (a name of ACTIVATIONS): "tanh" also for a
+    #: lecun_tanh whose constants are folded into the weights; "lecun_tanh" when they are not
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {self.activation!r}")
+
+    @property
+    def lecun(self) -> bool:
+        """A backbone lecun_tanh not folded into the weights."""
+        return self.backbone and self.activation == "lecun_tanh"
 
 
 # ----------------------------------------------------------------------------------------- wirings

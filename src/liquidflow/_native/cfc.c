@@ -65,6 +65,7 @@ static const lf_abi_field lf_cfc_abi_fields[] = {
     LF_ABI_FIELD(lf_cfc_layer, backbone),
     LF_ABI_FIELD(lf_cfc_layer, no_gate),
     LF_ABI_FIELD(lf_cfc_layer, offset),
+    LF_ABI_FIELD(lf_cfc_layer, activation),
     LF_ABI_FIELD(lf_cfc_layer, wx_t),
     LF_ABI_FIELD(lf_cfc_layer, wh_t),
     LF_ABI_FIELD(lf_cfc_layer, b),
@@ -73,6 +74,7 @@ static const lf_abi_field lf_cfc_abi_fields[] = {
     LF_ABI_FIELD(lf_cfc_layer, z),
     LF_ABI_FIELD(lf_cfc_layer, f),
     LF_ABI_FIELD(lf_cfc_layer, g),
+    LF_ABI_FIELD(lf_cfc_layer, zd),
     LF_ABI_FIELD(lf_cfc_layer, grad_u),
     LF_ABI_FIELD(lf_cfc_layer, grad_wx_t),
     LF_ABI_FIELD(lf_cfc_layer, grad_wh_t),
@@ -89,18 +91,26 @@ int lf_cfc_maxlayers(void) { return LF_MAXL; }
 #define LF_SFX(name) name##_f32
 #define LF_TANH lf_tanhf
 #define LF_SIGMOID lf_sigmoidf
+#define LF_EXP lf_expf
+#define LF_ERF erff
 #include "cfc_impl.h"
 #undef REAL
 #undef LF_SFX
 #undef LF_TANH
 #undef LF_SIGMOID
+#undef LF_EXP
+#undef LF_ERF
 
 #define REAL double
 #define LF_SFX(name) name##_f64
 #define LF_TANH lf_tanh
 #define LF_SIGMOID lf_sigmoid
+#define LF_EXP exp
+#define LF_ERF erf
 #include "cfc_impl.h"
 #undef REAL
 #undef LF_SFX
 #undef LF_TANH
 #undef LF_SIGMOID
+#undef LF_EXP
+#undef LF_ERF

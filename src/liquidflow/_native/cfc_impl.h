@@ -1,10 +1,12 @@
 /* Body of the CfC chain kernels, included twice by cfc.c: REAL = float (suffix _f32, lf_expf-based
  * tanh / sigmoid) and REAL = double (suffix _f64, libm). See cfc.c for the layout of the arguments.
  *
- * One step of layer l of the chain (docs/math.md, section 3; the caller folds lecun_tanh's
- * constants into the weights, so the backbone activation is a plain tanh):
+ * One step of layer l of the chain (docs/math.md, section 3):
  *     u  = (l == 0 ? P[t] : b + y_prev WxT) + h WhT          first linear map (K columns)
- *     z  = tanh(u), v = hb + z HwT                          backbone and heads (v = u without one)
+ *     z  = act(u), v = hb + z HwT                           backbone and heads (v = u without one)
+ * act is the layer's LF_CFC_ACT_* (tanh, lecun_tanh, relu, gelu, silu). The backward pass takes
+ * act'(u) from the saved z (tanh, lecun_tanh, relu) or from the saved zd = act'(u) (gelu, silu). The
+ * sequence layers fold lecun_tanh's constants into the weights and pass tanh (two operations fewer).
  *     f1 = tanh(v[0:H]), f2 = tanh(v[H:2H])
  *     g  = sigmoid(v[3H:4H] - dt v[2H:3H])
  *     h' = f2 + g (f1 - f2)   (default)   or   f1 g + f2   (no_gate);   h' = h where keep is false
@@ -89,10 +91,12 @@ static void LF_SFX(mm_tn)(int64_t m, int64_t n, int64_t K, const REAL *A, int64_
 /* ------------------------------------------------------------------------------------ weights */
 typedef struct {
     int64_t H, K, I, backbone, nogate, off, nV; /* nV: head columns, 3H merged or 4H */
+    int64_t act;                                 /* LF_CFC_ACT_* of the backbone */
     int64_t Kp, Vp, Hp, Ip;                      /* padded column counts (multiples of VW) */
     REAL *WxT, *WhT, *b, *HwT, *hb;              /* forward:  (I x Kp), (H x Kp), (Kp), (K x Vp), (Vp) */
     REAL *Wx, *Wh, *Hw;                          /* backward: (K x Ip), (K x Hp), (nV x Kp) */
     REAL *Z, *F, *G, *dU;                        /* saved (T,B,K), (T,B,2H), (T,B,H); output (T,B,K) or NULL */
+    REAL *ZD;                                    /* saved act'(u) (T,B,K): gelu and silu, else NULL */
     REAL *gWxT, *gWhT, *gb, *gHwT, *ghb;         /* weight gradients in the parameters' shapes, or NULL */
     int64_t acc;                                 /* per-thread accumulator size of the weight gradients */
 } LF_SFX(layer);
@@ -110,11 +114,11 @@ static REAL *LF_SFX(prepare)(int64_t L, const lf_cfc_layer *layers, LF_SFX(layer
         LF_SFX(layer) *y = &lay[l];
         memset(y, 0, sizeof *y);
         y->H = d->hidden, y->K = d->width, y->I = d->in_size, y->backbone = d->backbone;
-        y->nogate = d->no_gate, y->off = d->offset;
+        y->nogate = d->no_gate, y->off = d->offset, y->act = d->activation;
         y->nV = (y->backbone && merged) ? 3 * y->H : 4 * y->H;
         y->Kp = lf_roundup(y->K, VW), y->Vp = lf_roundup(y->nV, VW);
         y->Hp = lf_roundup(y->H, VW), y->Ip = lf_roundup(y->I, VW);
-        y->Z = (REAL *)d->z, y->F = (REAL *)d->f, y->G = (REAL *)d->g;
+        y->Z = (REAL *)d->z, y->F = (REAL *)d->f, y->G = (REAL *)d->g, y->ZD = (REAL *)d->zd;
         y->dU = (REAL *)d->grad_u;
         y->gWxT = (REAL *)d->grad_wx_t, y->gWhT = (REAL *)d->grad_wh_t, y->gb = (REAL *)d->grad_b;
         y->gHwT = (REAL *)d->grad_hw_t, y->ghb = (REAL *)d->grad_hb;
@@ -178,6 +182,67 @@ static REAL *LF_SFX(prepare)(int64_t L, const lf_cfc_layer *layers, LF_SFX(layer
     return mem;
 }
 
+/* ------------------------------------------------------------------------------------ activations */
+#define LF_LECUN_A ((REAL)1.7159)
+#define LF_LECUN_B ((REAL)0.666)
+
+/* z = act(u) over one row of K values, and act'(u) into zd where given (gelu and silu: their
+ * derivative needs u); one loop per activation so each vectorises */
+static inline void LF_SFX(act_row)(int64_t act, const REAL *u, REAL *z, REAL *zd, int64_t K) {
+    switch (act) {
+    case LF_CFC_ACT_TANH:
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) z[j] = LF_TANH(u[j]);
+        break;
+    case LF_CFC_ACT_LECUN_TANH:
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) z[j] = LF_LECUN_A * LF_TANH(LF_LECUN_B * u[j]);
+        break;
+    case LF_CFC_ACT_RELU:
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) z[j] = u[j] > 0 ? u[j] : 0;
+        break;
+    case LF_CFC_ACT_GELU: /* u Phi(u), Phi the normal CDF; d/du = Phi(u) + u phi(u) */
+        for (int64_t j = 0; j < K; j++) {
+            REAL x = u[j], cdf = (REAL)0.5 * (1 + LF_ERF(x * (REAL)0.70710678118654752));
+            z[j] = x * cdf;
+            if (zd) zd[j] = cdf + x * (REAL)0.39894228040143268 * LF_EXP((REAL)-0.5 * x * x);
+        }
+        break;
+    default: /* LF_CFC_ACT_SILU: u s, s = sigmoid(u); d/du = s (1 + u (1 - s)) */
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) {
+            REAL x = u[j], s = LF_SIGMOID(x);
+            z[j] = x * s;
+            if (zd) zd[j] = s * (1 + x * (1 - s));
+        }
+        break;
+    }
+}
+
+/* du = dz act'(u) over one row, act'(u) from z (tanh, lecun_tanh, relu) or the saved zd */
+static inline void LF_SFX(act_bwd_row)(int64_t act, const REAL *dz, const REAL *z, const REAL *zd, REAL *du,
+                                       int64_t K) {
+    switch (act) {
+    case LF_CFC_ACT_TANH:
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) du[j] = dz[j] * (1 - z[j] * z[j]);
+        break;
+    case LF_CFC_ACT_LECUN_TANH: /* A B (1 - tanh^2) = B (A - z^2 / A) */
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) du[j] = dz[j] * (LF_LECUN_B * (LF_LECUN_A - z[j] * z[j] / LF_LECUN_A));
+        break;
+    case LF_CFC_ACT_RELU: /* z > 0 exactly where u > 0 */
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) du[j] = z[j] > 0 ? dz[j] : 0;
+        break;
+    default:
+#pragma omp simd
+        for (int64_t j = 0; j < K; j++) du[j] = dz[j] * zd[j];
+        break;
+    }
+}
+
 /* ------------------------------------------------------------------------------------ forward */
 static int LF_SFX(fwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B, int64_t N, const REAL *P,
                             int64_t K0, const REAL *ts, const uint8_t *keep, const REAL *h0, REAL *S, int merged,
@@ -213,12 +278,9 @@ static int LF_SFX(fwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
             int64_t ldv;
             if (y->backbone) {
                 REAL *z = y->Z ? y->Z + (t * B + b0) * K : Zs;
-                for (int64_t r = 0; r < m; r++) {
-                    const REAL *ur = U + r * y->Kp;
-                    REAL *zr = z + r * K;
-#pragma omp simd
-                    for (int64_t j = 0; j < K; j++) zr[j] = LF_TANH(ur[j]);
-                }
+                REAL *zd = y->ZD ? y->ZD + (t * B + b0) * K : 0;
+                for (int64_t r = 0; r < m; r++)
+                    LF_SFX(act_row)(y->act, U + r * y->Kp, z + r * K, zd ? zd + r * K : 0, K);
                 LF_SFX(mm)(m, y->Vp, K, z, K, y->HwT, y->Vp, V, y->Vp, 1, y->hb);
                 v = V, ldv = y->Vp;
             } else {
@@ -312,15 +374,12 @@ static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
             REAL *aWx = acc + ao, *aWh = aWx + y->I * Kp, *ab = aWh + H * Kp, *aHw = ab + Kp,
                  *ahb = aHw + (y->backbone ? K * y->Vp : 0);
             ao += y->acc;
-            if (y->backbone) { /* du = (D Hw) (1 - z^2) */
+            if (y->backbone) { /* du = (D Hw) act'(u) */
                 const REAL *z = y->Z + (t * B + b0) * K;
+                const REAL *zd = y->ZD ? y->ZD + (t * B + b0) * K : 0;
                 LF_SFX(mm)(m, Kp, y->nV, D, ldd, y->Hw, Kp, dz, Kp, 0, 0);
-                for (int64_t r = 0; r < m; r++) {
-                    const REAL *zr = z + r * K, *dzr = dz + r * Kp;
-                    REAL *o = DU + r * Kp;
-#pragma omp simd
-                    for (int64_t j = 0; j < K; j++) o[j] = dzr[j] * (1 - zr[j] * zr[j]);
-                }
+                for (int64_t r = 0; r < m; r++)
+                    LF_SFX(act_bwd_row)(y->act, dz + r * Kp, z + r * K, zd ? zd + r * K : 0, DU + r * Kp, K);
                 if (y->gHwT) LF_SFX(mm_tn)(K, y->Vp, m, z, K, D, ldd, aHw, y->Vp); /* HwT += z^T D */
                 if (y->ghb)
                     for (int64_t r = 0; r < m; r++)
@@ -409,6 +468,11 @@ int LF_SFX(lf_cfc_backward)(int64_t L, const lf_cfc_layer *layers, int64_t T, in
                             const uint8_t *keep, const REAL *h0, const REAL *S, const REAL *gS, REAL *gh0,
                             int64_t merged, int64_t nt) {
     if (L < 1 || L > LF_MAXL) return -2;
+    for (int64_t l = 0; l < L; l++) { /* the saved buffers the adjoint reads */
+        const lf_cfc_layer *d = layers + l;
+        int need_zd = d->activation == LF_CFC_ACT_GELU || d->activation == LF_CFC_ACT_SILU;
+        if (!d->f || !d->g || (d->backbone && (!d->z || (need_zd && !d->zd)))) return -2;
+    }
     LF_SFX(layer) lay[LF_MAXL];
     REAL c = merged ? ts[0] : 0;
     REAL *mem = LF_SFX(prepare)(L, layers, lay, (int)merged, c, 1);
@@ -454,3 +518,5 @@ int LF_SFX(lf_cfc_backward)(int64_t L, const lf_cfc_layer *layers, int64_t T, in
 #undef VW
 #undef LF_TILE_ROWS
 #undef LF_AT
+#undef LF_LECUN_A
+#undef LF_LECUN_B

@@ -20,7 +20,7 @@
 
 _Static_assert(sizeof(void *) == 8 && sizeof(double) == 8, "64-bit pointers expected (the structs have 8-byte fields)");
 
-#define LF_CFC_ABI_VERSION 3
+#define LF_CFC_ABI_VERSION 4
 #define LF_LTC_ABI_VERSION 3
 #define LF_STEP_ABI_VERSION 2
 
@@ -31,14 +31,22 @@ typedef struct lf_strided {
     int64_t stride0, stride1;
 } lf_strided;
 
+/* backbone activations of lf_cfc_layer (lecun_tanh = 1.7159 tanh(0.666 u); gelu the erf form) */
+#define LF_CFC_ACT_LECUN_TANH 0
+#define LF_CFC_ACT_TANH 1
+#define LF_CFC_ACT_RELU 2
+#define LF_CFC_ACT_GELU 3
+#define LF_CFC_ACT_SILU 4
+
 /* one layer of a CfC chain (cfc.c), an array of them per call */
 typedef struct lf_cfc_layer {
     int64_t hidden;   /* H */
     int64_t width;    /* K: outputs of the first linear map (backbone units, or 4H without a backbone) */
     int64_t in_size;  /* I: inputs of the map from layer l-1's new state (0 for layer 0) */
-    int64_t backbone; /* 1: a tanh backbone, then heads HwT; 0: the first map gives the 4H heads */
+    int64_t backbone; /* 1: a backbone layer z = act(u), then heads HwT; 0: the first map gives the 4H heads */
     int64_t no_gate;  /* 1: h' = f1 g + f2; 0: h' = f2 + g (f1 - f2) */
     int64_t offset;   /* of the layer's state in the chain state (B, N) */
+    int64_t activation; /* the backbone's act, LF_CFC_ACT_* (the codes of the step kernel, step_impl.h) */
     lf_strided wx_t;  /* (I, K), layer 0: absent (its input map is the caller's P) */
     lf_strided wh_t;  /* (H, K) */
     lf_strided b;     /* (K), layer 0: absent */
@@ -48,6 +56,7 @@ typedef struct lf_cfc_layer {
     void *z; /* (T, B, K) backbone activations */
     void *f; /* (T, B, 2H) [f1, f2] */
     void *g; /* (T, B, H) gate */
+    void *zd; /* (T, B, K) act'(u): gelu and silu only (the others' derivative follows from z), else NULL */
     /* outputs of the backward pass (NULL: not wanted), contiguous */
     void *grad_u; /* (T, B, K) gradient at the first map's output (layer 0: dP) */
     void *grad_wx_t, *grad_wh_t, *grad_b, *grad_hw_t, *grad_hb; /* in the shapes above */

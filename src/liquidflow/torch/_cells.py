@@ -464,8 +464,9 @@ class CfCCell(nn.Module):
         """(spec, [WxT, WhT, b, HwT, hb], Wx, b) for the fused kernels, or None where they do not apply.
 
         With ``fold`` the lecun_tanh constants go into the weights (1.7159 tanh(0.666 u) feeds the
-        heads, so the first map is scaled by 0.666 and the heads by 1.7159): two operations fewer per
-        step of a sequence. The one-step path applies them to the activations instead.
+        heads, so the first map is scaled by 0.666 and the heads by 1.7159) and the spec says tanh:
+        two operations fewer per step of a sequence. The one-step path applies them to the
+        activations instead. Other backbone activations pass through by name.
         """
         if not self._fused_ok():
             return None
@@ -479,10 +480,10 @@ class CfCCell(nn.Module):
             first: nn.Linear = self.backbone[0]  # type: ignore[assignment]
             W: Tensor = first.weight
             b: Tensor = first.bias
-            lecun = self.backbone_activation == "lecun_tanh"
-            if lecun and fold:
-                W, b, hw = W * LECUN_B, b * LECUN_B, hw * LECUN_A
-            spec = CfCLayer(H, W.shape[0], True, self.mode, lecun and not fold)
+            act = self.backbone_activation
+            if act == "lecun_tanh" and fold:
+                W, b, hw, act = W * LECUN_B, b * LECUN_B, hw * LECUN_A, "tanh"
+            spec = CfCLayer(H, W.shape[0], True, self.mode, act)
             return spec, [W[:, :I].T, W[:, I:].T, b, hw.T, hb], W[:, :I], b
 
         return build()
@@ -508,7 +509,7 @@ class CfCCell(nn.Module):
             first: nn.Linear = self.backbone[0] if self.backbone_layers else self.f1  # type: ignore[assignment]
             if self.backbone_layers:
                 u = torch.addmm(F.linear(x, first.weight[:, :I], first.bias), h, first.weight[:, I:].T)
-                z = u.mul_(LECUN_B).tanh_().mul_(LECUN_A) if self.backbone_activation == "lecun_tanh" else u.tanh_()
+                z = _fused.backbone_act(self.backbone_activation, u)
             else:
                 z = torch.cat([x, h], 1)
             f1 = torch.tanh(F.linear(z, self.f1.weight, self.f1.bias))

@@ -163,7 +163,13 @@ def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | N
         jobs.append(layer.cell.sequence_job(x, h, ts, m))
         return _native_why_not(jobs[0])
 
-    choice = _decide("sequence", _kernel_why_not(layer, ts, m), native, lambda: None, every)
+    def fused() -> str | None:
+        if not jobs:
+            jobs.append(layer.cell.sequence_job(x, h, ts, m))
+        job = jobs[0]
+        return _fused.cfc_why_not(job.specs) if isinstance(job, CfCJob) else None
+
+    choice = _decide("sequence", _kernel_why_not(layer, ts, m), native, fused, every)
     return choice, (jobs[0] if jobs else None)
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .._spec import LECUN_A, LECUN_B, CfCLayer
 
@@ -101,6 +102,37 @@ def _refuse_double_backward() -> None:
 
 # ================================================================================================ CfC
 CfCLayerSpec = CfCLayer  # the kernels' view of one CfC (sub-)layer, from liquidflow._spec
+
+
+def cfc_why_not(specs: list[CfCLayerSpec]) -> str | None:
+    """Why the fused sequence kernel (:func:`cfc_chain`) does not run this chain, or None when it does.
+
+    Its backbone is a tanh (lecun_tanh with its constants folded into the weights): the C kernel
+    and the one-step :func:`cfc_chain_step` take the other activations."""
+    for l, sp in enumerate(specs):
+        if sp.mode not in ("default", "no_gate"):
+            return f"layer {l}: mode={sp.mode!r} is not in the fused kernel (default, no_gate)"
+        if sp.backbone and sp.activation != "tanh":
+            what = "lecun_tanh not folded into the weights" if sp.lecun else f"={sp.activation!r}"
+            return (
+                f"backbone_activation{' ' if sp.lecun else ''}{what}: the fused torch kernel takes tanh and lecun_tanh"
+            )
+    return None
+
+
+def backbone_act(activation: str, u: Tensor) -> Tensor:
+    """act(u) for the one-step kernel, in place where torch has an in-place form (u is scratch)."""
+    if activation == "tanh":
+        return u.tanh_()
+    if activation == "lecun_tanh":
+        return u.mul_(LECUN_B).tanh_().mul_(LECUN_A)
+    if activation == "relu":
+        return u.relu_()
+    if activation == "silu":
+        return F.silu(u, inplace=True)
+    if activation == "gelu":
+        return F.gelu(u)
+    raise ValueError(f"backbone activation must be one of tanh, lecun_tanh, relu, silu, gelu; got {activation!r}")
 
 
 def _cfc_forward(
@@ -452,7 +484,7 @@ def cfc_chain_step(specs: list[CfCLayerSpec], p0: Tensor, dt: float | Tensor, h:
         else:
             u = torch.addmm(b, y, WxT).addmm_(hs[l], WhT)  # type: ignore[arg-type]
         if sp.backbone:
-            z = u.mul_(LECUN_B).tanh_().mul_(LECUN_A) if sp.lecun else u.tanh_()
+            z = backbone_act(sp.activation, u)
             v = torch.addmm(hb, z, HwT)  # type: ignore[arg-type]
         else:
             v = u

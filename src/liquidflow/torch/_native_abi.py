@@ -23,6 +23,8 @@ from .. import _native
 
 __all__ = [
     "CFC_ABI_VERSION",
+    "CFC_ACTIVATIONS",
+    "CFC_SAVE_DERIVATIVE",
     "CFC_STRUCTS",
     "LTC_ABI_VERSION",
     "LTC_STRUCTS",
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 # bumped with every change of a kernel's structs or of the meaning of a field (LF_*_ABI_VERSION in C)
-CFC_ABI_VERSION = 3
+CFC_ABI_VERSION = 4
 LTC_ABI_VERSION = 3
 STEP_ABI_VERSION = 2
 
@@ -92,6 +94,7 @@ class LfCfcLayer(_Struct):
         ("backbone", _I64),
         ("no_gate", _I64),
         ("offset", _I64),  # of the layer's state in the chain state
+        ("activation", _I64),  # the backbone's, a code of CFC_ACTIVATIONS
         ("wx_t", LfStrided),  # (I, K)
         ("wh_t", LfStrided),  # (H, K)
         ("b", LfStrided),  # (K)
@@ -100,6 +103,7 @@ class LfCfcLayer(_Struct):
         ("z", _PTR),  # saved (T, B, K)
         ("f", _PTR),  # saved (T, B, 2H)
         ("g", _PTR),  # saved (T, B, H)
+        ("zd", _PTR),  # saved (T, B, K) act'(u): gelu and silu only
         ("grad_u", _PTR),  # (T, B, K), layer 0: dP
         ("grad_wx_t", _PTR),
         ("grad_wh_t", _PTR),
@@ -108,6 +112,11 @@ class LfCfcLayer(_Struct):
         ("grad_hb", _PTR),
     ]
 
+
+#: the backbone activations of LfCfcLayer.activation (LF_CFC_ACT_* of lf_abi.h, the step kernel's codes)
+CFC_ACTIVATIONS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "gelu": 3, "silu": 4}
+#: those whose derivative the backward pass cannot take from z: the forward pass saves act'(u) (zd)
+CFC_SAVE_DERIVATIVE = ("gelu", "silu")
 
 CFC_STRUCTS: tuple[type[_Struct], ...] = (LfStrided, LfCfcLayer)
 

@@ -11,10 +11,11 @@ columns instead of 4H. The gradient of both heads then follows from the one gate
 ``∂/∂Wb = zᵀ dg`` and ``∂/∂Wa = −c·zᵀ dg``.
 
 The layers travel to C as an array of :class:`~._native_abi.LfCfcLayer` (``lf_cfc_layer`` in
-``lf_abi.h``). :func:`why_not` says why the C kernel does not apply to a call (native code switched
-off or unavailable, not on the CPU, not float32/float64, an activation not folded into the
-weights, ...), or None when it does; :func:`chain` then returns None and the torch kernels of
-``_fused`` run instead.
+``lf_abi.h``), each with its backbone activation (any of ``_spec.ACTIVATIONS``; for gelu and silu the
+forward pass also saves act'(u) for the backward pass). :func:`why_not` says why the C kernel does
+not apply to a call (native code switched off or unavailable, not on the CPU, not float32/float64,
+a mode other than default / no_gate, ...), or None when it does; :func:`chain` then returns None
+and the torch kernels of ``_fused`` run instead.
 """
 
 from __future__ import annotations
@@ -73,14 +74,15 @@ def _layers(specs: list[CfCLayerSpec], params: list[list[Tensor | None]], saves:
     off = 0
     for l, (sp, y) in enumerate(zip(specs, layers)):
         WxT, WhT, b, HwT, hb = params[l]
-        Z, Fh, G = saves[l]
+        Z, Fh, G, ZD = saves[l]
         dU, gWxT, gWhT, gb, gHwT, ghb = outs[l]
         y.hidden, y.width, y.backbone, y.no_gate, y.offset = sp.hidden, sp.width, sp.backbone, sp.mode == "no_gate", off
+        y.activation = abi.CFC_ACTIVATIONS[sp.activation]
         if l > 0:  # layer 0's input map is the caller's P
             y.in_size = 0 if WxT is None else WxT.shape[0]
             y.wx_t, y.b = _strided(WxT), _strided(b)
         y.wh_t, y.hw_t, y.hb = _strided(WhT), _strided(HwT), _strided(hb)
-        y.z, y.f, y.g = _data(Z), _data(Fh), _data(G)
+        y.z, y.f, y.g, y.zd = _data(Z), _data(Fh), _data(G), _data(ZD)
         y.grad_u, y.grad_wx_t, y.grad_wh_t = _data(dU), _data(gWxT), _data(gWhT)
         y.grad_b, y.grad_hw_t, y.grad_hb = _data(gb), _data(gHwT), _data(ghb)
         off += sp.hidden
@@ -121,8 +123,8 @@ def _why_not_inputs(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tens
         if keep.numel() != T * B:
             return f"shape: mask {tuple(keep.shape)}, expected T * B = {T * B} values"
     for l, sp in enumerate(specs):
-        if sp.lecun:
-            return f"layer {l}: backbone activation lecun_tanh not folded into the weights; the C kernel takes tanh"
+        if sp.backbone and sp.activation not in abi.CFC_ACTIVATIONS:
+            return f"layer {l}: backbone activation {sp.activation!r} is not in the C kernel"
         if sp.mode not in ("default", "no_gate"):
             return f"layer {l}: mode={sp.mode!r} is not in the C kernel (default, no_gate)"
         WxT, WhT, b, HwT, hb = params[l]
@@ -178,6 +180,12 @@ def why_not(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | Non
 Saves = list[list[Tensor | None]]
 
 
+def _save_widths(sp: CfCLayerSpec) -> tuple[int, int, int, int]:
+    """Columns the forward pass saves per step for the backward pass: z, [f1, f2], g, act'(u) (0: none)."""
+    K = sp.width if sp.backbone else 0
+    return K, 2 * sp.hidden, sp.hidden, K if sp.activation in abi.CFC_SAVE_DERIVATIVE else 0
+
+
 class _BufferPool:
     """Memory for the activations the forward pass saves, reused once the graph holding it is gone.
 
@@ -220,12 +228,12 @@ _POOL = _BufferPool(64 << 20)
 
 def _forward(lib: Any, specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
              params: list[list[Tensor | None]], save: bool) -> tuple[Tensor, Saves, int]:  # fmt: skip
-    """States (T, B, N), the saved activations per layer [Z, F, G] and the merged flag."""
+    """States (T, B, N), the saved activations per layer [Z, F, G, ZD] and the merged flag."""
     T, B, K0 = P.shape
     N = h0.shape[1]
-    saves: list[list[Tensor | None]] = [[None, None, None] for _ in specs]
-    if save:  # one buffer for all: per layer z (backbone), [f1, f2] and g at every step
-        widths = [(sp.width if sp.backbone else 0, 2 * sp.hidden, sp.hidden) for sp in specs]
+    saves: list[list[Tensor | None]] = [[None, None, None, None] for _ in specs]
+    if save:  # one buffer for all: per layer z (backbone), [f1, f2], g and act'(u) (gelu, silu) at every step
+        widths = [_save_widths(sp) for sp in specs]
         buf = _POOL.take(T * B * sum(map(sum, widths)), P.dtype)
         o = 0
         for l, ws in enumerate(widths):
@@ -273,14 +281,9 @@ class _NativeCfCChain(torch.autograd.Function):
         kept, flat = rest[:nk], rest[nk:]
         params = [list(flat[5 * l : 5 * l + 5]) for l in range(L)]
         saves: list[list[Tensor | None]] = []
-        i = 0
+        it = iter(kept)
         for sp in specs:
-            if sp.backbone:
-                saves.append([kept[i], kept[i + 1], kept[i + 2]])
-                i += 3
-            else:
-                saves.append([None, kept[i], kept[i + 1]])
-                i += 2
+            saves.append([next(it) if w else None for w in _save_widths(sp)])
         T, B, N = S.shape
         gS = gS.contiguous()
         need = ctx.needs_input_grad
@@ -305,6 +308,10 @@ class _NativeCfCChain(torch.autograd.Function):
         kp = keep.data_ptr() if keep is not None else None
         rc = fn(L, layers, T, B, N, ts.data_ptr(), kp, h0.data_ptr(), S.data_ptr(), gS.data_ptr(), gh0.data_ptr(),
                 int(ctx.merged), torch.get_num_threads())  # fmt: skip
+        if rc == -2:
+            raise RuntimeError(
+                "liquidflow's native CfC kernel was called without the buffers it needs; please report this"
+            )
         if rc < 0:
             raise MemoryError("liquidflow's native CfC kernel could not allocate its scratch memory")
         grads = [g for o in outs for g in o[1:]]
