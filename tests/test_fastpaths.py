@@ -202,6 +202,52 @@ def test_ltc_picks_the_dense_or_the_edge_list_kernel(name: str, kernel: str, mon
     assert spy.calls == 1
 
 
+@pytest.mark.parametrize("name", ["cfc-default", "ltc-ncp", "wcfc-autoncp", "cfc-pure"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_one_step_calls_with_a_state_take_the_step_path(name: str, batch_first: bool) -> None:
+    """ncps users stream with ``y, h = rnn(x_t.unsqueeze(1), h)``: that is ``layer.step``."""
+    layer = make_layer(name, torch.float64)
+    layer.batch_first = batch_first
+    x, dt, _ = random_batch(3, 4, torch.float64, seed=9)
+    h = 0.1 * torch.ones(3, layer.state_size, dtype=torch.float64)
+    with torch.no_grad():
+        h_step = h_call = h
+        for t in range(4):
+            xt = x[:, t : t + 1] if batch_first else x[:, t : t + 1].transpose(0, 1)
+            dtt = dt[:, t : t + 1] if batch_first else dt[:, t : t + 1].T  # (B, 1) / (1, B)
+            with use_path("loop"):  # the general path on the same call
+                y_gen, h_gen = layer(xt, h_call, timespans=dtt)
+            y_call, h_call = layer(xt, h_call, timespans=dtt)
+            y_step, h_step = layer.step(x[:, t], h_step, dt[:, t])
+            assert (
+                y_call.shape == y_gen.shape == ((3, 1, y_step.shape[-1]) if batch_first else (1, 3, y_step.shape[-1]))
+            )
+            _close(y_call.reshape(y_step.shape), y_step, torch.float64, f"output at step {t}")
+            _close(h_call, h_step, torch.float64, f"state at step {t}")
+            _close(y_call, y_gen, torch.float64, f"output vs the general path at step {t}")
+            _close(h_call, h_gen, torch.float64, f"state vs the general path at step {t}")
+        choice = explain(layer, xt, h_call, timespans=dtt)
+        with pytest.raises(ValueError, match="timespans must have shape"):
+            layer(xt, h_call, timespans=dt[:, t])  # (B,): refused as by the general path
+    assert choice.kind == "one-step sequence (streaming)"
+    assert choice.path == "native"  # the C step also takes pure mode
+
+
+def test_a_slow_option_is_said_once_per_layer() -> None:
+    layer = make_layer("cfc-pure")
+    x, dt, _ = random_batch(2, 3)
+    with pytest.warns(_dispatch.SlowPathWarning, match=r"CfC: mode='pure'; this layer runs the step-by-step loop"):
+        layer(x, timespans=dt)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(x, timespans=dt)  # once per layer
+        make_layer("cfc-default")(x, timespans=dt)  # kernel configurations say nothing
+        with use_path("loop"):
+            make_layer("cfc-pure")(x, timespans=dt)  # a forced path is the caller's choice
+
+
 @pytest.mark.parametrize("name", ["cfc-relu", "cfc-gelu", "cfc-silu"])
 def test_other_backbone_activations_run_the_c_kernel_and_the_fused_one_says_why(name: str, monkeypatch) -> None:
     from helpers import require_native

@@ -7,6 +7,7 @@ from ._cells import WiredCfCCell as WiredCfCCell
 from ._dispatch import PATHS as PATHS
 from ._dispatch import Choice as Choice
 from ._dispatch import PathError as PathError
+from ._dispatch import SlowPathWarning as SlowPathWarning
 from ._dispatch import explain as explain
 from ._dispatch import use_path as use_path
 from ._sequence import LTC as LTC
@@ -31,6 +32,7 @@ __all__ = [
     "MixedMemoryLSTMCell",
     "PathError",
     "SemiImplicitEuler",
+    "SlowPathWarning",
     "Solver",
     "WiredCfCCell",
     "explain",

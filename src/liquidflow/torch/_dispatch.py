@@ -21,6 +21,7 @@ path that does not apply raises with its reason.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,23 @@ class PathError(RuntimeError):
     """A forced path (:func:`use_path`) does not apply to the call."""
 
 
+class SlowPathWarning(UserWarning):
+    """A layer option keeps the calls on the step-by-step loop (issued once per layer)."""
+
+
+def _warn_slow(layer: Any, reason: str) -> None:
+    """Say once per layer that an option (not the call's inputs) rules out every kernel."""
+    if getattr(layer, "_slow_path_warned", False):
+        return
+    object.__setattr__(layer, "_slow_path_warned", True)
+    warnings.warn(
+        f"{type(layer).__name__}: {reason}; this layer runs the step-by-step loop, several times slower than "
+        "the kernels (liquidflow.torch.explain(layer, x) shows why; docs/performance.md lists such options)",
+        SlowPathWarning,
+        stacklevel=4,
+    )
+
+
 def _forced(choice_reasons: dict[str, str | None], kind: str) -> Choice:
     assert _FORCED is not None
     why = choice_reasons.get(_FORCED)
@@ -80,10 +98,19 @@ def _forced(choice_reasons: dict[str, str | None], kind: str) -> Choice:
 
 
 # ------------------------------------------------------------------------------------- sequences
-def _kernel_why_not(layer: Any, ts: Tensor, m: Tensor | None) -> str | None:
-    """Why neither kernel (C or fused torch) can run this sequence call."""
+def _option_why_not(layer: Any) -> str | None:
+    """Why the layer's options (not a call's inputs or switches) rule out both kernels."""
     if layer.lstm is not None:
         return "mixed_memory=True: its LSTM runs step by step"
+    why: str | None = layer.cell.fused_why_not()
+    return why
+
+
+def _kernel_why_not(layer: Any, ts: Tensor, m: Tensor | None) -> str | None:
+    """Why neither kernel (C or fused torch) can run this sequence call."""
+    option = _option_why_not(layer)
+    if option is not None:
+        return option
     off = _fused.off_reason()
     if off is not None:
         return off
@@ -91,8 +118,7 @@ def _kernel_why_not(layer: Any, ts: Tensor, m: Tensor | None) -> str | None:
         return "timespans require grad: the kernels do not differentiate the elapsed time"
     if m is not None and not bool(m.any(1).all()):
         return "a sample has no observed step"
-    why: str | None = layer.cell.fused_why_not()
-    return why
+    return None
 
 
 def _native_why_not(job: CfCJob | LTCJob) -> str | None:
@@ -177,6 +203,9 @@ def run_sequence(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None)
     """States (T, B, N) from a kernel, or None when the loop is the path (the caller runs it)."""
     choice, job = _sequence_choice(layer, x, h, ts, m, every=False)
     if choice.path == "loop":
+        option = _option_why_not(layer)
+        if option is not None and _FORCED is None:
+            _warn_slow(layer, option)
         return None
     assert job is not None
     return _run_native(job) if choice.path == "native" else _run_fused(job)
@@ -224,6 +253,40 @@ def run_step(layer: Any, input: Any, hx: Any, dt: Any) -> Any:
     return None
 
 
+def _one_step(layer: Any, input: Any, hx: Any, timespans: Any, mask: Any) -> tuple[Any, Any] | None:
+    """(x_t, dt) when ``layer(input, hx, timespans)`` is one step of a stream (ncps users call the
+    layer one step at a time): T = 1, a state given, no mask, gradients off. Else None."""
+    if hx is None or mask is not None or torch.is_grad_enabled() or not isinstance(input, torch.Tensor):
+        return None
+    if input.dim() != 3 or input.shape[1 if layer.batch_first else 0] != 1:
+        return None
+    x = input[:, 0] if layer.batch_first else input[0]  # (B, F)
+    if timespans is None:
+        return x, 1.0
+    if isinstance(timespans, (int, float)) and not isinstance(timespans, bool):
+        return x, timespans
+    if isinstance(timespans, torch.Tensor):  # the shapes the general path takes: (B, 1[, 1]) / (1, B[, 1])
+        B = x.shape[0]
+        lead = (B, 1) if layer.batch_first else (1, B)
+        if timespans.dim() in (2, 3) and tuple(timespans.shape[:2]) == lead and timespans.shape[2:] in ((), (1,)):
+            return x, timespans.reshape(B)
+    return None
+
+
+def run_one_step_sequence(layer: Any, input: Any, hx: Any, timespans: Any, mask: Any) -> Any:
+    """``layer(input, hx, timespans)`` for a one-step sequence through the step paths, or None."""
+    one = _one_step(layer, input, hx, timespans, mask)
+    if one is None:
+        return None
+    out = run_step(layer, one[0], hx, one[1])
+    if out is None:
+        return None
+    y, h = out
+    if layer.return_sequences:
+        y = y.unsqueeze(1) if layer.batch_first else y.unsqueeze(0)
+    return y, h
+
+
 # ---------------------------------------------------------------------------------------- explain
 def explain(layer: Any, input: Tensor, hx: Any = None, timespans: Any = None, mask: Tensor | None = None, *,
             step: bool = False, dt: Any = 1.0) -> Choice:  # fmt: skip
@@ -238,8 +301,12 @@ def explain(layer: Any, input: Tensor, hx: Any = None, timespans: Any = None, ma
     """
     if step:
         return _step_choice(layer, input, hx, dt, every=True)[0]
+    one = _one_step(layer, input, hx, timespans, mask)
+    if one is not None:  # a one-step sequence with a state takes the step paths
+        choice = _step_choice(layer, one[0], hx, one[1], every=True)[0]
+        return Choice("one-step sequence (streaming)", choice.path, choice.reasons)
     x, h, ts, m = layer._prepare(input, hx, timespans, mask)
     return _sequence_choice(layer, x, h, ts, m, every=True)[0]
 
 
-__all__ = ["PATHS", "Choice", "PathError", "explain", "run_sequence", "run_step", "use_path"]
+__all__ = ["PATHS", "Choice", "PathError", "SlowPathWarning", "explain", "run_sequence", "run_step", "use_path"]

@@ -134,6 +134,10 @@ class _SequenceLayer(nn.Module):
         mask: Tensor | None = None,
     ) -> tuple[Tensor, State]:
         """Run a sequence. See the module docstring for shapes; returns ``(output, final_state)``."""
+        if hx is not None and not torch.is_grad_enabled():  # one step of a stream: the step paths
+            out = _dispatch.run_one_step_sequence(self, input, hx, timespans, mask)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
         return self._forward(input, hx, timespans, mask, self.return_sequences, self.batch_first)
 
     def _forward(
