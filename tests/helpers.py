@@ -216,7 +216,7 @@ def run_with_grads(layer, x, dt, mask, h0, native: bool, return_sequences: bool 
     """Outputs, final state and the gradients of a random projection of both with respect to every
     trainable parameter, the input and h0 — with the native kernels on or off (torch kernels)."""
     from liquidflow import _native
-    from liquidflow.torch import _fused
+    from liquidflow._ops import fused as _fused
 
     layer.return_sequences = return_sequences
     params = [p for p in layer.parameters() if p.requires_grad]

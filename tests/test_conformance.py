@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from helpers import ALL_LAYERS, INPUT_SIZE, make_layer, random_batch, reference_run, reference_step
+from liquidflow import _ops
 from liquidflow.torch import _dispatch
 
 DTYPES = {"f64": torch.float64, "f32": torch.float32}
@@ -138,7 +139,7 @@ def test_every_registered_configuration_has_a_kernel_or_a_reason() -> None:
     """The conformance grid covers at least one kernel path per kernel-capable family, and every
     configuration the kernels do not take says why (no silent fallback)."""
     kernel_paths = {name: _paths(make(name)) for name in ALL_LAYERS}
-    assert any("native" in p for p in kernel_paths.values()) or _dispatch._native_cfc._lib() is None
+    assert any("native" in p for p in kernel_paths.values()) or _ops.native_cfc._lib() is None
     for name, paths in kernel_paths.items():
         if paths == ["loop"]:
             choice = _dispatch.explain(make(name), torch.zeros(2, 3, INPUT_SIZE, dtype=torch.float64))

@@ -14,7 +14,8 @@ import torch
 
 from helpers import LAYERS, make_layer, random_batch
 from liquidflow import _native
-from liquidflow.torch import LTC, CfC, _dispatch, _fused, explain, use_path
+from liquidflow._ops import fused as _fused
+from liquidflow.torch import LTC, CfC, _dispatch, explain, use_path
 from liquidflow.wirings import AutoNCP
 
 KERNEL = [  # the configurations the sequence kernels take (tests/test_conformance.py forces each path)

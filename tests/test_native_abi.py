@@ -1,4 +1,4 @@
-"""The typed interface to the C kernels (liquidflow.torch._native_abi, liquidflow/_native/lf_abi.h).
+"""The typed interface to the C kernels (liquidflow._ops.native_abi, liquidflow/_native/lf_abi.h).
 
 Every ctypes structure must match its C struct (the libraries describe their structs: version, sizes,
 field offsets), and a library that does not match — a field added, removed or moved on one side
@@ -21,8 +21,10 @@ import torch
 
 from helpers import INPUT_SIZE, make_layer, random_batch, require_native, run_with_grads
 from liquidflow import _native
-from liquidflow.torch import _native_abi as abi
-from liquidflow.torch import _native_cfc, _native_ltc, _native_step
+from liquidflow._ops import native_abi as abi
+from liquidflow._ops import native_cfc as _native_cfc
+from liquidflow._ops import native_ltc as _native_ltc
+from liquidflow.torch import _native_step
 
 KERNELS = {
     "cfc": (abi.CFC_ABI_VERSION, abi.CFC_STRUCTS, _native_cfc),
@@ -117,9 +119,7 @@ def test_a_library_that_does_not_match_is_refused(monkeypatch, caplog) -> None:
     v = abi.CFC_ABI_VERSION
     stale = abi.KernelLibrary("cfc", v + 1, abi.CFC_STRUCTS, _native_cfc._setup)
     monkeypatch.setattr(_native_cfc, "_LIB", stale)
-    expected = (
-        f"the C library 'cfc' does not match liquidflow.torch._native_abi: ABI version {v} in C, {v + 1} in Python"
-    )
+    expected = f"the C library 'cfc' does not match liquidflow._ops.native_abi: ABI version {v} in C, {v + 1} in Python"
     with caplog.at_level(logging.WARNING, logger="liquidflow.native"):
         assert stale.why_not() == expected
     assert stale.get() is None

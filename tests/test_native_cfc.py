@@ -1,4 +1,4 @@
-"""The C kernels of CfC chains (liquidflow/_native/cfc.c via liquidflow.torch._native_cfc).
+"""The C kernels of CfC chains (liquidflow/_native/cfc.c via liquidflow._ops.native_cfc).
 
 Each configuration runs with the native kernels on and off (``use_native(False)``: the torch fused
 kernel of ``_fused``); outputs, final states and the gradients of every parameter, the input and the
@@ -22,8 +22,10 @@ from helpers import (
     run_with_grads,
 )
 from liquidflow import _native
-from liquidflow.torch import CfC, _fused, _native_cfc
-from liquidflow.torch._fused import CfCLayerSpec
+from liquidflow._ops import fused as _fused
+from liquidflow._ops import native_cfc as _native_cfc
+from liquidflow._ops.fused import CfCLayerSpec
+from liquidflow.torch import CfC
 from liquidflow.wirings import NCP, AutoNCP
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -229,7 +231,7 @@ def test_saved_buffers_are_not_reused_while_a_graph_holds_them(monkeypatch) -> N
 
 def test_why_not_says_why(monkeypatch) -> None:
     """why_not gives the reason exactly where chain returns None, for what can be made on a CPU."""
-    from liquidflow.torch import _native_abi as abi
+    from liquidflow._ops import native_abi as abi
 
     layer = _layer("cfc-default", torch.float64)
     x, dt, _ = random_batch(2, 4, torch.float64)

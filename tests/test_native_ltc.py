@@ -1,4 +1,4 @@
-"""The C kernels of the LTC (liquidflow/_native/ltc.c via liquidflow.torch._native_ltc).
+"""The C kernels of the LTC (liquidflow/_native/ltc.c via liquidflow._ops.native_ltc).
 
 Each case runs with the native kernels on and off (``use_native(False)``: the torch fused kernels of
 ``_fused`` and ``LTCCell.precompute``); outputs, final states and the gradients of every parameter,
@@ -22,7 +22,9 @@ from helpers import (
     run_with_grads,
 )
 from liquidflow import _native
-from liquidflow.torch import LTC, _fused, _native_ltc
+from liquidflow._ops import fused as _fused
+from liquidflow._ops import native_ltc as _native_ltc
+from liquidflow.torch import LTC
 from liquidflow.wirings import NCP, AutoNCP
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -264,7 +266,7 @@ def test_non_contiguous_inputs() -> None:
 
 def test_why_not_says_why() -> None:
     """Each why_not gives the reason exactly where its kernel returns None, for what a CPU can make."""
-    from liquidflow.torch import _native_abi as abi
+    from liquidflow._ops import native_abi as abi
 
     T, B, N = 2, 3, 4
     base, C, keep, h0, w, we, sigma, sm = (

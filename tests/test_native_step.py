@@ -26,7 +26,8 @@ from torch import nn
 import reference as ref
 from helpers import INPUT_SIZE, LAYERS, make_layer, reference_step
 from liquidflow import _native
-from liquidflow.torch import LTC, CfC, _fused, _native_step
+from liquidflow._ops import fused as _fused
+from liquidflow.torch import LTC, CfC, _native_step
 from liquidflow.wirings import NCP, AutoNCP
 
 EXTRA: dict[str, Callable[[], nn.Module]] = {
@@ -474,7 +475,7 @@ def test_math_helper_precision() -> None:
 
 def test_why_not_says_why() -> None:
     """why_not gives the reason exactly where step returns None, for what a CPU can make."""
-    from liquidflow.torch import _native_abi as abi
+    from liquidflow._ops import native_abi as abi
 
     f64 = torch.float64
     layer = _make("cfc-default", f64)

@@ -42,7 +42,7 @@ MODEL_TITLES = {
     "gru": "nn.GRU(20, 64)",
 }
 IMPLS = ("liquidflow", "ncps")
-# liquidflow with its native C kernels switched off (the torch kernels of liquidflow.torch._fused):
+# liquidflow with its native C kernels switched off (the torch kernels of liquidflow._ops.fused):
 # timed alongside to show what the C kernels add
 TORCH_IMPL = "liquidflow-torch"
 BATCH, STEPS, FEATURES = 32, 100, 20

@@ -1,6 +1,6 @@
 """Native (C) kernels, compiled on this machine at first use and cached.
 
-The sequence kernels of :mod:`liquidflow.torch._fused` spend most of their time in per-operation
+The sequence kernels of :mod:`liquidflow._ops.fused` spend most of their time in per-operation
 overhead (a few µs per torch call, thousands of calls per batch). The C files next to this module
 run the same loops with no per-step calls at all. They are plain C11 (no Python or torch headers):
 building one takes about a second with ``gcc``/``cc``, so they are compiled here, on first use, with

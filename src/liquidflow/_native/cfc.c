@@ -1,5 +1,5 @@
 /* liquidflow native kernels: CfC chains (one layer with a backbone, or the wired layers of an NCP)
- * over a whole sequence, forward and backward; called by liquidflow/torch/_native_cfc.py.
+ * over a whole sequence, forward and backward; called by liquidflow/_ops/native_cfc.py.
  *
  * Arguments: `layers`, L structs lf_cfc_layer (lf_abi.h: sizes, options, weights read in place with
  * their strides, the buffers saved for the backward pass and its outputs), then
@@ -52,7 +52,7 @@ static int lf_rows(int64_t B, int64_t *b0, int64_t *b1) {
     return (int)tid;
 }
 
-/* every field of the structs of this library's calls, for the check of liquidflow.torch._native_abi */
+/* every field of the structs of this library's calls, for the check of liquidflow._ops.native_abi */
 static const lf_abi_field lf_cfc_abi_fields[] = {
     LF_ABI_STRUCT(lf_strided),
     LF_ABI_FIELD(lf_strided, data),

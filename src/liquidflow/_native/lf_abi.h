@@ -1,6 +1,6 @@
 /* The interface between liquidflow's Python code and its native kernels: one struct per call, read
  * by field name on both sides. Every struct here is mirrored field by field by a ctypes.Structure in
- * liquidflow/torch/_native_abi.py (same order, same names, all fields 8 bytes: int64_t, double or a
+ * liquidflow/_ops/native_abi.py (same order, same names, all fields 8 bytes: int64_t, double or a
  * pointer). Change both together and bump the kernel's LF_*_ABI_VERSION.
  *
  * Each library exports, for the check Python makes when it loads the library:

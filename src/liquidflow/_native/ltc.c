@@ -7,7 +7,7 @@
 #include "lf_abi.h"
 #include "lf_common.h"
 
-/* every field of the structs of this library's calls, for the check of liquidflow.torch._native_abi */
+/* every field of the structs of this library's calls, for the check of liquidflow._ops.native_abi */
 static const lf_abi_field lf_ltc_abi_fields[] = {
     LF_ABI_STRUCT(lf_ltc_seq),
     LF_ABI_FIELD(lf_ltc_seq, steps),

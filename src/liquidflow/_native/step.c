@@ -11,7 +11,7 @@
 #include "lf_abi.h"
 #include "lf_common.h"
 
-/* every field of the structs of this library's calls, for the check of liquidflow.torch._native_abi */
+/* every field of the structs of this library's calls, for the check of liquidflow._ops.native_abi */
 static const lf_abi_field lf_step_abi_fields[] = {
     LF_ABI_STRUCT(lf_step_linear),
     LF_ABI_FIELD(lf_step_linear, weight),

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._ops import fused as _fused
+from .._ops.jobs import CfCJob, LTCJob
 from .._spec import (
     CFC_MODES,
     HEAD_ACTIVATIONS,
@@ -34,8 +36,6 @@ from .._spec import (
     ncp_layer_masks,
 )
 from ..wirings import FullyConnected, Wiring
-from . import _fused
-from ._jobs import CfCJob, LTCJob
 from ._solvers import SemiImplicitEuler, Solver, get_solver
 
 Tensor = torch.Tensor

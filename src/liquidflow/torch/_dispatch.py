@@ -4,7 +4,7 @@ A sequence call (``layer(x)``) runs on one of three paths, tried in this order:
 
 * ``"native"``: the C kernels of :mod:`liquidflow._native` (CPU tensors, float32/float64), forward
   and backward over the whole sequence in one call each;
-* ``"fused"``: the torch kernels of :mod:`._fused` — one autograd node per sequence, any device.
+* ``"fused"``: the torch kernels of :mod:`liquidflow._ops.fused` — one autograd node per sequence, any device.
   On CPU they run only where the C kernels do not apply (native code switched off or not built,
   another dtype); on GPUs they are the fast path;
 * ``"loop"``: the cells' ``step_pre`` in a Python loop, autograd recording every operation. It
@@ -28,8 +28,10 @@ from typing import Any
 
 import torch
 
-from . import _fused, _native_cfc, _native_ltc, _native_step
-from ._jobs import CfCJob, LTCJob
+from .. import _ops
+from .._ops import fused as _fused
+from .._ops.jobs import CfCJob, LTCJob
+from . import _native_step
 
 Tensor = torch.Tensor
 PATHS = ("native", "fused", "loop")
@@ -121,44 +123,12 @@ def _kernel_why_not(layer: Any, ts: Tensor, m: Tensor | None) -> str | None:
     return None
 
 
-def _native_why_not(job: CfCJob | LTCJob) -> str | None:
-    if isinstance(job, CfCJob):
-        lib = _native_cfc.resolve(*job.args())  # the C library, or why not
-        if isinstance(lib, str):
-            return lib
-        job.lib = lib  # run_native calls it without repeating the checks
-        return None
-    xm = job.map_inputs(job.x)
-    base = None
-    if _native_ltc.why_not_sensory(xm, job.leak, *job.sensory) is None:
-        base = _native_ltc.sensory(xm, job.leak, *job.sensory)  # (T, B, 2, N) in one pass, in C
-    job.base = base = base if base is not None else job.torch_base()
-    if job.edges is None:
-        return _native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses)
-    return _native_ltc.why_not_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
-
-
 def _run_native(job: CfCJob | LTCJob) -> Tensor:
-    if isinstance(job, CfCJob):
-        out = _native_cfc.run(job.lib, *job.args()) if job.lib is not None else _native_cfc.chain(*job.args())
-    else:
-        assert job.base is not None  # set by _native_why_not
-        if job.edges is None:
-            out = _native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses)
-        else:
-            out = _native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
-    if out is None:  # why_not said it applies: a disagreement is a bug, not a reason to fall back
-        raise RuntimeError("liquidflow's native kernel refused a call its why_not accepted; please report this")
-    return out
+    return _ops.run_native(job)
 
 
 def _run_fused(job: CfCJob | LTCJob) -> Tensor:
-    if isinstance(job, CfCJob):
-        return _fused.cfc_chain(*job.args())
-    base = job.base if job.base is not None else job.torch_base()
-    if job.edges is None:
-        return _fused.ltc_semi_implicit(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses)
-    return _fused.ltc_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
+    return _ops.run_fused(job)
 
 
 def _decide(kind: str, common: str | None, native: Callable[[], str | None], fused: Callable[[], str | None],
@@ -187,13 +157,13 @@ def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | N
 
     def native() -> str | None:
         jobs.append(layer.cell.sequence_job(x, h, ts, m))
-        return _native_why_not(jobs[0])
+        return _ops.native_why_not(jobs[0])
 
     def fused() -> str | None:
         if not jobs:
             jobs.append(layer.cell.sequence_job(x, h, ts, m))
         job = jobs[0]
-        return _fused.cfc_why_not(job.specs) if isinstance(job, CfCJob) else None
+        return _ops.fused_why_not(job)
 
     choice = _decide("sequence", _kernel_why_not(layer, ts, m), native, fused, every)
     return choice, (jobs[0] if jobs else None)

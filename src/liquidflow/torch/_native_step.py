@@ -7,7 +7,8 @@ parameters, read in place on every call, so in-place edits of the weights (``p.a
 ``p.data.mul_``, ``load_state_dict``) are seen by the next step.
 
 Per layer, a :class:`_Plan` keeps what does not change between steps: the struct given to C
-(:class:`~._native_abi.LfStepCfcPlan` or :class:`~._native_abi.LfStepLtcPlan`, ``lf_abi.h``) with the
+(:class:`~liquidflow._ops.native_abi.LfStepCfcPlan` or :class:`~liquidflow._ops.native_abi.LfStepLtcPlan`,
+``lf_abi.h``) with the
 sizes, options and the parameters' data pointers. It is checked on every call, cheaply:
 the modules, parameters and options it was built from must be the same objects (found by the
 same dictionary keys) and the parameters' ``data_ptr()`` the same; otherwise it is rebuilt (after
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from .. import _native
-from . import _native_abi as abi
+from .._ops import native_abi as abi
 from ._cells import ACTIVATIONS, CfCCell, LTCCell, WiredCfCCell
 from ._solvers import SemiImplicitEuler
 

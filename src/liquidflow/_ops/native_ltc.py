@@ -5,7 +5,7 @@ and ``ltc_impl.h`` for the equations). The whole sequence — time steps, unfold
 runs in one C call per direction, with no torch call inside the loops; batch rows are split over
 OpenMP threads. Outputs and the saved potentials / denominators are allocated here with torch.
 
-Each call hands C one struct (:class:`~._native_abi.LfLtcSeq`, :class:`~._native_abi.LfLtcSensory`;
+Each call hands C one struct (:class:`~.native_abi.LfLtcSeq`, :class:`~.native_abi.LfLtcSensory`;
 ``lf_abi.h``). :func:`why_not_dense`, :func:`why_not_sparse` and :func:`why_not_sensory` say why the
 C kernel does not apply to a call (library switched off or not built, not CPU, not float32/float64,
 unexpected shapes), or None when it does; :func:`dense`, :func:`sparse` and :func:`sensory` then
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .. import _native
-from . import _native_abi as abi
+from . import native_abi as abi
 
 Tensor = torch.Tensor
 _INT = ctypes.c_int
@@ -150,7 +150,7 @@ class _NativeLTCDense(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
-        from ._fused import _refuse_double_backward
+        from .fused import _refuse_double_backward
 
         _refuse_double_backward()
         C, keep, w, we, sigma, sm, V, D = ctx.saved_tensors
@@ -230,7 +230,7 @@ class _NativeLTCSparse(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
-        from ._fused import _refuse_double_backward
+        from .fused import _refuse_double_backward
 
         _refuse_double_backward()
         C, keep, w, we, sigma, sm, src, dst, V, D = ctx.saved_tensors
@@ -310,7 +310,7 @@ class _NativeSensory(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gbase: Tensor) -> tuple[Tensor | None, ...]:
-        from ._fused import _refuse_double_backward
+        from .fused import _refuse_double_backward
 
         _refuse_double_backward()
         x, sw, swe, ssig, ssm = ctx.saved_tensors

@@ -321,7 +321,7 @@ class KernelLibrary:
             if reason is None:
                 self.setup(lib)
             else:
-                reason = f"the C library {self.name!r} does not match liquidflow.torch._native_abi: {reason}"
+                reason = f"the C library {self.name!r} does not match liquidflow._ops.native_abi: {reason}"
                 _log.warning("%s; the torch kernels run instead", reason)
             self._checked[id(lib)] = (lib, reason)
         return reason

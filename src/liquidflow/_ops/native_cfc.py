@@ -10,7 +10,7 @@ with a backbone merges its two gate heads into one: ``g = σ((Wb − c·Wa) z + 
 columns instead of 4H. The gradient of both heads then follows from the one gate gradient ``dg``:
 ``∂/∂Wb = zᵀ dg`` and ``∂/∂Wa = −c·zᵀ dg``.
 
-The layers travel to C as an array of :class:`~._native_abi.LfCfcLayer` (``lf_cfc_layer`` in
+The layers travel to C as an array of :class:`~.native_abi.LfCfcLayer` (``lf_cfc_layer`` in
 ``lf_abi.h``), each with its backbone activation (any of ``_spec.ACTIVATIONS``; for gelu and silu the
 forward pass also saves act'(u) for the backward pass). :func:`why_not` says why the C kernel does
 not apply to a call (native code switched off or unavailable, not on the CPU, not float32/float64,
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from .. import _native
-from . import _native_abi as abi
+from . import native_abi as abi
 
 if TYPE_CHECKING:
-    from ._fused import CfCLayerSpec
+    from .fused import CfCLayerSpec
 
 Tensor = torch.Tensor
 _MERGE = True  # merge the gate heads when dt is uniform (tests switch it off to check both paths)
@@ -271,7 +271,7 @@ class _NativeCfCChain(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
-        from ._fused import _refuse_double_backward
+        from .fused import _refuse_double_backward
 
         _refuse_double_backward()
         specs: list[CfCLayerSpec] = ctx.specs
