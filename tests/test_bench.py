@@ -87,3 +87,51 @@ def test_memory_measurement_sees_a_training_step() -> None:
 def test_cli_rejects_unknown_model() -> None:
     with pytest.raises(SystemExit):
         bench.main(["--models", "transformer"])
+
+
+def test_configs_summary_checks_each_goal() -> None:
+    from liquidflow.bench import configs
+
+    def row(model: str, impl: str, ms: float, **extra: str) -> dict:
+        r = _row("configs", model, impl, ms)
+        r["extra"].update(extra)
+        return r
+
+    results = [
+        row("cfc64", "liquidflow", 5.0, path="native"),
+        row("cfc64", "ncps", 50.0),
+        row("lstm", "torch", 2.0, group="cfc64"),
+        row("cfc64_pure", "liquidflow", 12.0, path="loop"),
+        row("cfc64_pure", "ncps", 40.0),
+        row("ltc_ncp", "liquidflow", 10.0, path="native"),
+        row("ltc_ncp_rk4", "liquidflow", 75.0, path="native"),  # rk4: 4 stages, goal 8x
+    ]
+    by = {r["key"]: r for r in configs.summarize_configs(results)}
+    assert by["cfc64"]["speedup_vs_ncps"] == pytest.approx(10.0) and by["cfc64"]["ncps_ok"] is True
+    assert by["cfc64"]["x_lstm"] == pytest.approx(2.5) and by["cfc64"]["x_base"] is None
+    assert by["cfc64_pure"]["x_base"] == pytest.approx(2.4) and by["cfc64_pure"]["base_ok"] is False
+    assert by["cfc64_pure"]["ncps_ok"] is False  # 40 / 12 = 3.3 < 4
+    assert by["ltc_ncp_rk4"]["goal_x_base"] == 8.0 and by["ltc_ncp_rk4"]["base_ok"] is True
+    assert by["ltc_ncp_rk4"]["speedup_vs_ncps"] is None  # ncps has no rk4
+    md = "\n".join(configs.markdown_configs(results))
+    assert "| CfC(20, 64, mode='pure') | loop | 12.0 | 40.0 | 3.33 ✗ | 2.40 (≤ 2) ✗ |" in md
+
+
+def test_configs_build_every_row_and_write_the_doc_block(tmp_path) -> None:
+    import torch
+
+    from liquidflow.bench import configs
+
+    x = torch.randn(2, 3, 20)
+    for config in configs.CONFIGS:  # every row builds and runs in liquidflow
+        model = configs.build(config, "liquidflow", 20)
+        out = model(x.double() if config.float64 else x)[0]
+        assert torch.isfinite(out).all(), config.key
+    doc = tmp_path / "perf.md"
+    doc.write_text("intro\n<!-- bench:configs -->\nold table\n<!-- /bench:configs -->\nafter\n")
+    assert configs.write_doc(["## new", "| a |"], doc)
+    assert doc.read_text() == "intro\n<!-- bench:configs -->\n## new\n| a |\n<!-- /bench:configs -->\nafter\n"
+    (tmp_path / "plain.md").write_text("no block\n")
+    assert not configs.write_doc(["x"], tmp_path / "plain.md")
+    with pytest.raises(SystemExit):
+        bench.main(["--configs", "cfc_unknown"])

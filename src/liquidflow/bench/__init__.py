@@ -7,7 +7,10 @@ One run measures, on the same machine and with the same thread count:
 * ``infer``: the forward pass alone under ``torch.no_grad()``;
 * ``stream``: one streaming step at batch 1 (liquidflow ``layer.step``; ncps calls its cell, which is
   the fastest per-step path it has; torch ``nn.LSTMCell``);
-* ``scaling``: forward + backward for T = 50, 200, 800, 3200 (cost must grow linearly in T);
+* ``configs``: forward + backward of every layer option (activations, backbone depth, modes, mixed
+  memory, dropout, proj_size, LTC solvers, float64) against ncps and nn.LSTM (:mod:`.configs`);
+* ``batch``: forward + backward for batch 1 to 1024;
+* ``scaling``: forward + backward for T = 10, 100, 1000, 10000 (cost must grow linearly in T);
 * ``memory``: peak resident memory of one training step at T = 250 and 1000, each case in a fresh
   subprocess (``resource.getrusage`` max RSS minus the RSS after building model and data).
 
@@ -36,6 +39,7 @@ from ._core import (
     MODEL_TITLES,
     MODELS,
     SCALING_T,
+    SECTIONS,
     STEPS,
     TARGETS,
     TORCH_IMPL,
@@ -51,6 +55,7 @@ from ._core import (
     measure_memory,
 )
 from ._report import environment, markdown, summarize, write
+from .configs import CONFIGS, markdown_configs, run_batch, run_configs, write_doc
 
 __all__ = [
     "BATCH",
@@ -99,10 +104,14 @@ def run(
             results += _run_timed(section, settings, log)
         elif section == "scaling":
             results += _run_scaling(settings, log)
+        elif section == "configs":
+            results += run_configs(settings, log, settings.configs or None)
+        elif section == "batch":
+            results += run_batch(settings, log)
         elif section == "memory":
             results += _run_memory(settings, log)
         else:
-            raise ValueError(f"unknown section {section!r}; valid: train, infer, stream, scaling, memory")
+            raise ValueError(f"unknown section {section!r}; valid: {', '.join(SECTIONS)}")
         if checkpoint is not None:
             partial = {"environment": env, "results": [asdict(r) for r in results]}
             partial["summary"] = summarize(partial)
@@ -127,9 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2; try 1)")
     p.add_argument("--out", default="benchmarks/results", help="folder for <name>.json and <name>.md")
     p.add_argument("--name", default=None, help="file stem (default: latest, or quick with --quick)")
-    p.add_argument("--sections", nargs="+", default=None, help="subset of: train infer stream scaling memory")
+    p.add_argument("--sections", nargs="+", default=None, help=f"subset of: {' '.join(SECTIONS)}")
     p.add_argument("--models", nargs="+", default=None, help=f"subset of: {' '.join(MODELS)}")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per case (median)")
+    p.add_argument("--configs", nargs="+", default=None, help="subset of the configs section's rows (keys)")
+    p.add_argument(
+        "--doc",
+        default=None,
+        help="also write the configs/batch tables into this markdown file, "
+        "between <!-- bench:configs --> and <!-- /bench:configs -->",
+    )
     p.add_argument("--no-scaling-peers", action="store_true", help="time only liquidflow and LSTM in the T sweep")
     a = p.parse_args(argv)
     s = Settings.quick_settings(a.threads) if a.quick else Settings(threads=a.threads)
@@ -140,12 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             p.error(f"unknown models {bad}; valid: {list(MODELS)}")
         s.models = tuple(a.models)
+    if a.configs:
+        bad = [c for c in a.configs if c not in {c.key for c in CONFIGS}]
+        if bad:
+            p.error(f"unknown configs {bad}; valid: {[c.key for c in CONFIGS]}")
+        s.configs = tuple(a.configs)
     if a.repeats:
         s.repeats = a.repeats
     s.scaling_peers = not a.no_scaling_peers
     name = a.name or ("quick" if a.quick else "latest")
     data = run(s, checkpoint=lambda partial: write(partial, a.out, name))
     jp, mp = write(data, a.out, name)
+    if a.doc:
+        if not write_doc(markdown_configs(data["results"]), a.doc):
+            p.error(f"{a.doc} has no <!-- bench:configs --> ... <!-- /bench:configs --> block to replace")
+        print(f"updated {a.doc}", file=sys.stderr)
     print(markdown(data))
     print(f"wrote {jp} and {mp}", file=sys.stderr)
     return 0

@@ -27,7 +27,8 @@ IMPLS = ("liquidflow", "ncps")
 # timed alongside to show what the C kernels add
 TORCH_IMPL = "liquidflow-torch"
 BATCH, STEPS, FEATURES = 32, 100, 20
-SCALING_T = (50, 200, 800, 3200)
+SCALING_T = (10, 100, 1000, 10000)
+SECTIONS = ("train", "infer", "stream", "configs", "batch", "scaling", "memory")
 MEMORY_T = (250, 1000)
 TARGETS = {  # speed-up over ncps required by issue 8 (train = forward + backward)
     ("train", "cfc64"): 4.0,
@@ -59,7 +60,8 @@ class Settings:
     memory_t: tuple[int, ...] = MEMORY_T
     scaling_peers: bool = True  # also time ncps / LSTM in the scaling sweep
     models: tuple[str, ...] = MODELS
-    sections: tuple[str, ...] = ("train", "infer", "stream", "scaling", "memory")
+    sections: tuple[str, ...] = SECTIONS
+    configs: tuple[str, ...] = ()  # rows of the configs section (empty: all)
 
     @classmethod
     def quick_settings(cls, threads: int = 2) -> Settings:
@@ -72,6 +74,7 @@ class Settings:
             steps=20,
             stream_steps=20,
             scaling_t=(10, 40),
+            configs=("cfc64", "cfc64_pure", "ltc_ncp", "ltc_ncp_euler"),
             memory_t=(50,),
         )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ._core import LSTM_TARGET, MODEL_TITLES, MODELS, TARGETS, TORCH_IMPL, Settings
+from .configs import markdown_configs
 
 
 def _native_summary() -> str:
@@ -189,6 +190,7 @@ def markdown(data: dict[str, Any]) -> str:
                 if any(c != "—" for c in cells):
                     out.append(f"| {MODEL_TITLES[model]} | {impl} | " + " | ".join(cells) + " |")
         out.append("")
+    out += markdown_configs(res)
     errors = [r for r in res if r["error"]]
     if errors:
         out += ["## Errors", ""]
