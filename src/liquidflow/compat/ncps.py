@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell
-from ..torch._cells import inverse_softplus
+from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell, inverse_softplus
 from ..wirings import Wiring
 
 __all__ = ["from_ncps", "wiring_from_ncps"]

@@ -33,8 +33,7 @@ from torch import nn
 
 from .._files import atomic_write
 from .._spec import C_ACTIVATIONS
-from ..torch._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
-from ..torch._solvers import ExplicitRK, SemiImplicitEuler
+from ..torch import CfCCell, ExplicitRK, LTCCell, MixedMemoryLSTMCell, SemiImplicitEuler, WiredCfCCell
 from ._model import ExportModel, unwrap
 
 DTYPES = ("float32", "int8")

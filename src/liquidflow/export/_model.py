@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..torch import LTC, CfC
-from ..torch._cells import CfCCell, LTCCell, WiredCfCCell
+from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell
 
 Tensor = torch.Tensor
 

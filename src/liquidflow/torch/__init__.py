@@ -4,6 +4,7 @@ from ._cells import CfCCell as CfCCell
 from ._cells import LTCCell as LTCCell
 from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
 from ._cells import WiredCfCCell as WiredCfCCell
+from ._cells import inverse_softplus as inverse_softplus
 from ._dispatch import PATHS as PATHS
 from ._dispatch import Choice as Choice
 from ._dispatch import PathError as PathError
@@ -37,5 +38,6 @@ __all__ = [
     "WiredCfCCell",
     "explain",
     "get_solver",
+    "inverse_softplus",
     "use_path",
 ]
