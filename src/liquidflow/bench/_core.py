@@ -272,8 +272,8 @@ def _run_timed(section: str, settings: Settings, log: Callable[[str], None]) -> 
     return results
 
 
-def _peak_rss_during(fn: Callable[[], None]) -> float:
-    """Run ``fn`` once; the peak resident memory (MB) it added, sampled every 0.5 ms."""
+def _rss_while(fn: Callable[[], None]) -> tuple[float, float]:
+    """Run ``fn`` once; (resident memory before, its peak during the run) in MB, sampled every 0.5 ms."""
     import threading
 
     base = _rss_mb()
@@ -292,7 +292,13 @@ def _peak_rss_during(fn: Callable[[], None]) -> float:
     finally:
         done.set()
         th.join()
-    return max(peak[0] - base, 0.0)
+    return base, peak[0]
+
+
+def _peak_rss_during(fn: Callable[[], None]) -> float:
+    """Run ``fn`` once; the peak resident memory (MB) it added."""
+    base, peak = _rss_while(fn)
+    return max(peak - base, 0.0)
 
 
 def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]:
@@ -365,7 +371,6 @@ def measure_memory(model: str, impl: str, seq_len: int, batch: int, features: in
     """
     import gc
     import resource
-    import threading
 
     import torch
 
@@ -384,22 +389,9 @@ def measure_memory(model: str, impl: str, seq_len: int, batch: int, features: in
         pass
     scale = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0
     max_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-    base = _rss_mb()
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.0005)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    _train_fn(m, x)()
-    done.set()
-    th.join()
+    base, peak = _rss_while(_train_fn(m, x))
     max_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-    top = max(peak[0], max_after if max_after > max_before else 0.0)
+    top = max(peak, max_after if max_after > max_before else 0.0)
     return {"base_mb": base, "peak_mb": top, "delta_mb": top - base}
 
 
@@ -441,3 +433,16 @@ def _fmt(r: Result) -> str:
     if r.peak_rss_mb is not None:
         return f"{what} peak +{r.peak_rss_mb:.1f} MB"
     return f"{what} {r.median_ms:.3f} ms (iqr {r.iqr_ms:.3f}, n={r.repeats})"
+
+
+def sweep_table(title: str, axis: str, values: list[int], rows: list[tuple[str, str, str]],
+                cell: Callable[[str, str, int], str]) -> list[str]:  # fmt: skip
+    """Markdown: one row per (label, model, impl) that has a value, one column per ``axis = value``."""
+    out = [title, "", "| model | impl | " + " | ".join(f"{axis} = {v}" for v in values) + " |",
+           "|---|---|" + "---:|" * len(values)]  # fmt: skip
+    for label, model, impl in rows:
+        cells = [cell(model, impl, v) for v in values]
+        if any(c != "—" for c in cells):
+            out.append(f"| {label} | {impl} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ._core import LSTM_TARGET, MODEL_TITLES, MODELS, TARGETS, TORCH_IMPL, Settings
+from ._core import LSTM_TARGET, MODEL_TITLES, MODELS, TARGETS, TORCH_IMPL, Settings, sweep_table
 from .configs import markdown_configs
 
 
@@ -159,37 +159,23 @@ def markdown(data: dict[str, Any]) -> str:
                     f"| {MODEL_TITLES[peer]} (torch; median over groups) | {statistics.median(vs):.3f} | | | | |"
                 )
         out.append("")
+    rows = [(MODEL_TITLES[m], m, i) for m in [*MODELS, "lstm"] for i in ("liquidflow", "ncps", "torch")]
     scal = [r for r in res if r["section"] == "scaling"]
     if scal:
-        ts = sorted({r["seq_len"] for r in scal})
-        out += [
-            f"## Sequence-length scaling (forward + backward, batch {scal[0]['batch']}, ms; ms per step in brackets)",
-            "",
-        ]
-        out += ["| model | impl | " + " | ".join(f"T = {t}" for t in ts) + " |", "|---|---|" + "---:|" * len(ts)]
-        for model in [*MODELS, "lstm"]:
-            for impl in ("liquidflow", "ncps", "torch"):
-                cells = []
-                for t in ts:
-                    v = _lookup(res, "scaling", model, impl, t)
-                    cells.append("—" if v is None else f"{v:.1f} ({v / t:.3f})")
-                if any(c != "—" for c in cells):
-                    out.append(f"| {MODEL_TITLES[model]} | {impl} | " + " | ".join(cells) + " |")
-        out.append("")
+
+        def per_step(model: str, impl: str, t: int) -> str:
+            v = _lookup(res, "scaling", model, impl, t)
+            return "—" if v is None else f"{v:.1f} ({v / t:.3f})"
+
+        title = (
+            f"## Sequence-length scaling (forward + backward, batch {scal[0]['batch']}, ms; ms per step in brackets)"
+        )
+        out += sweep_table(title, "T", sorted({r["seq_len"] for r in scal}), rows, per_step)
     mem = [r for r in res if r["section"] == "memory"]
     if mem:
-        ts = sorted({r["seq_len"] for r in mem})
-        out += [f"## Peak memory of one training step (MB above the idle process, batch {mem[0]['batch']})", ""]
-        out += ["| model | impl | " + " | ".join(f"T = {t}" for t in ts) + " |", "|---|---|" + "---:|" * len(ts)]
-        for model in [*MODELS, "lstm"]:
-            for impl in ("liquidflow", "ncps", "torch"):
-                cells = []
-                for t in ts:
-                    v = _lookup(res, "memory", model, impl, t)
-                    cells.append(_num(v, "{:.1f}"))
-                if any(c != "—" for c in cells):
-                    out.append(f"| {MODEL_TITLES[model]} | {impl} | " + " | ".join(cells) + " |")
-        out.append("")
+        title = f"## Peak memory of one training step (MB above the idle process, batch {mem[0]['batch']})"
+        out += sweep_table(title, "T", sorted({r["seq_len"] for r in mem}), rows,
+                           lambda m, i, t: _num(_lookup(res, "memory", m, i, t), "{:.1f}"))  # fmt: skip
     out += markdown_configs(res)
     errors = [r for r in res if r["error"]]
     if errors:

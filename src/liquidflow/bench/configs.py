@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._core import Result, Settings, _fmt, _time_group, _train_fn, build_model
+from ._core import Result, Settings, _fmt, _time_group, _train_fn, build_model, sweep_table
 
 NCPS_GOAL = 4.0  # speed-up over ncps for every configuration ncps also has
 BATCHES = (1, 8, 32, 128, 1024)
@@ -245,21 +245,14 @@ def markdown_configs(res: list[dict[str, Any]]) -> list[str]:
         out.append("")
     batch = [r for r in res if r["section"] == "batch"]
     if batch:
-        bs = sorted({r["batch"] for r in batch})
-        out += [
-            f"## Batch scaling: forward + backward, T = {batch[0]['seq_len']} (ms; µs per sample in brackets)",
-            "",
-            "| model | impl | " + " | ".join(f"B = {b}" for b in bs) + " |",
-            "|---|---|" + "---:|" * len(bs),
-        ]
-        for model in dict.fromkeys(r["model"] for r in batch):
-            for impl in dict.fromkeys(r["impl"] for r in batch if r["model"] == model):
-                cells = []
-                for b in bs:
-                    hit = _get(res, "batch", model, impl, batch=b)
-                    cells.append("—" if hit is None else f"{hit['median_ms']:.1f} ({1e3 * hit['median_ms'] / b:.0f})")
-                out.append(f"| {model} | {impl} | " + " | ".join(cells) + " |")
-        out.append("")
+
+        def per_sample(model: str, impl: str, b: int) -> str:
+            hit = _get(res, "batch", model, impl, batch=b)
+            return "—" if hit is None else f"{hit['median_ms']:.1f} ({1e3 * hit['median_ms'] / b:.0f})"
+
+        title = f"## Batch scaling: forward + backward, T = {batch[0]['seq_len']} (ms; µs per sample in brackets)"
+        labels = [(r["model"], r["model"], r["impl"]) for r in batch]
+        out += sweep_table(title, "B", sorted({r["batch"] for r in batch}), list(dict.fromkeys(labels)), per_sample)
     return out
 
 
