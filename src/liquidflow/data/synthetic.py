@@ -61,15 +61,14 @@ def xor_events(
         values.append(bits[starts].astype(np.float64)[:, None])
         spans.append(runs.astype(np.float64))
         labels.append(np.int64(bits.sum() % 2))
-    return IrregularSeries.from_arrays(
-        values,
-        timespans=spans,
-        labels=labels,
-        label_level="sequence",
-        feature_names=["bit"],
-        time_scale=scale,
-        classes=[0, 1],
-    )
+    return _bit_series(values, spans, labels, scale)
+
+
+def _bit_series(values: list[np.ndarray], spans: list[np.ndarray], labels: list[np.int64],
+                scale: float) -> IrregularSeries:  # fmt: skip
+    """One feature ``bit``, a parity label per sequence."""
+    return IrregularSeries.from_arrays(values, timespans=spans, labels=labels, label_level="sequence",
+                                       feature_names=["bit"], time_scale=scale, classes=[0, 1])  # fmt: skip
 
 
 def _xor_paper(n: int, min_bits: int, max_bits: int, seed: int, scale: float) -> IrregularSeries:
@@ -99,15 +98,7 @@ def _xor_paper(n: int, min_bits: int, max_bits: int, seed: int, scale: float) ->
         values.append(np.asarray(events)[:, None])
         spans.append(np.asarray(elapsed))
         labels.append(np.int64(ones % 2))
-    return IrregularSeries.from_arrays(
-        values,
-        timespans=spans,
-        labels=labels,
-        label_level="sequence",
-        feature_names=["bit"],
-        time_scale=scale,
-        classes=[0, 1],
-    )
+    return _bit_series(values, spans, labels, scale)
 
 
 def damped_spirals(

@@ -256,6 +256,18 @@ class _Body:
 
 
 # ---------------------------------------------------------------------------------------------- cells
+def _emit_mapping(g: _Gen, body: _Body, P: dict[str, np.ndarray], which: str, src: str, dst: str, n: int) -> None:
+    """dst[k] = src[k] (* which_w[k]) (+ which_b[k]) for the LTC's affine/linear input or output mapping."""
+    w = g.floats(P[f"{which}_w"], f"{which}_w") if f"{which}_w" in P else None
+    b = g.floats(P[f"{which}_b"], f"{which}_b") if f"{which}_b" in P else None
+    expr = src + "[k]"
+    if w:
+        expr = f"{expr} * {w}[k]"
+    if b:
+        expr = f"{expr} + {b}[k]"
+    body.add(f"for (k = 0; k < {n}; ++k) {dst}[k] = {expr};")
+
+
 def _emit_ltc(g: _Gen, body: _Body, cell: LTCCell, x: str, h: str, out: str) -> str:
     """LTC step: reads ``x`` (inputs), updates ``h`` (N floats) in place, writes outputs to ``out``."""
     p = cell.effective_parameters()
@@ -293,14 +305,7 @@ def _emit_ltc(g: _Gen, body: _Body, cell: LTCCell, x: str, h: str, out: str) -> 
 
     # input mapping
     xm = body.buf("ltc_x", ni)
-    iw = g.floats(P["input_w"], "input_w") if "input_w" in P else None
-    ib = g.floats(P["input_b"], "input_b") if "input_b" in P else None
-    expr = x + "[k]"
-    if iw:
-        expr = f"{expr} * {iw}[k]"
-    if ib:
-        expr = f"{expr} + {ib}[k]"
-    body.add(f"for (k = 0; k < {ni}; ++k) {xm}[k] = {expr};")
+    _emit_mapping(g, body, P, "input", x, xm, ni)
     # sensory conductances, once per interval
     bn, bd = body.buf("ltc_bn", n), body.buf("ltc_bd", n)
     body.add(f"for (j = 0; j < {n}; ++j) {{")
@@ -366,14 +371,7 @@ def _emit_ltc(g: _Gen, body: _Body, cell: LTCCell, x: str, h: str, out: str) -> 
             f"the C export does not support the solver {solver!r}; use one of semi_implicit, euler, midpoint, heun, rk4"
         )
     body.add("}")
-    ow = g.floats(P["output_w"], "output_w") if "output_w" in P else None
-    ob = g.floats(P["output_b"], "output_b") if "output_b" in P else None
-    expr = h + "[k]"
-    if ow:
-        expr = f"{expr} * {ow}[k]"
-    if ob:
-        expr = f"{expr} + {ob}[k]"
-    body.add(f"for (k = 0; k < {m}; ++k) {out}[k] = {expr};")
+    _emit_mapping(g, body, P, "output", h, out, m)
     return rhs
 
 
