@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-AREAS = ("demo", "train", "reproduce", "maintenance", "export", "inspect", "bench", "robustness")
+AREAS = ("demo", "train", "reproduce", "tune", "maintenance", "export", "inspect", "bench", "robustness")
 
 
 def build_app():  # type: ignore[no-untyped-def]
