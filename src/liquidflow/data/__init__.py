@@ -13,6 +13,8 @@ from ._loader import forward_fill as forward_fill
 from ._loader import make_loader as make_loader
 from ._series import IrregularSeries as IrregularSeries
 from ._series import compute_timespans as compute_timespans
+from ._ucr import read_ts as read_ts
+from ._ucr import ucr_splits as ucr_splits
 from ._walker2d import walker2d_splits as walker2d_splits
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "compute_timespans",
     "forward_fill",
     "make_loader",
+    "read_ts",
     "synthetic",
+    "ucr_splits",
     "walker2d_splits",
 ]
