@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: referenc
 
 import keras
 import liquidflow.keras as lk
-from helpers import INPUT_SIZE, LAYERS, make_layer, random_batch, reference_run
+from helpers import ALL_LAYERS, INPUT_SIZE, LAYERS, make_layer, random_batch, reference_run
 from liquidflow.compat.keras_torch import keras_from_torch, keras_to_torch, torch_from_keras, torch_to_keras
 from liquidflow.torch import LTC as TorchLTC
 from liquidflow.torch import CfC as TorchCfC
@@ -313,17 +313,27 @@ def test_gradients_match_torch_float64(name: str) -> None:
 def test_plain_rnn_loop_fallback_gives_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without ``keras.src.backend.rnn`` the layers run keras.layers.RNN's own loop over the cell's
     one-step ``call``: same values (masked, backwards, mixed memory), only slower."""
+    import contextlib
+
     import liquidflow.keras._layers as layers_module
+
+    def loop() -> Any:  # on torch the loop, not the kernels the torch backend runs by default
+        if BACKEND != "torch":
+            return contextlib.nullcontext()
+        from liquidflow.keras._torch_kernels import use_path
+
+        return use_path("loop")
 
     for name in ("ltc-mixed-proj", "cfc-mixed-proj", "wcfc-autoncp"):
         tl = make_layer(name, torch.float64, seed=24)
         x, dt, mask = random_batch(3, 6, torch.float64, seed=25, masked=True)
         for go_backwards in (False, True):
             kl = keras_from_torch(tl, return_state=True, go_backwards=go_backwards)
-            fast = [npy(v) for v in kl([x.numpy(), dt.numpy()], mask=mask.numpy())]
-            with monkeypatch.context() as m:
-                m.setattr(layers_module, "_backend_rnn", None)
-                plain = [npy(v) for v in kl([x.numpy(), dt.numpy()], mask=mask.numpy())]
+            with loop():
+                fast = [npy(v) for v in kl([x.numpy(), dt.numpy()], mask=mask.numpy())]
+                with monkeypatch.context() as m:
+                    m.setattr(layers_module, "_backend_rnn", None)
+                    plain = [npy(v) for v in kl([x.numpy(), dt.numpy()], mask=mask.numpy())]
             for a, b in zip(fast, plain, strict=True):
                 assert max_err(a, b) < 1e-12
 
@@ -340,6 +350,121 @@ def test_backbone_dropout_only_in_training() -> None:
             layer(x, training=True)
     else:
         assert max_err(layer(x, training=True), y_eval) > 1e-3
+
+
+# ----------------------------------------------------------------- torch backend: the kernels
+# Configurations the kernels of liquidflow._ops run on the torch backend (the others keep the loop).
+KERNEL_LAYERS = [
+    "ltc-fc", "ltc-ncp", "ltc-linear-nomap", "ltc-proj", "ltc-unfolds1-eps", "ltc-nomap-linear",
+    "ltc-random-wiring", "cfc-default", "cfc-no_gate", "cfc-nobackbone", "cfc-tanh", "cfc-gelu", "cfc-silu",
+    "cfc-relu", "cfc-proj", "cfc-dropout", "wcfc-autoncp", "wcfc-ncp-no_gate", "wcfc-fc", "wcfc-autoncp-proj",
+]  # fmt: skip
+KERNEL_VARIANTS = {
+    # name: (return_sequences, go_backwards, masked, initial state)
+    "sequences-mask-h0": (True, False, True, True),
+    "last-mask-backwards": (False, True, True, False),
+    "sequences-plain": (True, False, False, False),
+}
+
+
+def _torch_outputs_and_grads(kl: Any, x: np.ndarray, dt: np.ndarray, mask: Any, init: Any, path: str | None,
+                             ry: list[Any] | None) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    """Outputs of a call on the torch backend through ``path`` and the gradients of a random
+    projection of them w.r.t. the input and every trainable variable."""
+    from liquidflow.keras._torch_kernels import use_path
+
+    xt = torch.tensor(x, requires_grad=True)
+    with use_path(path):
+        out = kl([xt, torch.tensor(dt)], mask=None if mask is None else torch.tensor(mask), initial_state=init)
+    out = list(out) if isinstance(out, (list, tuple)) else [out]
+    if ry is None:
+        return [o.detach() for o in out], []
+    loss = sum((o * r).sum() for o, r in zip(out, ry, strict=True))
+    grads = torch.autograd.grad(loss, [xt, *[v.value for v in kl.trainable_variables]], allow_unused=True)
+    return [o.detach() for o in out], [g if g is not None else torch.zeros(()) for g in grads]
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the kernels of liquidflow._ops run on the torch backend")
+@pytest.mark.parametrize("variant", list(KERNEL_VARIANTS))
+@pytest.mark.parametrize("name", sorted(ALL_LAYERS))
+def test_torch_backend_kernels_match_the_loop(name: str, variant: str) -> None:
+    """On the torch backend the layers run liquidflow._ops' kernels (C on CPU, else fused torch) for the
+    options they take: outputs, final state and the gradients w.r.t. the input and every Keras variable
+    equal those of the keras.ops loop (float64, per-sample timespans; masks, initial state, backwards,
+    last observed output). The other configurations say why they keep the loop."""
+    from liquidflow.keras._torch_kernels import explain
+
+    return_sequences, go_backwards, masked, with_h0 = KERNEL_VARIANTS[variant]
+    tl = make_layer(name, torch.float64, seed=31)
+    kl = keras_from_torch(tl, return_state=True, return_sequences=return_sequences, go_backwards=go_backwards)
+    x, dt, mask = random_batch(3, 6, torch.float64, seed=32, masked=masked)
+    gen = torch.Generator().manual_seed(33)
+    init = None
+    if with_h0:
+        h0 = 0.3 * torch.randn(3, tl.state_size, generator=gen, dtype=torch.float64)
+        init = [h0, 0.1 * h0] if tl.mixed_memory else [h0]
+    path = explain(kl, x, dt.unsqueeze(-1), mask).splitlines()[0]
+    if name not in KERNEL_LAYERS:
+        assert path == "sequence path: loop", path  # the loop's values: the parity tests above
+        return
+    assert path == "sequence path: native", explain(kl, x, dt.unsqueeze(-1), mask)
+    m = None if mask is None else mask.numpy()
+    shapes = [o.shape for o in _torch_outputs_and_grads(kl, x.numpy(), dt.numpy(), m, init, "loop", None)[0]]
+    ry = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
+    ref_out, ref_grads = _torch_outputs_and_grads(kl, x.numpy(), dt.numpy(), m, init, "loop", ry)
+    paths = [None] if name in ("cfc-relu", "cfc-gelu", "cfc-silu") else [None, "fused"]  # fused: tanh backbones
+    for p in paths:
+        out, grads = _torch_outputs_and_grads(kl, x.numpy(), dt.numpy(), m, init, p, ry)
+        err = max(max_err(a, b) for a, b in zip(out, ref_out, strict=True))
+        gerr = max(max_err(a, b) for a, b in zip(grads, ref_grads, strict=True))
+        _record(f"torch-backend kernels ({p or 'native'}) vs loop float64 {name}", max(err, gerr))
+        assert err < 1e-10 and gerr < 1e-9, (p, err, gerr)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the kernels of liquidflow._ops run on the torch backend")
+@pytest.mark.parametrize("name", ["ltc-ncp", "cfc-default", "wcfc-autoncp"])
+def test_torch_backend_kernels_float32_and_stateful(name: str) -> None:
+    """float32 through the kernels equals the loop, and a stateful layer carries its state between calls."""
+    from liquidflow.keras._torch_kernels import use_path
+
+    tl = make_layer(name, torch.float32, seed=34)
+    x, dt, _ = random_batch(2, 8, torch.float32, seed=35)
+    kl = keras_from_torch(tl, return_sequences=True)
+    with use_path("loop"):
+        ref = npy(kl([x.numpy(), dt.numpy()]))
+    assert max_err(kl([x.numpy(), dt.numpy()]), ref) < 1e-5
+    st = keras_from_torch(tl, return_sequences=True, stateful=True, batch_size=2)
+    y1 = npy(st([x[:, :5].numpy(), dt[:, :5].numpy()]))
+    y2 = npy(st([x[:, 5:].numpy(), dt[:, 5:].numpy()]))
+    assert max_err(np.concatenate([y1, y2], 1), ref) < 1e-5
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the kernels of liquidflow._ops run on the torch backend")
+@pytest.mark.parametrize("name", ["ltc-ncp", "cfc-default", "wcfc-autoncp"])
+def test_torch_backend_fit_through_the_kernels_equals_the_loop(name: str) -> None:
+    """model.fit on the torch backend trains through the kernels: the same weights after an epoch as
+    through the keras.ops loop (so the gradients reaching the Keras variables are the loop's), and the
+    loss goes down."""
+    from liquidflow.keras._torch_kernels import use_path
+
+    tl = make_layer(name, torch.float32, seed=36)
+    x, y = toy_regression(n=32, t=10, f=INPUT_SIZE)
+    weights = {}
+    losses = {}
+    for path in ("loop", None):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((None, INPUT_SIZE)), keras_from_torch(tl, return_sequences=True),
+                                  keras.layers.Dense(1)])  # fmt: skip
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mean_squared_error")
+        with use_path(path):
+            before = float(model.evaluate(x, y, verbose=0))
+            model.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False)
+            losses[path] = (before, float(model.evaluate(x, y, verbose=0)))
+        weights[path] = [npy(v) for v in model.trainable_variables]
+    err = max(max_err(a, b) for a, b in zip(weights[None], weights["loop"], strict=True))
+    _record(f"torch-backend fit kernels vs loop float32 {name}", err)
+    assert err < 1e-5
+    assert losses[None][1] < losses[None][0]
 
 
 # ------------------------------------------------------------------------------ serialization

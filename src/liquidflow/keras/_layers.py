@@ -35,6 +35,11 @@ except ImportError:  # pragma: no cover - depends on the Keras version
 _register = keras.saving.register_keras_serializable(package="liquidflow")
 
 
+def _on_torch() -> bool:
+    """On the torch backend the sequences may run liquidflow._ops' kernels (``_torch_kernels``)."""
+    return keras.backend.backend() == "torch"
+
+
 def _is_shape(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(d is None or isinstance(d, int) for d in value)
 
@@ -270,11 +275,19 @@ class _LiquidRNN(keras.layers.RNN):
             # padded steps may hold any timespan (e.g. 0): give them a harmless one, so that
             # nothing non-finite appears in the discarded branch (and its gradient)
             ts = ops.where(ops.expand_dims(mask, -1), ts, ones)
+        if _on_torch():
+            result = self._kernel_call(x, ts, mask, initial_state, training)
+            if result is not None:
+                return self._project(result, mask)
         packed = self.cell.precompute(x, ts)  # (B, T, P): the state-independent work, once
         if mask is not None and not self.return_sequences:
             result = self._call_last_observed(packed, initial_state, mask, training)
         else:
             result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
+        return self._project(result, mask)
+
+    def _project(self, result: Any, mask: Any) -> Any:
+        """The optional projection ``fc`` of the loop's or the kernel's outputs."""
         if self.fc is None:
             return result
         if self.return_state:
@@ -287,6 +300,36 @@ class _LiquidRNN(keras.layers.RNN):
         if self.return_sequences and mask is not None:
             out = out * ops.cast(ops.expand_dims(mask, -1), out.dtype)
         return (out, *states) if self.return_state else out
+
+    def _kernel_call(self, x: Any, ts: Any, mask: Any, initial_state: Any, training: Any) -> Any:
+        """On the torch backend: the call run by liquidflow._ops' kernels, or None (the loop runs it).
+
+        Does what ``keras.layers.RNN.call`` does around its loop (initial or stateful state,
+        ``go_backwards``, ``return_state``), with the cell's whole sequence as one kernel call
+        (see ``_torch_kernels``).
+        """
+        from . import _torch_kernels
+
+        if _torch_kernels.why_not(self, x, ts, mask, bool(training)) is not None:
+            return None
+        if initial_state is None:
+            if self.stateful:
+                h0 = ops.convert_to_tensor(self.states[0]).clone()  # assigned in place below
+            else:
+                h0 = ops.zeros((ops.shape(x)[0], self.rnn_cell.state_size), dtype=x.dtype)
+        else:
+            h0 = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
+            h0 = ops.convert_to_tensor(h0, dtype=x.dtype)
+        if self.go_backwards:  # the loop reads the steps last to first, and returns them in that order
+            x, ts = ops.flip(x, 1), ops.flip(ts, 1)
+            mask = None if mask is None else ops.flip(mask, 1)
+        result = _torch_kernels.run(self, x, ts, mask, h0, bool(training))
+        if result is None:
+            return None
+        out, h = result
+        if self.stateful:
+            self.states[0].assign(h)
+        return (out, h) if self.return_state else out
 
     def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False) -> Any:
         """``keras.layers.RNN.inner_loop`` with the cell's ``step`` and weights derived once, not per step.
