@@ -180,15 +180,7 @@ static inline double lf_step_softplus(double x) {
 #define LF_SOFTPLUS lf_step_softplusf
 #define LF_ERF erff
 #define LF_ABS fabsf
-#include "step_impl.h"
-#undef REAL
-#undef LF_SFX
-#undef LF_EXP
-#undef LF_SIG
-#undef LF_TANH
-#undef LF_SOFTPLUS
-#undef LF_ERF
-#undef LF_ABS
+#include "step_impl.h" /* undefines the macros above at its end */
 
 #define REAL double
 #define LF_SFX(name) name##_f64
@@ -198,15 +190,7 @@ static inline double lf_step_softplus(double x) {
 #define LF_SOFTPLUS lf_step_softplus
 #define LF_ERF erf
 #define LF_ABS fabs
-#include "step_impl.h"
-#undef REAL
-#undef LF_SFX
-#undef LF_EXP
-#undef LF_SIG
-#undef LF_TANH
-#undef LF_SOFTPLUS
-#undef LF_ERF
-#undef LF_ABS
+#include "step_impl.h" /* undefines the macros above at its end */
 
 /* for the tests of the helpers above */
 float lf_step_softplus_check_f32(float x) { return lf_step_softplusf(x); }

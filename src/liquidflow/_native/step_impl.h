@@ -416,3 +416,13 @@ int LF_SFX(lf_step_ltc)(const lf_step_ltc_plan *plan, const REAL *x, int64_t xld
     if (buf != small) free(buf);
     return failed ? 3 : 0;
 }
+
+/* the template's parameters, defined by step.c before each inclusion */
+#undef REAL
+#undef LF_SFX
+#undef LF_EXP
+#undef LF_SIG
+#undef LF_TANH
+#undef LF_SOFTPLUS
+#undef LF_ERF
+#undef LF_ABS
