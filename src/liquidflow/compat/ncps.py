@@ -163,6 +163,12 @@ def _mixed_memory_into(dst: Any, src: Any) -> None:
     _copy(dst.recurrent_map.weight, src.recurrent_map.weight)
 
 
+def _layer_kwargs(module: Any) -> dict[str, Any]:
+    """The sequence-layer options an ncps LTC/CfC shares with ours."""
+    return {"return_sequences": module.return_sequences, "batch_first": module.batch_first,
+            "mixed_memory": module.use_mixed}  # fmt: skip
+
+
 def from_ncps(ncps_module: nn.Module) -> nn.Module:
     """Convert an ncps.torch CfC, LTC, CfCCell, WiredCfCCell or LTCCell, weights included."""
     module: Any = ncps_module
@@ -180,9 +186,7 @@ def from_ncps(ncps_module: nn.Module) -> nn.Module:
         new_ltc = LTC(
             int(module.input_size),
             cell.wiring,
-            return_sequences=module.return_sequences,
-            batch_first=module.batch_first,
-            mixed_memory=module.use_mixed,
+            **_layer_kwargs(module),
             input_mapping=cell.input_mapping,
             output_mapping=cell.output_mapping,
             ode_unfolds=cell.ode_unfolds,
@@ -197,15 +201,8 @@ def from_ncps(ncps_module: nn.Module) -> nn.Module:
         proj = module.fc.out_features if isinstance(module.fc, nn.Linear) else None
         if type(src).__name__ == "WiredCfCCell":
             wired = _wired_cfc_from_ncps(src)
-            new_cfc = CfC(
-                int(module.input_size),
-                wired.wiring,
-                proj_size=proj,
-                return_sequences=module.return_sequences,
-                batch_first=module.batch_first,
-                mixed_memory=module.use_mixed,
-                mode=wired.mode,
-            )
+            kw = _layer_kwargs(module)
+            new_cfc = CfC(int(module.input_size), wired.wiring, proj_size=proj, mode=wired.mode, **kw)
             new_cfc.cell.load_state_dict(wired.state_dict())
         else:
             c = _cfc_cell_from_ncps(src)
@@ -213,9 +210,7 @@ def from_ncps(ncps_module: nn.Module) -> nn.Module:
                 int(module.input_size),
                 c.hidden_size,
                 proj_size=proj,
-                return_sequences=module.return_sequences,
-                batch_first=module.batch_first,
-                mixed_memory=module.use_mixed,
+                **_layer_kwargs(module),
                 mode=c.mode,
                 activation=c.backbone_activation,
                 backbone_units=c.backbone_units,
