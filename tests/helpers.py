@@ -69,6 +69,10 @@ OPTIONS: dict[str, LayerFactory] = {
     "ltc-unfolds1-eps": lambda: LTC(INPUT_SIZE, 5, ode_unfolds=1, epsilon=1e-3),
     "ltc-nomap-linear": lambda: LTC(INPUT_SIZE, 5, input_mapping=None, output_mapping="linear"),
     "ltc-random-wiring": lambda: LTC(INPUT_SIZE, Random(6, 3, 0.5, random_seed=4)),
+    # explicit solvers on the edge-list kernels (LAYERS: rk4 there, euler / midpoint / heun dense)
+    "ltc-euler-ncp": lambda: LTC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2, seed=3), solver="euler", ode_unfolds=16),
+    "ltc-midpoint-autoncp": lambda: LTC(INPUT_SIZE, AutoNCP(10, 3, seed=5), solver="midpoint", ode_unfolds=6),
+    "ltc-heun-ncp-proj": lambda: LTC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), solver="heun", ode_unfolds=8, proj_size=2),
     "wcfc-autoncp-proj": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1), proj_size=2),
 }
 ALL_LAYERS: dict[str, LayerFactory] = {**LAYERS, **OPTIONS}

@@ -24,6 +24,7 @@ from helpers import (
 from liquidflow import _native
 from liquidflow._ops import fused as _fused
 from liquidflow._ops import native_ltc as _native_ltc
+from liquidflow._spec import TABLEAUX, ButcherTableau
 from liquidflow.torch import LTC
 from liquidflow.wirings import NCP, AutoNCP
 
@@ -34,7 +35,7 @@ EXTRA = {
     "ltc-autoncp": lambda: LTC(INPUT_SIZE, AutoNCP(12, 3, seed=2)),  # edge list
     "ltc-ncp-nomap": lambda: LTC(INPUT_SIZE, NCP(5, 4, 3, 2, 2, 2, 2, seed=1), input_mapping=None, ode_unfolds=2),
 }
-NAMES = ["ltc-fc", "ltc-ncp", "ltc-linear-nomap", *EXTRA]
+NAMES = ["ltc-fc", "ltc-ncp", "ltc-linear-nomap", "ltc-euler", "ltc-heun", "ltc-autoncp-rk4", *EXTRA]
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +114,7 @@ def test_native_matches_torch_kernels(name: str, case: str, dtype: torch.dtype, 
         _close(a, b, dtype, f"gradient of {n}")
 
 
-@pytest.mark.parametrize("name", ["ltc-fc", "ltc-ncp"])
+@pytest.mark.parametrize("name", ["ltc-fc", "ltc-ncp", "ltc-midpoint", "ltc-autoncp-rk4"])
 def test_frozen_weights_and_inference(name: str) -> None:
     """Only the input needs a gradient (the kernels skip the weight accumulators); no_grad runs save nothing."""
     layer = _layer(name, torch.float64)
@@ -210,6 +211,83 @@ def test_kernels_pass_gradcheck(kind: str) -> None:
         dst = torch.tensor([1, 2, 2, 0, 3, 1, 2])
         fn = lambda *a: _native_ltc.sparse(L, a[0], a[1], keep, *a[2:], src, dst)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (base, C, h0, w, we, sigma, sm))
+
+
+def _edges(N: int) -> tuple[torch.Tensor, torch.Tensor]:
+    adj = torch.rand(N, N, generator=torch.Generator().manual_seed(4)) < 0.3
+    src, dst = adj.nonzero(as_tuple=True)
+    return src, dst
+
+
+# an explicit method of three stages with every a_ij non-zero (Kutta's third-order method)
+KUTTA3 = ButcherTableau("kutta3", 3, ((), (0.5,), (-1.0, 2.0)), (1 / 6, 2 / 3, 1 / 6), (0.0, 0.5, 1.0))
+
+
+@DTYPES
+@pytest.mark.parametrize("B", [5, 19], ids=["B5", "B19"])
+@pytest.mark.parametrize("masked", [False, True], ids=["all", "masked"])
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("solver", [*TABLEAUX, "kutta3"])
+def test_explicit_kernels_match_torch(solver: str, kind: str, masked: bool, B: int, dtype: torch.dtype,
+                                      threads: int) -> None:  # fmt: skip
+    """The C kernels of the explicit solvers (any tableau) against the fused torch kernel, values and
+    the gradients of every input (the torch kernel differentiates by autograd, one interval at a time)."""
+    tableau = KUTTA3 if solver == "kutta3" else TABLEAUX[solver]
+    T, N, L = 6, 9, 3
+    edges = _edges(N) if kind == "sparse" else None
+    base, C, keep, h0, w, we, sigma, sm = _kernel_inputs(
+        T, B, N, dtype, masked, None if edges is None else edges[0].numel()
+    )
+    C = (C.detach() * 8).requires_grad_()  # c = C_m / h large enough for an explicit method to be stable
+    wrt = [base, C, h0, w, we, sigma, sm]
+    gS = torch.randn(T, B, N, dtype=dtype, generator=torch.Generator().manual_seed(9))
+    if edges is None:
+        S = _native_ltc.dense(L, base, C, keep, h0, w, we, sigma, sm, tableau)
+    else:
+        S = _native_ltc.sparse(L, base, C, keep, h0, w, we, sigma, sm, *edges, tableau)
+    assert S is not None
+    fast = (S.detach(), torch.autograd.grad((S * gS).sum(), wrt))
+    S2 = _fused.ltc_explicit(L, tableau, base, C, keep, h0, w, we, sigma, sm, edges)
+    slow = (S2.detach(), torch.autograd.grad((S2 * gS).sum(), wrt))
+    _close(fast[0], slow[0], dtype, "states")
+    for n, a, b in zip(["base", "C", "h0", "w", "we", "sigma", "sm"], fast[1], slow[1]):
+        _close(a, b, dtype, f"gradient of {n}")
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("solver", ["midpoint", "rk4"])
+def test_explicit_kernels_pass_gradcheck(kind: str, solver: str) -> None:
+    T, B, N, L = 3, 2, 4, 2
+    tableau = TABLEAUX[solver]
+    base, C, keep, h0, w, we, sigma, sm = _kernel_inputs(T, B, N, torch.float64, True, None if kind == "dense" else 7)
+    keep[0] = True
+    C = (C.detach() * 4).requires_grad_()
+    if kind == "dense":
+        fn = lambda *a: _native_ltc.dense(L, a[0], a[1], keep, *a[2:], tableau)  # noqa: E731
+    else:
+        src = torch.tensor([0, 0, 1, 2, 3, 3, 2])
+        dst = torch.tensor([1, 2, 2, 0, 3, 1, 2])
+        fn = lambda *a: _native_ltc.sparse(L, a[0], a[1], keep, *a[2:], src, dst, tableau)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (base, C, h0, w, we, sigma, sm))
+
+
+def test_explicit_solvers_take_the_kernels() -> None:
+    """Every named solver runs on the C kernel (sequence) and the one-step kernels give the loop's step."""
+    from liquidflow.torch import explain, use_path
+
+    for solver in TABLEAUX:
+        torch.manual_seed(0)
+        layer = LTC(INPUT_SIZE, 5, solver=solver, ode_unfolds=4).double()
+        x, dt, _ = random_batch(3, 4, torch.float64)
+        assert explain(layer, x, timespans=dt).path == "native", solver
+        h = 0.1 * torch.randn(3, 5, dtype=torch.float64)
+        with torch.no_grad():
+            with use_path("fused"):
+                fast = layer.step(x[:, 0], h, dt[:, 0])
+            with use_path("loop"):
+                slow = layer.step(x[:, 0], h, dt[:, 0])
+        _close(fast[1], slow[1], torch.float64, f"{solver} step state")
+        _close(fast[0], slow[0], torch.float64, f"{solver} step output")
 
 
 @DTYPES

@@ -210,9 +210,10 @@ class LTCSpec:
         return TABLEAUX.get(self.solver)
 
     def kernel_why_not(self) -> str | None:
-        """Why no fused sequence kernel (torch or C) runs this cell; None when one does."""
-        if self.solver != "semi_implicit":
-            return f"solver={self.solver!r}: the kernels run the semi-implicit step only"
+        """Why no fused sequence kernel (torch or C) runs this cell; None when one does (the
+        semi-implicit step and every explicit solver: the kernels take its ``tableau``)."""
+        if self.solver != "semi_implicit" and self.tableau is None:
+            return f"solver={self.solver!r}: the kernels run the semi-implicit step and Butcher tableaux only"
         return None
 
 

@@ -21,7 +21,7 @@
 _Static_assert(sizeof(void *) == 8 && sizeof(double) == 8, "64-bit pointers expected (the structs have 8-byte fields)");
 
 #define LF_CFC_ABI_VERSION 4
-#define LF_LTC_ABI_VERSION 3
+#define LF_LTC_ABI_VERSION 4
 #define LF_STEP_ABI_VERSION 2
 
 /* ------------------------------------------------------------------------------------------ CfC */
@@ -63,8 +63,9 @@ typedef struct lf_cfc_layer {
 } lf_cfc_layer;
 
 /* -------------------------------------------------------------------------------- LTC sequences */
-/* dense (N, N) or edge-list (E) LTC over a whole sequence (ltc.c); the forward pass reads the
- * inputs and writes states, v, d; the backward pass reads c, keep, the tables, v, d, grad_states */
+/* dense (N, N) or edge-list (E) LTC over a whole sequence (ltc.c), semi-implicit or explicit
+ * Runge-Kutta; the forward pass reads the inputs and writes states, v, d; the backward pass reads c,
+ * keep, the tables, v, d, grad_states */
 typedef struct lf_ltc_seq {
     int64_t steps, batch, neurons, unfolds; /* T, B, N, L */
     int64_t edges;                          /* E (edge-list kernels only) */
@@ -80,6 +81,11 @@ typedef struct lf_ltc_seq {
     void *v, *d;                      /* saved potentials and denominators (layouts in ltc_impl.h), or NULL */
     const void *grad_states;          /* (T, B, N) */
     void *grad_base, *grad_c, *grad_h0, *grad_w, *grad_we, *grad_sigma, *grad_sm;
+    /* the solver: stages = 0 the semi-implicit step; stages = S >= 1 an explicit Runge-Kutta method
+     * with Butcher tableau rk_a (S, S) row-major (strictly lower triangular) and weights rk_b (S),
+     * always double; base then holds no epsilon (ltc_impl.h, "explicit Runge-Kutta") */
+    int64_t stages;
+    const double *rk_a, *rk_b;
 } lf_ltc_seq;
 
 /* the sensory synapses and the leak of all T B rows at once (ltc.c) */

@@ -1,5 +1,5 @@
-/* liquidflow native kernels: LTC sequences with the semi-implicit solver (dense and edge-list),
- * forward and backward. The bodies are in ltc_impl.h, compiled once for float (vectorisable
+/* liquidflow native kernels: LTC sequences with the semi-implicit solver or an explicit Runge-Kutta
+ * method (dense and edge-list), forward and backward. The bodies are in ltc_impl.h, compiled once for float (vectorisable
  * lf_sigmoidf) and once for double (libm, for the float64 tests). */
 #include <omp.h>
 #include <stdlib.h>
@@ -38,6 +38,9 @@ static const lf_abi_field lf_ltc_abi_fields[] = {
     LF_ABI_FIELD(lf_ltc_seq, grad_we),
     LF_ABI_FIELD(lf_ltc_seq, grad_sigma),
     LF_ABI_FIELD(lf_ltc_seq, grad_sm),
+    LF_ABI_FIELD(lf_ltc_seq, stages),
+    LF_ABI_FIELD(lf_ltc_seq, rk_a),
+    LF_ABI_FIELD(lf_ltc_seq, rk_b),
     LF_ABI_STRUCT(lf_ltc_sensory),
     LF_ABI_FIELD(lf_ltc_sensory, rows),
     LF_ABI_FIELD(lf_ltc_sensory, inputs),

@@ -1,4 +1,5 @@
-/* LTC sequence kernels, written once over REAL and included twice by ltc.c (float, double).
+/* LTC sequence kernels, written once over REAL and included twice by ltc.c (float, double): the
+ * semi-implicit step (below) and the explicit Runge-Kutta solvers (further down, "explicit Runge-Kutta").
  *
  * Semi-implicit LTC (docs/math.md, section 2), per batch row b, step t and unfold k:
  *     a_ij = sigmoid(sigma_ij v_i - sm_ij)                      (sm = sigma mu; i pre, j post)
@@ -214,21 +215,46 @@ static LF_KERNEL int LF_SFX(ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int6
  * Saved layout (private to these two functions): V (nblk, T, L+1, N, LANES), Dsv (nblk, T, L, N, LANES). */
 int LF_SFX(lf_ltc_lanes)(void) { return LANES; }
 
-/* load step t of a block transposed: cc, b0, b1 [N][LANES] and the lanes' keep flags */
-static void LF_SFX(sparse_load)(int64_t t, int64_t B, int64_t N, int64_t b0, int64_t nb, const REAL *restrict base,
+/* load step t of a block transposed: cc, b0, b1 [N][LANES] and the lanes' keep flags; masked lanes
+ * get c = cmask, base = [0, 1] */
+static void LF_SFX(sparse_load)(int64_t t, int64_t B, int64_t N, int64_t b0, int64_t nb, REAL cmask,
+                                const REAL *restrict base,
                                 const REAL *restrict C, const uint8_t *restrict keep, REAL *restrict cc,
                                 REAL *restrict bn, REAL *restrict bd, uint8_t *restrict kp) {
     for (int l = 0; l < LANES; l++) {
         const int64_t r = t * B + b0 + (l < nb ? l : 0);
         kp[l] = keep ? keep[r] != 0 : 1;
         const REAL *c = C + r * N;
-        for (int64_t j = 0; j < N; j++) cc[j * LANES + l] = kp[l] ? c[j] : 1;
+        for (int64_t j = 0; j < N; j++) cc[j * LANES + l] = kp[l] ? c[j] : cmask;
         if (!base) continue; /* (the backward pass needs c only) */
         const REAL *bs = base + r * 2 * N;
         for (int64_t j = 0; j < N; j++) {
             bn[j * LANES + l] = kp[l] ? bs[j] : 0;
             bd[j * LANES + l] = kp[l] ? bs[N + j] : 1;
         }
+    }
+}
+
+/* Sum the four per-thread [edge][lane] accumulator tables (thread p's at base + p * per) over the
+ * lanes and the threads into the gradients of w, we, sigma and (negated) sm. */
+static void LF_SFX(sum_edge_lanes)(const REAL *base, int64_t per, int nt, int64_t E, REAL *restrict gw,
+                                   REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm) {
+    const int64_t EW = E * LANES;
+    for (int64_t e = 0; e < E; e++) {
+        REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int p = 0; p < nt; p++) {
+            const REAL *acc = base + (size_t)p * per + e * LANES;
+            for (int l = 0; l < LANES; l++) {
+                s0 += acc[l];
+                s1 += acc[EW + l];
+                s2 += acc[2 * EW + l];
+                s3 += acc[3 * EW + l];
+            }
+        }
+        gw[e] = s0;
+        gwe[e] = s1;
+        gsig[e] = s2;
+        gsm[e] = -s3;
     }
 }
 
@@ -257,7 +283,7 @@ static LF_KERNEL int LF_SFX(ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int
             for (int l = 0; l < LANES; l++)
                 for (int64_t j = 0; j < N; j++) h[j * LANES + l] = h0[(b0 + (l < nb ? l : 0)) * N + j];
             for (int64_t t = 0; t < T; t++) {
-                LF_SFX(sparse_load)(t, B, N, b0, nb, base, C, keep, cc, bn, bd, kp);
+                LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)1, base, C, keep, cc, bn, bd, kp);
                 REAL *Vt = save ? V + ((blk * T + t) * (L + 1)) * NW : NULL;
                 REAL *Dt = save ? Dsv + ((blk * T + t) * L) * NW : NULL;
                 if (save) memcpy(Vt, h, sizeof(REAL) * NW);
@@ -323,7 +349,7 @@ static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int
             const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
             memset(dh, 0, sizeof(REAL) * NW);
             for (int64_t t = T - 1; t >= 0; t--) {
-                LF_SFX(sparse_load)(t, B, N, b0, nb, NULL, C, keep, cc, NULL, NULL, kp);
+                LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)1, NULL, C, keep, cc, NULL, NULL, kp);
                 for (int l = 0; l < LANES; l++) {
                     const REAL *gs = gS + (t * B + b0 + (l < nb ? l : 0)) * N;
                     for (int64_t j = 0; j < N; j++) {
@@ -389,24 +415,7 @@ static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int
                 for (int64_t j = 0; j < N; j++) gh0[(b0 + l) * N + j] = dh[j * LANES + l];
         }
     }
-    if (need_w) { /* sum over the lanes and the threads */
-        for (int64_t e = 0; e < E; e++) {
-            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int p = 0; p < nt; p++) {
-                const REAL *acc = scratch + (size_t)p * per + 11 * NW + LANES + e * LANES;
-                for (int l = 0; l < LANES; l++) {
-                    s0 += acc[l];
-                    s1 += acc[EW + l];
-                    s2 += acc[2 * EW + l];
-                    s3 += acc[3 * EW + l];
-                }
-            }
-            gw[e] = s0;
-            gwe[e] = s1;
-            gsig[e] = s2;
-            gsm[e] = -s3;
-        }
-    }
+    if (need_w) LF_SFX(sum_edge_lanes)(scratch + 11 * NW + LANES, per, nt, E, gw, gwe, gsig, gsm);
     free(scratch);
     return 0;
 }
@@ -482,25 +491,440 @@ static LF_KERNEL int LF_SFX(ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, co
     return 0;
 }
 
+/* ------------------------------------------------------------------- explicit Runge-Kutta (RK)
+ * The explicit solvers (euler, midpoint, heun, rk4, any tableau) on C_m dv/dt = num(v) - den(v) v,
+ * with num and den as above but without epsilon in base1 and without c in den. One interval
+ * h = dt / L is split in S stages; with c = C_m / h and K_s = h k_s:
+ *     u_s = v + sum_{i<s} a_si K_i,   K_s = (num(u_s) - den(u_s) u_s) / c,   v' = v + sum_s b_s K_s.
+ * Saved per unfold and stage (dense: batch-major (B, T, L, S, ...); sparse: (nblk, T, L, S, ..., LANES)):
+ *     V [u_s, K_s] and Dsv den(u_s).
+ * Backward, with g = dLoss/dv': gv = g, gK_s = b_s g; for s = S-1 .. 0, from gK_s:
+ *     q = gK_s / c (d num), q1 = -q u_s (d den), d c -= q K_s, d base += [q, q1],
+ *     gu_j = -q_j den_j + sum_k dS_jk sigma_jk  (the synapse adjoint, as the semi-implicit step),
+ *     gv += gu, gK_i += a_si gu (i < s).
+ * Masked steps carry the state over; in the edge-list kernels masked lanes get c = +inf, so K = 0
+ * and u_s = v stay finite, and q = 0 in the backward pass. */
+
+/* the tableau in REAL: A (S, S) then b (S); NULL when it cannot be allocated */
+static REAL *LF_SFX(rk_tableau)(int64_t S, const double *rka, const double *rkb) {
+    REAL *tab = malloc(sizeof(REAL) * (size_t)(S * S + S));
+    if (!tab) return NULL;
+    for (int64_t x = 0; x < S * S; x++) tab[x] = (REAL)rka[x];
+    for (int64_t x = 0; x < S; x++) tab[S * S + x] = (REAL)rkb[x];
+    return tab;
+}
+
+static LF_KERNEL int LF_SFX(ltc_dense_rk_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t S,
+                                              const double *rka, const double *rkb, const REAL *restrict base,
+                                              const REAL *restrict C, const uint8_t *restrict keep,
+                                              const REAL *restrict h0, const REAL *restrict w,
+                                              const REAL *restrict we, const REAL *restrict sigma,
+                                              const REAL *restrict sm, REAL *restrict St, REAL *restrict V,
+                                              REAL *restrict Dsv, int nt) {
+    if (nt < 1) nt = 1;
+    REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
+    const int64_t per = (3 + 3 * S) * N;
+    REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
+    if (!scratch || !tab) {
+        free(scratch);
+        free(tab);
+        return -1;
+    }
+    const REAL *A = tab, *bw = tab + S * S;
+    const int save = V != NULL && Dsv != NULL;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *num = my, *vv = my + N, *v2 = my + 2 * N;
+        REAL *su = my + 3 * N, *sk = su + S * N, *sd = sk + S * N; /* u, K, den per stage (no saving) */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            const REAL *h = h0 + b * N;
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t r = t * B + b;
+                REAL *st = St + r * N;
+                if (keep && !keep[r]) {
+                    memcpy(st, h, sizeof(REAL) * N);
+                    h = st;
+                    continue;
+                }
+                const REAL *bs = base + r * 2 * N, *c = C + r * N;
+                REAL *Vt = save ? V + (b * T + t) * L * S * 2 * N : NULL;
+                REAL *Dt = save ? Dsv + (b * T + t) * L * S * N : NULL;
+                memcpy(vv, h, sizeof(REAL) * N);
+                for (int64_t k = 0; k < L; k++) {
+                    for (int64_t s = 0; s < S; s++) {
+                        REAL *u = save ? Vt + ((k * S + s) * 2) * N : su + s * N;
+                        REAL *K = save ? u + N : sk + s * N;
+                        REAL *D = save ? Dt + (k * S + s) * N : sd + s * N;
+                        for (int64_t j = 0; j < N; j++) u[j] = vv[j];
+                        for (int64_t i = 0; i < s; i++) {
+                            const REAL ai = A[s * S + i];
+                            if (ai == 0) continue;
+                            const REAL *Ki = save ? Vt + ((k * S + i) * 2 + 1) * N : sk + i * N;
+                            for (int64_t j = 0; j < N; j++) u[j] += ai * Ki[j];
+                        }
+                        for (int64_t j = 0; j < N; j++) {
+                            num[j] = bs[j];
+                            D[j] = bs[N + j];
+                        }
+                        for (int64_t i = 0; i < N; i++) {
+                            const REAL ui = u[i];
+                            const REAL *sg = sigma + i * N, *sr = sm + i * N, *wr = w + i * N, *er = we + i * N;
+#pragma omp simd
+                            for (int64_t j = 0; j < N; j++) {
+                                const REAL a = LF_SIG(sg[j] * ui - sr[j]);
+                                num[j] += a * er[j];
+                                D[j] += a * wr[j];
+                            }
+                        }
+                        for (int64_t j = 0; j < N; j++) K[j] = (num[j] - D[j] * u[j]) / c[j];
+                    }
+                    for (int64_t j = 0; j < N; j++) v2[j] = vv[j];
+                    for (int64_t s = 0; s < S; s++) {
+                        const REAL *K = save ? Vt + ((k * S + s) * 2 + 1) * N : sk + s * N;
+                        for (int64_t j = 0; j < N; j++) v2[j] += bw[s] * K[j];
+                    }
+                    memcpy(vv, v2, sizeof(REAL) * N);
+                }
+                memcpy(st, vv, sizeof(REAL) * N);
+                h = st;
+            }
+        }
+    }
+    free(scratch);
+    free(tab);
+    return 0;
+}
+
+static LF_KERNEL int LF_SFX(ltc_dense_rk_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t S,
+                                              const double *rka, const double *rkb, const REAL *restrict C,
+                                              const uint8_t *restrict keep, const REAL *restrict w,
+                                              const REAL *restrict we, const REAL *restrict sigma,
+                                              const REAL *restrict sm, const REAL *restrict V,
+                                              const REAL *restrict Dsv, const REAL *restrict gS,
+                                              REAL *restrict gbase, REAL *restrict gC, REAL *restrict gh0,
+                                              REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig,
+                                              REAL *restrict gsm, int need_w, int nt) {
+    if (nt < 1) nt = 1;
+    REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
+    const int64_t NN = N * N;
+    const int64_t head = (5 + S) * N;
+    const int64_t per = head + (need_w ? 4 * NN : 0);
+    REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
+    if (!scratch || !tab) {
+        free(scratch);
+        free(tab);
+        return -1;
+    }
+    const REAL *A = tab, *bw = tab + S * S;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *g = my, *gu = my + N, *q = my + 2 * N, *q1 = my + 3 * N, *gv = my + 4 * N, *gK = my + 5 * N;
+        REAL *aw = my + head, *awe = aw + NN, *asig = awe + NN, *asmu = asig + NN; /* used if need_w */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            REAL *dh = gh0 + b * N;
+            memset(dh, 0, sizeof(REAL) * N);
+            for (int64_t t = T - 1; t >= 0; t--) {
+                const int64_t r = t * B + b;
+                const REAL *gs = gS + r * N;
+                REAL *gb = gbase + r * 2 * N, *gc = gC + r * N;
+                memset(gb, 0, sizeof(REAL) * 2 * N);
+                memset(gc, 0, sizeof(REAL) * N);
+                if (keep && !keep[r]) {
+                    for (int64_t j = 0; j < N; j++) dh[j] += gs[j];
+                    continue;
+                }
+                for (int64_t j = 0; j < N; j++) g[j] = gs[j] + dh[j];
+                const REAL *c = C + r * N;
+                const REAL *Vt = V + (b * T + t) * L * S * 2 * N, *Dt = Dsv + (b * T + t) * L * S * N;
+                for (int64_t k = L - 1; k >= 0; k--) {
+                    memcpy(gv, g, sizeof(REAL) * N);
+                    for (int64_t s = 0; s < S; s++)
+                        for (int64_t j = 0; j < N; j++) gK[s * N + j] = bw[s] * g[j];
+                    for (int64_t s = S - 1; s >= 0; s--) {
+                        const REAL *u = Vt + ((k * S + s) * 2) * N, *K = u + N, *D = Dt + (k * S + s) * N;
+                        const REAL *gk = gK + s * N;
+                        for (int64_t j = 0; j < N; j++) {
+                            q[j] = gk[j] / c[j];
+                            q1[j] = -q[j] * u[j];
+                            gb[j] += q[j];
+                            gb[N + j] += q1[j];
+                            gc[j] -= q[j] * K[j];
+                        }
+                        for (int64_t i = 0; i < N; i++) {
+                            const int64_t o = i * N;
+                            const REAL red = LF_SFX(synapse_row_bwd)(
+                                N, u[i], sigma + o, sm + o, w + o, we + o, q, q1, need_w ? aw + o : NULL,
+                                need_w ? awe + o : NULL, need_w ? asig + o : NULL, need_w ? asmu + o : NULL);
+                            gu[i] = red - q[i] * D[i];
+                        }
+                        for (int64_t j = 0; j < N; j++) gv[j] += gu[j];
+                        for (int64_t i = 0; i < s; i++) {
+                            const REAL ai = A[s * S + i];
+                            if (ai == 0) continue;
+                            REAL *gki = gK + i * N;
+                            for (int64_t j = 0; j < N; j++) gki[j] += ai * gu[j];
+                        }
+                    }
+                    memcpy(g, gv, sizeof(REAL) * N);
+                }
+                memcpy(dh, g, sizeof(REAL) * N);
+            }
+        }
+    }
+    if (need_w) LF_SFX(sum_four)(scratch + head, per, nt, NN, gw, gwe, gsig, gsm);
+    free(scratch);
+    free(tab);
+    return 0;
+}
+
+static LF_KERNEL int LF_SFX(ltc_sparse_rk_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t S,
+                                               const double *rka, const double *rkb, int64_t E,
+                                               const REAL *restrict base, const REAL *restrict C,
+                                               const uint8_t *restrict keep, const REAL *restrict h0,
+                                               const REAL *restrict w, const REAL *restrict we,
+                                               const REAL *restrict sigma, const REAL *restrict sm,
+                                               const int64_t *restrict src, const int64_t *restrict dst,
+                                               REAL *restrict St, REAL *restrict V, REAL *restrict Dsv, int nt) {
+    if (nt < 1) nt = 1;
+    REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
+    const int64_t NW = N * LANES, nblk = (B + LANES - 1) / LANES;
+    const int64_t per = (8 + 3 * S) * NW + LANES;
+    REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
+    if (!scratch || !tab) {
+        free(scratch);
+        free(tab);
+        return -1;
+    }
+    const REAL *A = tab, *bw = tab + S * S;
+    const int save = V != NULL && Dsv != NULL;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *h = my, *vv = my + NW, *v2 = my + 2 * NW, *num = my + 3 * NW, *cc = my + 5 * NW;
+        REAL *bn = my + 6 * NW, *bd = my + 7 * NW;
+        REAL *su = my + 8 * NW, *sk = su + S * NW, *sd = sk + S * NW;
+        uint8_t *kp = (uint8_t *)(sd + S * NW);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
+            for (int l = 0; l < LANES; l++)
+                for (int64_t j = 0; j < N; j++) h[j * LANES + l] = h0[(b0 + (l < nb ? l : 0)) * N + j];
+            for (int64_t t = 0; t < T; t++) {
+                LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)INFINITY, base, C, keep, cc, bn, bd, kp);
+                REAL *Vt = save ? V + ((blk * T + t) * L * S * 2) * NW : NULL;
+                REAL *Dt = save ? Dsv + ((blk * T + t) * L * S) * NW : NULL;
+                memcpy(vv, h, sizeof(REAL) * NW);
+                for (int64_t k = 0; k < L; k++) {
+                    for (int64_t s = 0; s < S; s++) {
+                        REAL *u = save ? Vt + ((k * S + s) * 2) * NW : su + s * NW;
+                        REAL *K = save ? u + NW : sk + s * NW;
+                        REAL *D = save ? Dt + (k * S + s) * NW : sd + s * NW;
+                        for (int64_t x = 0; x < NW; x++) u[x] = vv[x];
+                        for (int64_t i = 0; i < s; i++) {
+                            const REAL ai = A[s * S + i];
+                            if (ai == 0) continue;
+                            const REAL *Ki = save ? Vt + ((k * S + i) * 2 + 1) * NW : sk + i * NW;
+                            for (int64_t x = 0; x < NW; x++) u[x] += ai * Ki[x];
+                        }
+                        for (int64_t x = 0; x < NW; x++) {
+                            num[x] = bn[x];
+                            D[x] = bd[x];
+                        }
+                        for (int64_t e = 0; e < E; e++) {
+                            const REAL sg = sigma[e], sr = sm[e], ww = w[e], wwe = we[e];
+                            const REAL *vi = u + src[e] * LANES;
+                            REAL *nj = num + dst[e] * LANES, *dj = D + dst[e] * LANES;
+#pragma omp simd
+                            for (int l = 0; l < LANES; l++) {
+                                const REAL a = LF_SIG(sg * vi[l] - sr);
+                                nj[l] += a * wwe;
+                                dj[l] += a * ww;
+                            }
+                        }
+                        for (int64_t x = 0; x < NW; x++) K[x] = (num[x] - D[x] * u[x]) / cc[x];
+                    }
+                    for (int64_t x = 0; x < NW; x++) v2[x] = vv[x];
+                    for (int64_t s = 0; s < S; s++) {
+                        const REAL *K = save ? Vt + ((k * S + s) * 2 + 1) * NW : sk + s * NW;
+                        for (int64_t x = 0; x < NW; x++) v2[x] += bw[s] * K[x];
+                    }
+                    memcpy(vv, v2, sizeof(REAL) * NW);
+                }
+                for (int64_t j = 0; j < N; j++)
+                    for (int l = 0; l < LANES; l++)
+                        if (kp[l]) h[j * LANES + l] = vv[j * LANES + l];
+                for (int l = 0; l < nb; l++) {
+                    REAL *st = St + (t * B + b0 + l) * N;
+                    for (int64_t j = 0; j < N; j++) st[j] = h[j * LANES + l];
+                }
+            }
+        }
+    }
+    free(scratch);
+    free(tab);
+    return 0;
+}
+
+static LF_KERNEL int LF_SFX(ltc_sparse_rk_bwd)(int64_t T, int64_t B, int64_t N, int64_t L, int64_t S,
+                                               const double *rka, const double *rkb, int64_t E,
+                                               const REAL *restrict C, const uint8_t *restrict keep,
+                                               const REAL *restrict w, const REAL *restrict we,
+                                               const REAL *restrict sigma, const REAL *restrict sm,
+                                               const int64_t *restrict src, const int64_t *restrict dst,
+                                               const REAL *restrict V, const REAL *restrict Dsv,
+                                               const REAL *restrict gS, REAL *restrict gbase, REAL *restrict gC,
+                                               REAL *restrict gh0, REAL *restrict gw, REAL *restrict gwe,
+                                               REAL *restrict gsig, REAL *restrict gsm, int need_w, int nt) {
+    if (nt < 1) nt = 1;
+    REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
+    const int64_t NW = N * LANES, EW = E * LANES, nblk = (B + LANES - 1) / LANES;
+    const int64_t head = (10 + S) * NW + LANES;
+    const int64_t per = head + (need_w ? 4 * EW : 0);
+    REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
+    if (!scratch || !tab) {
+        free(scratch);
+        free(tab);
+        return -1;
+    }
+    const REAL *A = tab, *bw = tab + S * S;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *dh = my, *g = my + NW, *gu = my + 2 * NW, *q = my + 3 * NW, *q1 = my + 4 * NW;
+        REAL *cc = my + 5 * NW, *gb0 = my + 6 * NW, *gb1 = my + 7 * NW, *gc = my + 8 * NW, *gv = my + 9 * NW;
+        REAL *gK = my + 10 * NW;
+        uint8_t *kp = (uint8_t *)(gK + S * NW);
+        REAL *aw = my + head, *awe = aw + EW, *asig = awe + EW, *asmu = asig + EW; /* [edge][lane] */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
+            memset(dh, 0, sizeof(REAL) * NW);
+            for (int64_t t = T - 1; t >= 0; t--) {
+                LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)INFINITY, NULL, C, keep, cc, NULL, NULL, kp);
+                for (int l = 0; l < LANES; l++) {
+                    const REAL *gs = gS + (t * B + b0 + (l < nb ? l : 0)) * N;
+                    for (int64_t j = 0; j < N; j++) {
+                        const REAL x = (l < nb ? gs[j] : 0) + dh[j * LANES + l];
+                        g[j * LANES + l] = kp[l] ? x : 0;
+                        dh[j * LANES + l] = kp[l] ? 0 : x;
+                    }
+                }
+                memset(gb0, 0, sizeof(REAL) * NW);
+                memset(gb1, 0, sizeof(REAL) * NW);
+                memset(gc, 0, sizeof(REAL) * NW);
+                const REAL *Vt = V + ((blk * T + t) * L * S * 2) * NW, *Dt = Dsv + ((blk * T + t) * L * S) * NW;
+                for (int64_t k = L - 1; k >= 0; k--) {
+                    memcpy(gv, g, sizeof(REAL) * NW);
+                    for (int64_t s = 0; s < S; s++)
+                        for (int64_t x = 0; x < NW; x++) gK[s * NW + x] = bw[s] * g[x];
+                    for (int64_t s = S - 1; s >= 0; s--) {
+                        const REAL *u = Vt + ((k * S + s) * 2) * NW, *K = u + NW, *D = Dt + (k * S + s) * NW;
+                        const REAL *gk = gK + s * NW;
+                        for (int64_t x = 0; x < NW; x++) {
+                            q[x] = gk[x] / cc[x];
+                            q1[x] = -q[x] * u[x];
+                            gb0[x] += q[x];
+                            gb1[x] += q1[x];
+                            gc[x] -= q[x] * K[x];
+                            gu[x] = -q[x] * D[x];
+                        }
+                        for (int64_t e = 0; e < E; e++) {
+                            const REAL sg = sigma[e], sr = sm[e], ww = w[e], wwe = we[e];
+                            const REAL *vi = u + src[e] * LANES, *qa = q + dst[e] * LANES, *qb = q1 + dst[e] * LANES;
+                            REAL *gi = gu + src[e] * LANES;
+                            if (need_w) {
+                                REAL *aw_ = aw + e * LANES, *awe_ = awe + e * LANES, *asig_ = asig + e * LANES;
+                                REAL *asm1_ = asmu + e * LANES;
+#pragma omp simd
+                                for (int l = 0; l < LANES; l++) {
+                                    const REAL a = LF_SIG(sg * vi[l] - sr);
+                                    const REAL dS = (qa[l] * wwe + qb[l] * ww) * a * (1 - a);
+                                    awe_[l] += a * qa[l];
+                                    aw_[l] += a * qb[l];
+                                    asm1_[l] += dS;
+                                    asig_[l] += dS * vi[l];
+                                    gi[l] += dS * sg;
+                                }
+                            } else {
+#pragma omp simd
+                                for (int l = 0; l < LANES; l++) {
+                                    const REAL a = LF_SIG(sg * vi[l] - sr);
+                                    gi[l] += (qa[l] * wwe + qb[l] * ww) * a * (1 - a) * sg;
+                                }
+                            }
+                        }
+                        for (int64_t x = 0; x < NW; x++) gv[x] += gu[x];
+                        for (int64_t i = 0; i < s; i++) {
+                            const REAL ai = A[s * S + i];
+                            if (ai == 0) continue;
+                            REAL *gki = gK + i * NW;
+                            for (int64_t x = 0; x < NW; x++) gki[x] += ai * gu[x];
+                        }
+                    }
+                    memcpy(g, gv, sizeof(REAL) * NW);
+                }
+                for (int64_t x = 0; x < NW; x++) dh[x] += g[x];
+                for (int l = 0; l < nb; l++) {
+                    const int64_t r = t * B + b0 + l;
+                    REAL *gb = gbase + r * 2 * N, *gcr = gC + r * N;
+                    for (int64_t j = 0; j < N; j++) {
+                        gb[j] = gb0[j * LANES + l];
+                        gb[N + j] = gb1[j * LANES + l];
+                        gcr[j] = gc[j * LANES + l];
+                    }
+                }
+            }
+            for (int l = 0; l < nb; l++)
+                for (int64_t j = 0; j < N; j++) gh0[(b0 + l) * N + j] = dh[j * LANES + l];
+        }
+    }
+    if (need_w) LF_SFX(sum_edge_lanes)(scratch + head, per, nt, E, gw, gwe, gsig, gsm);
+    free(scratch);
+    free(tab);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------ entry points */
 int LF_SFX(lf_ltc_dense_fwd)(const lf_ltc_seq *a) {
+    if (a->stages > 0)
+        return LF_SFX(ltc_dense_rk_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
+                                        a->base, a->c, a->keep, a->h0, a->w, a->we, a->sigma, a->sm, a->states,
+                                        a->v, a->d, (int)a->threads);
     return LF_SFX(ltc_dense_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->base, a->c, a->keep, a->h0, a->w,
                                  a->we, a->sigma, a->sm, a->states, a->v, a->d, (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_dense_bwd)(const lf_ltc_seq *a) {
+    if (a->stages > 0)
+        return LF_SFX(ltc_dense_rk_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
+                                        a->c, a->keep, a->w, a->we, a->sigma, a->sm, a->v, a->d, a->grad_states,
+                                        a->grad_base, a->grad_c, a->grad_h0, a->grad_w, a->grad_we, a->grad_sigma,
+                                        a->grad_sm, (int)a->need_w, (int)a->threads);
     return LF_SFX(ltc_dense_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->c, a->keep, a->w, a->we, a->sigma,
                                  a->sm, a->v, a->d, a->grad_states, a->grad_base, a->grad_c, a->grad_h0, a->grad_w,
                                  a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_sparse_fwd)(const lf_ltc_seq *a) {
+    if (a->stages > 0)
+        return LF_SFX(ltc_sparse_rk_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
+                                         a->edges, a->base, a->c, a->keep, a->h0, a->w, a->we, a->sigma, a->sm,
+                                         a->src, a->dst, a->states, a->v, a->d, (int)a->threads);
     return LF_SFX(ltc_sparse_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->edges, a->base, a->c, a->keep,
                                   a->h0, a->w, a->we, a->sigma, a->sm, a->src, a->dst, a->states, a->v, a->d,
                                   (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_sparse_bwd)(const lf_ltc_seq *a) {
+    if (a->stages > 0)
+        return LF_SFX(ltc_sparse_rk_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
+                                         a->edges, a->c, a->keep, a->w, a->we, a->sigma, a->sm, a->src, a->dst, a->v,
+                                         a->d, a->grad_states, a->grad_base, a->grad_c, a->grad_h0, a->grad_w,
+                                         a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, (int)a->threads);
     return LF_SFX(ltc_sparse_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->edges, a->c, a->keep, a->w, a->we,
                                   a->sigma, a->sm, a->src, a->dst, a->v, a->d, a->grad_states, a->grad_base,
                                   a->grad_c, a->grad_h0, a->grad_w, a->grad_we, a->grad_sigma, a->grad_sm,

@@ -38,8 +38,9 @@ def native_why_not(job: CfCJob | LTCJob) -> str | None:
         base = native_ltc.sensory(xm, job.leak, *job.sensory)  # (T, B, 2, N) in one pass, in C
     job.base = base = base if base is not None else job.torch_base()
     if job.edges is None:
-        return native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses)
-    return native_ltc.why_not_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
+        return native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, job.tableau)
+    return native_ltc.why_not_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
+                                     job.tableau)  # fmt: skip
 
 
 def run_native(job: CfCJob | LTCJob) -> Tensor:
@@ -49,9 +50,10 @@ def run_native(job: CfCJob | LTCJob) -> Tensor:
     else:
         assert job.base is not None  # set by native_why_not
         if job.edges is None:
-            out = native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses)
+            out = native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, job.tableau)
         else:
-            out = native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges)
+            out = native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
+                                    job.tableau)  # fmt: skip
     if out is None:  # why_not said it applies: a disagreement is a bug, not a reason to fall back
         raise RuntimeError("liquidflow's native kernel refused a call its why_not accepted; please report this")
     return out
@@ -67,6 +69,8 @@ def run_fused(job: CfCJob | LTCJob) -> Tensor:
     if isinstance(job, CfCJob):
         return fused.cfc_chain(*job.args())
     base = job.base if job.base is not None else job.torch_base()
+    if job.tableau is not None:
+        return fused.ltc_explicit(job.unfolds, job.tableau, base, job.C, job.keep, job.h0, *job.synapses, job.edges)
     if job.edges is None:
         return fused.ltc_semi_implicit(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses)
     return fused.ltc_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .._spec import LECUN_A, LECUN_B, CfCLayer
+from .._spec import LECUN_A, LECUN_B, ButcherTableau, CfCLayer
 
 Tensor = torch.Tensor
 _tanh_bw = torch.ops.aten.tanh_backward.grad_input
@@ -613,3 +613,116 @@ def ltc_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: T
         W2 = torch.stack([we, w])
         return _ltc_sparse_forward(unfolds, base, C, keep, h0, W2, sigma, -sm, src, dst, save=False)[0]
     return _LTCSparse.apply(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst)  # type: ignore[no-any-return]
+
+
+# ================================================================================================ explicit LTC solvers
+def _rk_interval(L: int, tableau: ButcherTableau, v: Tensor, bt: Tensor, c: Tensor, W2: Tensor, sigma: Tensor,
+                 nsm: Tensor, edges: tuple[Tensor, Tensor] | None) -> Tensor:  # fmt: skip
+    """One interval (``L`` unfolds) of the explicit method ``tableau``: v (B, N), bt (B, 2, N) without
+    epsilon, c (B, N) = C_m / h, W2 = [we, w] (2, N, N) or (2, E) on ``edges``. With K_s = h k_s:
+    u_s = v + sum_{i<s} a_si K_i, K_s = (num(u_s) - den(u_s) u_s) / c, v' = v + sum_s b_s K_s."""
+    for _ in range(L):
+        ks: list[Tensor] = []
+        for row in tableau.a:
+            u = v
+            for coef, k in zip(row, ks):
+                if coef != 0.0:
+                    u = u + coef * k
+            if edges is None:
+                A = torch.addcmul(nsm, u.unsqueeze(2), sigma).sigmoid()  # (B, N, N): pre i, post j
+                nd = (A.unsqueeze(1) * W2).sum(2) + bt  # (B, 2, N)
+            else:
+                src, dst = edges
+                A = torch.addcmul(nsm, u.index_select(1, src), sigma).sigmoid()  # (B, E)
+                nd = torch.index_add(bt, 2, dst, A.unsqueeze(1) * W2)
+            ks.append((nd[:, 0] - nd[:, 1] * u) / c)
+        out = v
+        for coef, k in zip(tableau.b, ks):
+            if coef != 0.0:
+                out = out + coef * k
+        v = out
+    return v
+
+
+class _LTCExplicit(torch.autograd.Function):
+    """LTC with an explicit Runge-Kutta solver over a whole sequence, dense or on an edge list.
+
+    Inputs as :class:`_LTCSemiImplicit` / :class:`_LTCSparse` (``base`` without epsilon), plus the
+    ``tableau``. The forward pass keeps only the states; the backward pass recomputes one interval at
+    a time from the state before it, with autograd, and applies its adjoint (memory O(T B N))."""
+
+    @staticmethod
+    def forward(ctx: Any, unfolds: int, tableau: ButcherTableau, base: Tensor, C: Tensor, keep: Tensor | None,
+                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor | None,
+                dst: Tensor | None) -> Tensor:  # fmt: skip
+        S = _ltc_explicit_forward(unfolds, tableau, base, C, keep, h0, w, we, sigma, sm, src, dst)
+        if any(ctx.needs_input_grad):
+            ctx.unfolds, ctx.tableau = unfolds, tableau
+            ctx.save_for_backward(base, C, keep, h0, w, we, sigma, sm, src, dst, S)
+        return S
+
+    @staticmethod
+    def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
+        _refuse_double_backward()
+        base, C, keep, h0, w, we, sigma, sm, src, dst, S = ctx.saved_tensors
+        edges = None if src is None else (src, dst)
+        T = base.shape[0]
+        gbase, gC = torch.zeros_like(base), torch.zeros_like(C)
+        tables = [w.detach().requires_grad_(), we.detach().requires_grad_(), sigma.detach().requires_grad_(),
+                  sm.detach().requires_grad_()]  # fmt: skip
+        gtab = [torch.zeros_like(t) for t in tables]
+        dh = torch.zeros_like(h0)
+        one = torch.ones((), dtype=C.dtype, device=C.device)
+        for t in range(T - 1, -1, -1):
+            g = gS[t] + dh
+            v0 = (h0 if t == 0 else S[t - 1]).detach().requires_grad_()
+            bt, ct = base[t].detach().requires_grad_(), C[t].detach().requires_grad_()
+            with torch.enable_grad():
+                c = ct if keep is None else torch.where(keep[t], ct, one)
+                W2 = torch.stack([tables[1], tables[0]])
+                vn = _rk_interval(ctx.unfolds, ctx.tableau, v0, bt, c, W2, tables[2], -tables[3], edges)
+                if keep is not None:
+                    vn = torch.where(keep[t], vn, v0)
+                grads = torch.autograd.grad(vn, [v0, bt, ct, *tables], g)
+            dh = grads[0]
+            gbase[t], gC[t] = grads[1], grads[2]
+            for acc, gr in zip(gtab, grads[3:]):
+                acc.add_(gr)
+        return (None, None, gbase, gC, None, dh, *gtab, None, None)
+
+
+@torch.no_grad()
+def _ltc_explicit_forward(L: int, tableau: ButcherTableau, base: Tensor, C: Tensor, keep: Tensor | None,
+                          h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor | None,
+                          dst: Tensor | None) -> Tensor:  # fmt: skip
+    T = base.shape[0]
+    S = base.new_empty(T, *h0.shape)
+    edges = None if src is None or dst is None else (src, dst)
+    W2, nsm = torch.stack([we, w]), -sm
+    one = torch.ones((), dtype=C.dtype, device=C.device)
+    v = h0
+    for t in range(T):
+        c = C[t] if keep is None else torch.where(keep[t], C[t], one)
+        vn = _rk_interval(L, tableau, v, base[t], c, W2, sigma, nsm, edges)
+        torch.where(keep[t], vn, v, out=S[t]) if keep is not None else S[t].copy_(vn)
+        v = S[t]
+    return S
+
+
+def ltc_explicit(unfolds: int, tableau: ButcherTableau, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
+                 w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor,
+                 edges: tuple[Tensor, Tensor] | None = None) -> Tensor:  # fmt: skip
+    """States (T, B, N) of an LTC with the explicit solver ``tableau``, dense (tables (N, N)) or on
+    ``edges`` (tables (E,)); see :class:`_LTCExplicit`."""
+    src, dst = (None, None) if edges is None else edges
+    if not torch.is_grad_enabled():
+        return _ltc_explicit_forward(unfolds, tableau, base, C, keep, h0, w, we, sigma, sm, src, dst)
+    out = _LTCExplicit.apply(unfolds, tableau, base, C, keep, h0, w, we, sigma, sm, src, dst)
+    return out  # type: ignore[no-any-return]
+
+
+def ltc_explicit_step(unfolds: int, tableau: ButcherTableau, base: Tensor, c: Tensor, v: Tensor, W2: Tensor,
+                      sigma: Tensor, nsm: Tensor) -> Tensor:  # fmt: skip
+    """One interval of an explicit LTC solver without autograd (streaming); base (B, 2, N) without
+    epsilon, c (B, N) or (N,), W2 = [we, w] (2, N, N), nsm = -sigma mu."""
+    return _rk_interval(unfolds, tableau, v, base, c, W2, sigma, nsm, None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .._spec import CfCLayer
+from .._spec import ButcherTableau, CfCLayer
 
 Tensor = torch.Tensor
 
@@ -37,13 +37,14 @@ class CfCJob:
 
 @dataclass
 class LTCJob:
-    """An LTC with the semi-implicit solver: sensory terms, then ``unfolds`` sub-steps per interval."""
+    """An LTC: sensory terms, then ``unfolds`` sub-steps per interval, each a semi-implicit step
+    (``tableau`` None) or the explicit Runge-Kutta method ``tableau`` (``leak`` then has no epsilon)."""
 
     unfolds: int
     x: Tensor  # (T, B, I) raw inputs, time-major
     map_inputs: Callable[[Tensor], Tensor]  # the cell's input mapping
     precompute: Callable[[Tensor], Tensor]  # torch sensory terms (T, B, 2, N), inputs mapped inside
-    leak: Tensor  # (2, N): [g_leak v_leak, g_leak + eps]
+    leak: Tensor  # (2, N): [g_leak v_leak, g_leak + eps] (explicit solvers: [g_leak v_leak, g_leak])
     sensory: tuple[Tensor, Tensor, Tensor, Tensor]  # (I, N) each: w, w E, sigma, sigma mu
     C: Tensor  # (T, B, N): C_m / (dt / unfolds)
     keep: Tensor | None  # (T, B, 1) bool
@@ -51,6 +52,7 @@ class LTCJob:
     synapses: tuple[Tensor, Tensor, Tensor, Tensor]  # w, w E, sigma, sigma mu: (N, N), or (E,) on edges
     edges: tuple[Tensor, Tensor] | None  # (src, dst) of each synapse, or None: dense
     base: Tensor | None = None  # (T, B, 2, N) sensory terms plus leak, once an executor has computed them
+    tableau: ButcherTableau | None = None  # the explicit solver; None: semi-implicit
 
     def torch_base(self) -> Tensor:
         """The sensory terms plus the leak, (T, B, 2, N), computed with torch ops."""

@@ -48,7 +48,7 @@ __all__ = [
 
 # bumped with every change of a kernel's structs or of the meaning of a field (LF_*_ABI_VERSION in C)
 CFC_ABI_VERSION = 4
-LTC_ABI_VERSION = 3
+LTC_ABI_VERSION = 4
 STEP_ABI_VERSION = 2
 
 # the reasons the wrappers give (their why_not functions) for what all kernels have in common
@@ -155,6 +155,9 @@ class LfLtcSeq(_Struct):
         ("grad_we", _PTR),
         ("grad_sigma", _PTR),
         ("grad_sm", _PTR),
+        ("stages", _I64),  # 0: semi-implicit; S: explicit Runge-Kutta with the tableau below
+        ("rk_a", _PTR),  # (S, S) float64, row-major, strictly lower triangular
+        ("rk_b", _PTR),  # (S) float64
     ]
 
 

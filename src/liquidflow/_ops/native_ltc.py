@@ -1,7 +1,10 @@
 """LTC sequence kernels in C (liquidflow._native, ``ltc.c``): dense and edge-list, forward and backward.
 
 Same inputs, outputs and gradients as ``_fused._LTCSemiImplicit`` / ``_fused._LTCSparse`` (see there
-and ``ltc_impl.h`` for the equations). The whole sequence — time steps, unfolds and batch rows —
+and ``ltc_impl.h`` for the equations). With a Butcher ``tableau`` (an explicit solver: euler,
+midpoint, heun, rk4 or any other explicit method) the same kernels run
+``v' = v + sum_s b_s K_s``, ``K_s = (num(u_s) - den(u_s) u_s) / c`` instead of the semi-implicit
+step; ``base`` then holds no epsilon. The whole sequence — time steps, unfolds and batch rows —
 runs in one C call per direction, with no torch call inside the loops; batch rows are split over
 OpenMP threads. Outputs and the saved potentials / denominators are allocated here with torch.
 
@@ -15,11 +18,13 @@ return None and the torch kernels run.
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Any
 
 import torch
 
 from .. import _native
+from .._spec import ButcherTableau
 from . import native_abi as abi
 
 Tensor = torch.Tensor
@@ -51,6 +56,30 @@ def _ptr(t: Tensor | None) -> int | None:
 
 def _threads(batch: int, work: int) -> int:
     return max(1, min(torch.get_num_threads(), batch)) if work >= _THREADS_FROM else 1
+
+
+@functools.lru_cache(maxsize=32)
+def _rk_tables(tableau: ButcherTableau) -> tuple[Tensor, Tensor]:
+    """The tableau as the C kernels read it: a (S, S) row-major and b (S), float64."""
+    S = tableau.stages
+    a = torch.zeros(S, S, dtype=torch.float64)
+    for i, row in enumerate(tableau.a):
+        for j, coef in enumerate(row):
+            a[i, j] = coef
+    return a, torch.tensor(tableau.b, dtype=torch.float64)
+
+
+def _set_solver(a: abi.LfLtcSeq, tableau: ButcherTableau | None) -> int:
+    """Put the solver into a call's struct; returns the stages per unfold (1 for the semi-implicit step)."""
+    if tableau is None:
+        return 1
+    A, b = _rk_tables(tableau)
+    a.stages, a.rk_a, a.rk_b = tableau.stages, A.data_ptr(), b.data_ptr()
+    return tableau.stages
+
+
+def _stages(tableau: ButcherTableau | None) -> int:
+    return 1 if tableau is None else tableau.stages
 
 
 def _check(rc: int) -> None:
@@ -120,14 +149,19 @@ def _contiguous(base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, tables
 
 # ================================================================================================ dense
 def _dense_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
-                   w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor,
-                   save: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+                   w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, save: bool,
+                   tableau: ButcherTableau | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     T, B, _, N = base.shape
-    L = unfolds
+    L, R = unfolds, _stages(tableau)
     S = base.new_empty(T, B, N)
-    V = base.new_empty(B, T, L + 1, N) if save else None  # v before each unfold and after the last
-    D = base.new_empty(B, T, L, N) if save else None  # the denominator of each unfold
-    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, threads=_threads(B, T * B * L * N * N))
+    if tableau is None:
+        V = base.new_empty(B, T, L + 1, N) if save else None  # v before each unfold and after the last
+        D = base.new_empty(B, T, L, N) if save else None  # the denominator of each unfold
+    else:
+        V = base.new_empty(B, T, L, R, 2, N) if save else None  # [u_s, K_s] of each unfold and stage
+        D = base.new_empty(B, T, L, R, N) if save else None  # den(u_s)
+    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, threads=_threads(B, T * B * L * R * N * N))
+    _set_solver(a, tableau)
     a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
     a.w, a.we, a.sigma, a.sm = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
     a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
@@ -140,11 +174,13 @@ class _NativeLTCDense(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None,
-                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor) -> Tensor:  # fmt: skip
+                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor,
+                tableau: ButcherTableau | None) -> Tensor:  # fmt: skip
         save = any(ctx.needs_input_grad)
-        S, V, D = _dense_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, save)
+        S, V, D = _dense_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, save, tableau)
         if save:
             ctx.unfolds, ctx.lib = unfolds, lib  # the library of the forward pass, even if switched off since
+            ctx.tableau = tableau
             ctx.save_for_backward(C, keep, w, we, sigma, sm, V, D)
         return S
 
@@ -160,7 +196,9 @@ class _NativeLTCDense(torch.autograd.Function):
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
         gw, gwe, gsig, gsm = (C.new_empty(N, N) for _ in range(4))
         need_w = any(ctx.needs_input_grad[5:9])
-        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, need_w=need_w, threads=_threads(B, T * B * L * N * N))
+        work = T * B * L * _stages(ctx.tableau) * N * N
+        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, need_w=need_w, threads=_threads(B, work))
+        _set_solver(a, ctx.tableau)
         a.c, a.keep, a.w, a.we, a.sigma, a.sm = _ptr(C), _ptr(keep), _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
         a.v, a.d, a.grad_states = _ptr(V), _ptr(D), _ptr(gS)
         a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
@@ -168,45 +206,57 @@ class _NativeLTCDense(torch.autograd.Function):
         _check(getattr(ctx.lib, f"lf_ltc_dense_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
-        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm)
+        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None)
+
+
+def _why_not_tableau(tableau: ButcherTableau | None) -> str | None:
+    if tableau is not None and not isinstance(tableau, ButcherTableau):
+        return f"solver tableau {tableau!r}; the C kernel takes a ButcherTableau or None (semi-implicit)"
+    return None
 
 
 def why_not_dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
-                  sigma: Tensor, sm: Tensor) -> str | None:  # fmt: skip
+                  sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None = None) -> str | None:  # fmt: skip
     """None when :func:`dense` runs the C kernel for these arguments, else the reason it does not."""
     if not _native.enabled():
         return abi.SWITCHED_OFF
     N = base.shape[-1] if base.dim() == 4 else -1
-    return _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (N, N)) or _LIB.why_not()
+    reason = _why_not_tableau(tableau) or _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (N, N))
+    return reason or _LIB.why_not()
 
 
 def dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
-          sigma: Tensor, sm: Tensor) -> Tensor | None:  # fmt: skip
-    """States (T, B, N) as ``_fused.ltc_semi_implicit``, or None where the C kernel does not apply
-    (see :func:`why_not_dense`)."""
-    if why_not_dense(unfolds, base, C, keep, h0, w, we, sigma, sm) is not None:
+          sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None = None) -> Tensor | None:  # fmt: skip
+    """States (T, B, N) as ``_fused.ltc_semi_implicit`` (``tableau`` None) or of the explicit method
+    ``tableau``, or None where the C kernel does not apply (see :func:`why_not_dense`)."""
+    if why_not_dense(unfolds, base, C, keep, h0, w, we, sigma, sm, tableau) is not None:
         return None
     lib = _LIB.get()
     if lib is None:  # switched off since (another thread)
         return None
     args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
     if not torch.is_grad_enabled():
-        return _dense_forward(lib, unfolds, *args, False)[0]
-    return _NativeLTCDense.apply(lib, unfolds, *args)  # type: ignore[no-any-return]
+        return _dense_forward(lib, unfolds, *args, False, tableau)[0]
+    return _NativeLTCDense.apply(lib, unfolds, *args, tableau)  # type: ignore[no-any-return]
 
 
 # ================================================================================================ sparse
 def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
-                    w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor,
-                    save: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+                    w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor, save: bool,
+                    tableau: ButcherTableau | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     T, B, _, N = base.shape
-    L, E = unfolds, src.numel()
+    L, E, R = unfolds, src.numel(), _stages(tableau)
     S = base.new_empty(T, B, N)
     W = getattr(lib, f"lf_ltc_lanes_{_SFX[base.dtype]}")()  # batch rows per vector
     nblk = -(-B // W)
-    V = base.new_empty(nblk, T, L + 1, N, W) if save else None  # blocks of W rows, held transposed
-    D = base.new_empty(nblk, T, L, N, W) if save else None
-    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, threads=_threads(nblk, T * B * L * E))
+    if tableau is None:
+        V = base.new_empty(nblk, T, L + 1, N, W) if save else None  # blocks of W rows, held transposed
+        D = base.new_empty(nblk, T, L, N, W) if save else None
+    else:
+        V = base.new_empty(nblk, T, L, R, 2, N, W) if save else None  # [u_s, K_s]
+        D = base.new_empty(nblk, T, L, R, N, W) if save else None  # den(u_s)
+    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, threads=_threads(nblk, T * B * L * R * E))
+    _set_solver(a, tableau)
     a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
     a.w, a.we, a.sigma, a.sm, a.src, a.dst = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm), _ptr(src), _ptr(dst)
     a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
@@ -220,11 +270,12 @@ class _NativeLTCSparse(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None,
                 h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor,
-                dst: Tensor) -> Tensor:  # fmt: skip
+                dst: Tensor, tableau: ButcherTableau | None) -> Tensor:  # fmt: skip
         save = any(ctx.needs_input_grad)
-        S, V, D = _sparse_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, save)
+        S, V, D = _sparse_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, save, tableau)
         if save:
             ctx.unfolds, ctx.lib = unfolds, lib  # the library of the forward pass, even if switched off since
+            ctx.tableau = tableau
             ctx.save_for_backward(C, keep, w, we, sigma, sm, src, dst, V, D)
         return S
 
@@ -241,8 +292,9 @@ class _NativeLTCSparse(torch.autograd.Function):
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
         gw, gwe, gsig, gsm = (C.new_empty(E) for _ in range(4))
         need_w = any(ctx.needs_input_grad[5:9])
-        nt = _threads(V.shape[0], T * B * L * E)
+        nt = _threads(V.shape[0], T * B * L * _stages(ctx.tableau) * E)
         a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, need_w=need_w, threads=nt)
+        _set_solver(a, ctx.tableau)
         a.c, a.keep, a.w, a.we, a.sigma, a.sm = _ptr(C), _ptr(keep), _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
         a.src, a.dst, a.v, a.d, a.grad_states = _ptr(src), _ptr(dst), _ptr(V), _ptr(D), _ptr(gS)
         a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
@@ -250,16 +302,17 @@ class _NativeLTCSparse(torch.autograd.Function):
         _check(getattr(ctx.lib, f"lf_ltc_sparse_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
-        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None)
+        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None, None)
 
 
 def why_not_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor,
-                   we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> str | None:  # fmt: skip
+                   we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor,
+                   tableau: ButcherTableau | None = None) -> str | None:  # fmt: skip
     """None when :func:`sparse` runs the C kernel for these arguments, else the reason it does not."""
     if not _native.enabled():
         return abi.SWITCHED_OFF
     E = src.numel()
-    reason = _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (E,))
+    reason = _why_not_tableau(tableau) or _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (E,))
     if reason is not None:
         return reason
     for name, t in (("src", src), ("dst", dst)):
@@ -274,18 +327,19 @@ def why_not_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h
 
 
 def sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
-           sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor) -> Tensor | None:  # fmt: skip
-    """States (T, B, N) as ``_fused.ltc_sparse``, or None where the C kernel does not apply
-    (see :func:`why_not_sparse`)."""
-    if why_not_sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst) is not None:
+           sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor,
+           tableau: ButcherTableau | None = None) -> Tensor | None:  # fmt: skip
+    """States (T, B, N) as ``_fused.ltc_sparse`` (``tableau`` None) or of the explicit method
+    ``tableau``, or None where the C kernel does not apply (see :func:`why_not_sparse`)."""
+    if why_not_sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, tableau) is not None:
         return None
     lib = _LIB.get()
     if lib is None:  # switched off since (another thread)
         return None
     args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
     if not torch.is_grad_enabled():
-        return _sparse_forward(lib, unfolds, *args, src.contiguous(), dst.contiguous(), False)[0]
-    out = _NativeLTCSparse.apply(lib, unfolds, *args, src.contiguous(), dst.contiguous())
+        return _sparse_forward(lib, unfolds, *args, src.contiguous(), dst.contiguous(), False, tableau)[0]
+    out = _NativeLTCSparse.apply(lib, unfolds, *args, src.contiguous(), dst.contiguous(), tableau)
     return out  # type: ignore[no-any-return]
 
 

@@ -30,13 +30,14 @@ from .._spec import (
     LTC_INIT_RANGES,
     POSITIVE_PARAMS,
     SPARSE_FRACTION,
+    ButcherTableau,
     CfCLayer,
     CfCSpec,
     LTCSpec,
     ncp_layer_masks,
 )
 from ..wirings import FullyConnected, Wiring
-from ._solvers import SemiImplicitEuler, Solver, get_solver
+from ._solvers import ExplicitRK, SemiImplicitEuler, Solver, get_solver
 
 Tensor = torch.Tensor
 
@@ -261,14 +262,21 @@ class LTCCell(nn.Module):
     # ------------------------------------------------------------------ sequence kernels
     def fused_why_not(self) -> str | None:
         """Why no sequence kernel (C or fused torch) runs this cell; None when they do."""
-        if type(self.solver) is not SemiImplicitEuler:
-            return f"solver={self.solver.name!r}: the kernels run the semi-implicit step only"
+        if type(self.solver) not in (SemiImplicitEuler, ExplicitRK):
+            return f"solver={self.solver!r}: the kernels run the semi-implicit step and Butcher tableaux only"
         return None
+
+    @property
+    def tableau(self) -> ButcherTableau | None:
+        """The explicit solver's Butcher tableau; None for the semi-implicit step."""
+        return self.solver.tableau if isinstance(self.solver, ExplicitRK) else None
 
     def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> LTCJob:
         """The whole sequence's work for an executor: x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T)."""
         gleak = self.positive("gleak")
-        leak = torch.stack([gleak * self.vleak, gleak + self.epsilon])  # (2, N)
+        tableau = self.tableau
+        eps = self.epsilon if tableau is None else 0.0  # the explicit solvers have no epsilon
+        leak = torch.stack([gleak * self.vleak, gleak + eps])  # (2, N)
         ws = self.positive("sensory_w") * self.sensory_sparsity_mask  # (I, N)
         sensory = (ws, ws * self.sensory_erev, self.sensory_sigma, self.sensory_sigma * self.sensory_mu)
         C = self.positive("cm") / (ts.transpose(0, 1) / self.ode_unfolds)  # (T, B, N): C_m / h
@@ -285,7 +293,7 @@ class LTCCell(nn.Module):
             w = self.positive("w") * self.sparsity_mask
             synapses = (w, w * self.erev, self.sigma, self.sigma * self.mu)
         return LTCJob(self.ode_unfolds, x.transpose(0, 1), self.map_inputs, self.precompute, leak, sensory, C, keep,
-                      h0, synapses, edges)  # fmt: skip
+                      h0, synapses, edges, tableau=tableau)  # fmt: skip
 
     def fused_output(self, S: Tensor) -> Tensor:
         return self.map_outputs(S)
@@ -293,15 +301,20 @@ class LTCCell(nn.Module):
     def fused_step(self, x: Tensor, h: Tensor, dt: float | Tensor) -> Tensor:
         """The new state after one interval, without autograd (streaming; see ``fused_why_not``)."""
 
+        tableau = self.tableau
+
         def build() -> tuple[Tensor, ...]:
             gleak = self.positive("gleak")
             w = self.positive("w") * self.sparsity_mask
-            leak = torch.stack([gleak * self.vleak, gleak + self.epsilon])
+            leak = torch.stack([gleak * self.vleak, gleak + (self.epsilon if tableau is None else 0.0)])
             return leak, self.positive("cm"), torch.stack([w * self.erev, w]), self.sigma, -(self.sigma * self.mu)
 
         leak, cm, W2, sigma, nsm = build()
         base = self.precompute(x.unsqueeze(0))[0] + leak  # (B, 2, N)
-        return _fused.ltc_step(self.ode_unfolds, base, cm / (dt / self.ode_unfolds), h, W2, sigma, nsm)
+        c = cm / (dt / self.ode_unfolds)
+        if tableau is not None:
+            return _fused.ltc_explicit_step(self.ode_unfolds, tableau, base, c, h, W2, sigma, nsm)
+        return _fused.ltc_step(self.ode_unfolds, base, c, h, W2, sigma, nsm)
 
     def get_config(self) -> dict[str, Any]:
         return {
