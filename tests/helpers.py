@@ -63,6 +63,14 @@ OPTIONS: dict[str, LayerFactory] = {
     "cfc-relu": lambda: CfC(INPUT_SIZE, 6, activation="relu", backbone_units=8),
     "cfc-lecun-heads": lambda: CfC(INPUT_SIZE, 6, head_activation="lecun_tanh", backbone_units=8),
     "cfc-dropout": lambda: CfC(INPUT_SIZE, 6, backbone_dropout=0.3, backbone_units=8),
+    "cfc-4layers-silu": lambda: CfC(INPUT_SIZE, 5, activation="silu", backbone_units=7, backbone_layers=4),
+    "cfc-3layers-gelu-pure": lambda: CfC(
+        INPUT_SIZE, 5, mode="pure", activation="gelu", backbone_units=7, backbone_layers=3
+    ),
+    "cfc-nobackbone-pure": lambda: CfC(INPUT_SIZE, 6, mode="pure", backbone_layers=0),
+    "cfc-2layers-lecun-heads-no_gate": lambda: CfC(
+        INPUT_SIZE, 5, mode="no_gate", head_activation="lecun_tanh", backbone_units=7, backbone_layers=2
+    ),
     "cfc-proj": lambda: CfC(INPUT_SIZE, 6, proj_size=2, backbone_units=8),
     "cfc-mixed-forget": lambda: CfC(INPUT_SIZE, 5, mixed_memory=True, forget_bias=1.6, backbone_units=8),
     "ltc-proj": lambda: LTC(INPUT_SIZE, 6, proj_size=3),

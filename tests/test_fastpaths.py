@@ -29,7 +29,12 @@ KERNEL = [  # the configurations the sequence kernels take (tests/test_conforman
     "cfc-default",
     "cfc-no_gate",
     "cfc-nobackbone",
+    "cfc-pure",
+    "cfc-2layers-relu",
     "wcfc-autoncp",
+    "wcfc-ncp-pure",
+    "cfc-mixed-proj",
+    "cfc-paper-heads",
     "wcfc-ncp-no_gate",
     "wcfc-fc",
 ]
@@ -239,9 +244,9 @@ def test_one_step_calls_with_a_state_take_the_step_path(name: str, batch_first: 
 
 
 def test_a_slow_option_is_said_once_per_layer() -> None:
-    layer = make_layer("cfc-pure")
+    layer = make_layer("ltc-mixed-proj")
     x, dt, _ = random_batch(2, 3)
-    with pytest.warns(_dispatch.SlowPathWarning, match=r"CfC: mode='pure'; this layer runs the step-by-step loop"):
+    with pytest.warns(_dispatch.SlowPathWarning, match=r"LTC: mixed_memory=True: its LSTM runs step by step; this "):
         layer(x, timespans=dt)
     import warnings
 
@@ -250,7 +255,7 @@ def test_a_slow_option_is_said_once_per_layer() -> None:
         layer(x, timespans=dt)  # once per layer
         make_layer("cfc-default")(x, timespans=dt)  # kernel configurations say nothing
         with use_path("loop"):
-            make_layer("cfc-pure")(x, timespans=dt)  # a forced path is the caller's choice
+            make_layer("ltc-mixed-proj")(x, timespans=dt)  # a forced path is the caller's choice
 
 
 @pytest.mark.parametrize("name", ["cfc-relu", "cfc-gelu", "cfc-silu"])

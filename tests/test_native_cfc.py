@@ -241,9 +241,11 @@ def test_why_not_says_why(monkeypatch) -> None:
     h0 = torch.zeros(2, layer.state_size, dtype=torch.float64)
     half = [[p.half() if p is not None else None for p in params]]
     pure = CfCLayerSpec(spec.hidden, spec.width, True, "pure")
+    deep = CfCLayerSpec(spec.hidden, spec.width, True, "default", depth=5)
     cases = [
         ("applies", ([spec], P, ts, None, h0, [params]), None),
-        ("pure", ([pure], P, ts, None, h0, [params]), "layer 0: mode='pure' is not in the C kernel (default, no_gate)"),
+        ("pure without A, w_tau", ([pure], P, ts, None, h0, [params]), "layer 0: 5 parameter tensors, expected 7"),
+        ("deep", ([deep], P, ts, None, h0, [params]), "layer 0: 5 backbone layers; the C kernel takes at most 4"),
         ("float16", ([spec], P.half(), ts.half(), None, h0.half(), half), abi.not_float(torch.float16)),
         (
             "mixed",
@@ -299,3 +301,89 @@ def test_every_backbone_activation_has_its_adjoint(activation: str, merged: bool
         return out
 
     assert torch.autograd.gradcheck(run, (P, h0, WhT, HwT, hb))
+
+
+@pytest.mark.parametrize(
+    ("depth", "activation", "mode", "head", "dropout"),
+    [
+        (2, "relu", "default", "tanh", False),
+        (3, "gelu", "no_gate", "tanh", True),
+        (4, "silu", "default", "lecun_tanh", False),
+        (2, "lecun_tanh", "pure", "tanh", True),
+        (1, "tanh", "pure", "tanh", False),
+        (0, "tanh", "pure", "tanh", False),
+        (1, "relu", "no_gate", "lecun_tanh", True),
+    ],
+)
+@pytest.mark.parametrize("merged", [False, True])
+def test_backbone_layers_modes_heads_and_dropout_have_their_adjoint(depth, activation, mode, head, dropout,
+                                                                    merged) -> None:  # fmt: skip
+    """The hand-written backward of deeper backbones (W_k, b_k), the pure mode (A, w_tau), lecun_tanh
+    heads and dropout multipliers against finite differences, per-sample and uniform elapsed times."""
+    torch.manual_seed(4)
+    T, B, H, K = 3, 5, 4, 7
+    V = H if mode == "pure" else 4 * H
+    width = K if depth else V
+    spec = CfCLayerSpec(H, width, depth > 0, mode, activation, max(depth, 1), head, dropout)
+    f64 = {"dtype": torch.float64, "requires_grad": True}
+    P, h0 = torch.randn(T, B, width, **f64), 0.3 * torch.randn(B, H, **f64)
+    params = [None, 0.5 * torch.randn(H, width, **f64), None]
+    params += [0.5 * torch.randn(K, V, **f64), torch.randn(V, **f64)] if depth else [None, None]
+    for _ in range(1, depth):
+        params += [0.4 * torch.randn(K, K, **f64), 0.2 * torch.randn(K, **f64)]
+    if mode == "pure":
+        params += [1 + 0.2 * torch.randn(H, **f64), 0.3 * torch.randn(H, **f64)]
+    drops = None
+    if dropout:
+        drops = [[(torch.rand(T, B, K) > 0.3).double() / 0.7 for _ in range(depth)]]
+    ts = torch.full((T, B, 1), 0.7, dtype=torch.float64) if merged else torch.rand(T, B, 1, dtype=torch.float64) + 0.2
+    wrt = [p for p in params if p is not None]
+
+    def run(P: torch.Tensor, h0: torch.Tensor, *ws: torch.Tensor) -> torch.Tensor:
+        it = iter(ws)
+        ps = [None if p is None else next(it) for p in params]
+        out = _native_cfc.chain([spec], P, ts, None, h0, [ps], drops)
+        assert out is not None, _native_cfc.why_not([spec], P, ts, None, h0, [ps], drops)
+        return out
+
+    assert torch.autograd.gradcheck(run, (P, h0, *wrt))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"backbone_dropout": 0.3},
+        {"backbone_dropout": 0.4, "backbone_layers": 3, "activation": "relu"},
+        {"backbone_dropout": 0.2, "backbone_layers": 2, "activation": "gelu", "mode": "pure"},
+    ],
+)
+def test_dropout_in_training_runs_the_c_kernel_with_the_loops_masks(kwargs, dtype, monkeypatch) -> None:
+    """In training mode a sequence call draws its dropout multipliers once, (T, B, K) per backbone
+    layer, and the C kernel and the loop use the same ones: same seed, same outputs and gradients."""
+    from liquidflow.torch import explain, use_path
+
+    torch.manual_seed(0)
+    layer = CfC(INPUT_SIZE, 5, backbone_units=9, **kwargs).to(dtype).train()
+    x, dt, mask = random_batch(4, 6, dtype, seed=2, masked=True)
+    assert explain(layer, x, timespans=dt, mask=mask).path == "native"
+    results = []
+    for path in ("native", "loop"):
+        count = _Count(monkeypatch)
+        torch.manual_seed(5)
+        xx = x.clone().requires_grad_()
+        with use_path(path):
+            y, h = layer(xx, timespans=dt, mask=mask)
+        assert count.calls == (1 if path == "native" else 0)
+        g = torch.Generator().manual_seed(7)
+        loss = (y * torch.randn(y.shape, generator=g, dtype=dtype)).sum() + h.square().sum()
+        params = [xx, *layer.parameters()]
+        results.append((y.detach(), torch.autograd.grad(loss, params)))
+    (y0, g0), (y1, g1) = results
+    _close(y0, y1, dtype, "output")
+    for a, b in zip(g0, g1):
+        _close(a, b, dtype, "gradient")
+    layer.eval()  # no dropout: the outputs differ from training's
+    with torch.no_grad():
+        y_eval, _ = layer(x, timespans=dt, mask=mask)
+    assert float((y_eval - y0).abs().max()) > 1e-3

@@ -171,9 +171,16 @@ class CfCSpec:
         """Rows of the stacked head weights: f1, f2, time_a, time_b (f1 alone in pure mode)."""
         return self.hidden_size if self.mode == "pure" else 4 * self.hidden_size
 
-    def kernel_why_not(self, training: bool = False) -> str | None:
-        """Why no sequence kernel (C or fused torch) runs this cell; None when one may (each kernel
-        may still refuse: the fused torch kernel's backbone is tanh / lecun_tanh only)."""
+    def kernel_why_not(self, training: bool = False, sequence: bool = False) -> str | None:
+        """Why no kernel runs this cell; None when one may (each kernel may still refuse: the fused
+        torch kernel's backbone is tanh / lecun_tanh only).
+
+        ``sequence``: for a sequence call, whose C kernel takes every mode, 0-4 backbone layers,
+        either head activation and dropout masks; otherwise for the one-step kernels."""
+        if sequence:
+            if self.backbone_layers > 4:
+                return f"backbone_layers={self.backbone_layers}: the C kernel takes at most 4"
+            return None
         if self.mode not in ("default", "no_gate"):
             return f"mode={self.mode!r}"
         if self.backbone_layers > 1:
@@ -222,16 +229,42 @@ class CfCLayer:
     """One CfC (sub-)layer of a fused chain: sizes and options, no tensors (the kernels' view)."""
 
     hidden: int  # H
-    width: int  # K: outputs of the first linear map (backbone units, or the 4H heads)
+    width: int  # K: outputs of the first linear map (backbone units, or the heads: 4H, pure H)
     backbone: bool
-    mode: str  # "default" or "no_gate"
+    mode: str  # "default", "no_gate" or "pure"
     #: the backbone activation as the kernel applies it (a name of ACTIVATIONS): "tanh" also for a
     #: lecun_tanh whose constants are folded into the weights; "lecun_tanh" when they are not
     activation: str = "tanh"
+    depth: int = 1  #: backbone layers (with ``backbone``); layers 1.. map K -> K
+    head: str = "tanh"  #: the activation of f1 and f2: "tanh" or "lecun_tanh"
+    dropout: bool = False  #: the job carries dropout multipliers for the backbone layers
+    memory: bool = False  #: layer 0 of a chain with the mixed-memory LSTM before it (the job's ``lstm``)
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {self.activation!r}")
+        if self.mode not in CFC_MODES:
+            raise ValueError(f"mode must be one of {CFC_MODES}; got {self.mode!r}")
+        if self.head not in ("tanh", "lecun_tanh"):
+            raise ValueError(f"head must be tanh or lecun_tanh; got {self.head!r}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be >= 1; got {self.depth}")
+
+    @property
+    def layers(self) -> int:
+        """Backbone layers (0 without a backbone)."""
+        return self.depth if self.backbone else 0
+
+    @property
+    def heads(self) -> int:
+        """Head columns: f1 alone in pure mode, else f1, f2, time_a, time_b."""
+        return self.hidden if self.mode == "pure" else 4 * self.hidden
+
+    @property
+    def n_params(self) -> int:
+        """Tensors per layer in a job's params: WxT, WhT, b, HwT, hb, then W_kT, b_k per backbone
+        layer k >= 1, then A, w_tau in pure mode."""
+        return 5 + 2 * max(0, self.layers - 1) + (2 if self.mode == "pure" else 0)
 
     @property
     def lecun(self) -> bool:

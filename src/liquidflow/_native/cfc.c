@@ -4,7 +4,8 @@
  * Arguments: `layers`, L structs lf_cfc_layer (lf_abi.h: sizes, options, weights read in place with
  * their strides, the buffers saved for the backward pass and its outputs), then
  *   P (T, B, K_0) layer 0's first map over the inputs (bias included), ts (T, B) elapsed times,
- *   keep (T, B) uint8 or NULL, h0 (B, N), S (T, B, N) the states, all contiguous.
+ *   keep (T, B) uint8 or NULL, h0 (B, N), S (T, B, N) the states, all contiguous, and the mixed-memory
+ *   LSTM (lf_cfc_lstm, lstm_impl.h) or NULL.
  * Weight gradients: each thread sums over its rows and every step, then the threads' sums are added. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,14 +64,19 @@ static const lf_abi_field lf_cfc_abi_fields[] = {
     LF_ABI_FIELD(lf_cfc_layer, width),
     LF_ABI_FIELD(lf_cfc_layer, in_size),
     LF_ABI_FIELD(lf_cfc_layer, backbone),
-    LF_ABI_FIELD(lf_cfc_layer, no_gate),
+    LF_ABI_FIELD(lf_cfc_layer, mode),
     LF_ABI_FIELD(lf_cfc_layer, offset),
     LF_ABI_FIELD(lf_cfc_layer, activation),
+    LF_ABI_FIELD(lf_cfc_layer, head_activation),
     LF_ABI_FIELD(lf_cfc_layer, wx_t),
     LF_ABI_FIELD(lf_cfc_layer, wh_t),
     LF_ABI_FIELD(lf_cfc_layer, b),
     LF_ABI_FIELD(lf_cfc_layer, hw_t),
     LF_ABI_FIELD(lf_cfc_layer, hb),
+    LF_ABI_FIELD(lf_cfc_layer, a),
+    LF_ABI_FIELD(lf_cfc_layer, w_tau),
+    LF_ABI_FIELD(lf_cfc_layer, deep),
+    LF_ABI_FIELD(lf_cfc_layer, drop),
     LF_ABI_FIELD(lf_cfc_layer, z),
     LF_ABI_FIELD(lf_cfc_layer, f),
     LF_ABI_FIELD(lf_cfc_layer, g),
@@ -81,11 +87,34 @@ static const lf_abi_field lf_cfc_abi_fields[] = {
     LF_ABI_FIELD(lf_cfc_layer, grad_b),
     LF_ABI_FIELD(lf_cfc_layer, grad_hw_t),
     LF_ABI_FIELD(lf_cfc_layer, grad_hb),
+    LF_ABI_FIELD(lf_cfc_layer, grad_a),
+    LF_ABI_FIELD(lf_cfc_layer, grad_w_tau),
+    LF_ABI_STRUCT(lf_cfc_deep),
+    LF_ABI_FIELD(lf_cfc_deep, w_t),
+    LF_ABI_FIELD(lf_cfc_deep, b),
+    LF_ABI_FIELD(lf_cfc_deep, drop),
+    LF_ABI_FIELD(lf_cfc_deep, z),
+    LF_ABI_FIELD(lf_cfc_deep, zd),
+    LF_ABI_FIELD(lf_cfc_deep, grad_w_t),
+    LF_ABI_FIELD(lf_cfc_deep, grad_b),
+    LF_ABI_STRUCT(lf_cfc_lstm),
+    LF_ABI_FIELD(lf_cfc_lstm, size),
+    LF_ABI_FIELD(lf_cfc_lstm, r_t),
+    LF_ABI_FIELD(lf_cfc_lstm, pre),
+    LF_ABI_FIELD(lf_cfc_lstm, c0),
+    LF_ABI_FIELD(lf_cfc_lstm, c),
+    LF_ABI_FIELD(lf_cfc_lstm, hl),
+    LF_ABI_FIELD(lf_cfc_lstm, gates),
+    LF_ABI_FIELD(lf_cfc_lstm, grad_c),
+    LF_ABI_FIELD(lf_cfc_lstm, grad_pre),
+    LF_ABI_FIELD(lf_cfc_lstm, grad_r_t),
+    LF_ABI_FIELD(lf_cfc_lstm, grad_c0),
 };
 /* lf_cfc_abi_version, lf_cfc_struct_size, lf_cfc_field_offset */
 LF_ABI_EXPORTS(cfc, LF_CFC_ABI_VERSION, lf_cfc_abi_fields)
 
 int lf_cfc_maxlayers(void) { return LF_MAXL; }
+int lf_cfc_maxbackbone(void) { return LF_CFC_MAXBB; }
 
 #define REAL float
 #define LF_SFX(name) name##_f32

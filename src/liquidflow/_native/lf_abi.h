@@ -20,7 +20,7 @@
 
 _Static_assert(sizeof(void *) == 8 && sizeof(double) == 8, "64-bit pointers expected (the structs have 8-byte fields)");
 
-#define LF_CFC_ABI_VERSION 4
+#define LF_CFC_ABI_VERSION 6
 #define LF_LTC_ABI_VERSION 4
 #define LF_STEP_ABI_VERSION 2
 
@@ -31,35 +31,77 @@ typedef struct lf_strided {
     int64_t stride0, stride1;
 } lf_strided;
 
-/* backbone activations of lf_cfc_layer (lecun_tanh = 1.7159 tanh(0.666 u); gelu the erf form) */
+/* backbone activations of lf_cfc_layer (lecun_tanh = 1.7159 tanh(0.666 u); gelu the erf form); the
+ * head activation (f1, f2) is LF_CFC_ACT_TANH or LF_CFC_ACT_LECUN_TANH */
 #define LF_CFC_ACT_LECUN_TANH 0
 #define LF_CFC_ACT_TANH 1
 #define LF_CFC_ACT_RELU 2
 #define LF_CFC_ACT_GELU 3
 #define LF_CFC_ACT_SILU 4
 
+/* modes of lf_cfc_layer */
+#define LF_CFC_MODE_DEFAULT 0 /* h' = f2 + g (f1 - f2) */
+#define LF_CFC_MODE_NO_GATE 1 /* h' = f1 g + f2 */
+#define LF_CFC_MODE_PURE 2    /* h' = A - A exp(-dt (|w_tau| + |u1|)) u1, u1 the one head (H columns) */
+
+#define LF_CFC_MAXBB 4 /* backbone layers of one lf_cfc_layer at most */
+
+/* backbone layer k >= 1 of a lf_cfc_layer: z_k = act(z_{k-1} W_k^T + b_k) (times its dropout
+ * multipliers where given); all backbone layers have the width K */
+typedef struct lf_cfc_deep {
+    lf_strided w_t; /* (K, K): element (i, j) is W_k[j, i] */
+    lf_strided b;   /* (K) */
+    const void *drop; /* (T, B, K) dropout multipliers (0 or 1 / (1 - p)), or NULL */
+    void *z;        /* saved (T, B, K) z_k (after dropout) */
+    void *zd;       /* saved (T, B, K) act'(u_k) times the dropout multiplier, or NULL (see lf_cfc_layer.zd) */
+    void *grad_w_t, *grad_b; /* (K, K), (K), or NULL */
+} lf_cfc_deep;
+
+/* the mixed-memory LSTM that runs before the chain at every step (lstm_impl.h): its output h_l
+ * replaces the state the chain's layers read; a step not observed keeps both h and c */
+typedef struct lf_cfc_lstm {
+    int64_t size;     /* N: the chain's state size */
+    lf_strided r_t;   /* (N, 4N): element (k, j) is R[j, k], R the recurrent weight (4N, N) */
+    const void *pre;  /* (T, B, 4N) input part of the gates, bias included */
+    const void *c0;   /* (B, N) */
+    void *c;          /* (T, B, N) out: the cell states after each step */
+    void *hl;         /* (T, B, N) saved LSTM outputs, or NULL (inference) */
+    void *gates;      /* (T, B, 4N) saved gates (lstm_impl.h), or NULL (inference) */
+    const void *grad_c; /* backward: (T, B, N) gradient at c, or NULL */
+    void *grad_pre;   /* backward: (T, B, 4N) or NULL */
+    void *grad_r_t;   /* backward: (N, 4N) or NULL */
+    void *grad_c0;    /* backward: (B, N) or NULL */
+} lf_cfc_lstm;
+
 /* one layer of a CfC chain (cfc.c), an array of them per call */
 typedef struct lf_cfc_layer {
     int64_t hidden;   /* H */
-    int64_t width;    /* K: outputs of the first linear map (backbone units, or 4H without a backbone) */
+    int64_t width;    /* K: outputs of the first linear map (backbone units, or the heads without a backbone) */
     int64_t in_size;  /* I: inputs of the map from layer l-1's new state (0 for layer 0) */
-    int64_t backbone; /* 1: a backbone layer z = act(u), then heads HwT; 0: the first map gives the 4H heads */
-    int64_t no_gate;  /* 1: h' = f1 g + f2; 0: h' = f2 + g (f1 - f2) */
+    int64_t backbone; /* backbone layers, 0..LF_CFC_MAXBB: z_0 = act(u), z_k = act(W_k z_{k-1} + b_k), then the
+                         heads HwT; 0: the first map gives the heads */
+    int64_t mode;     /* LF_CFC_MODE_* */
     int64_t offset;   /* of the layer's state in the chain state (B, N) */
     int64_t activation; /* the backbone's act, LF_CFC_ACT_* (the codes of the step kernel, step_impl.h) */
+    int64_t head_activation; /* f1, f2: LF_CFC_ACT_TANH or LF_CFC_ACT_LECUN_TANH (not pure) */
     lf_strided wx_t;  /* (I, K), layer 0: absent (its input map is the caller's P) */
     lf_strided wh_t;  /* (H, K) */
     lf_strided b;     /* (K), layer 0: absent */
-    lf_strided hw_t;  /* (K, 4H) heads [f1, f2, time_a, time_b]; absent without a backbone */
-    lf_strided hb;    /* (4H) */
+    lf_strided hw_t;  /* (K, V) heads, V = 4H [f1, f2, time_a, time_b] or H [f1] (pure); absent without a backbone */
+    lf_strided hb;    /* (V) */
+    lf_strided a, w_tau; /* (H) each: pure mode only */
+    const lf_cfc_deep *deep; /* backbone - 1 of them (backbone layers 1..), or NULL */
+    const void *drop; /* (T, B, K) dropout multipliers of backbone layer 0, or NULL */
     /* saved by the forward pass for the backward pass (NULL: not saved, inference) */
-    void *z; /* (T, B, K) backbone activations */
-    void *f; /* (T, B, 2H) [f1, f2] */
-    void *g; /* (T, B, H) gate */
-    void *zd; /* (T, B, K) act'(u): gelu and silu only (the others' derivative follows from z), else NULL */
+    void *z; /* (T, B, K) backbone layer 0's activations (after dropout) */
+    void *f; /* (T, B, 2H) [f1, f2]; pure: [u1, exp(-dt (|w_tau| + |u1|))] */
+    void *g; /* (T, B, H) gate (not pure) */
+    void *zd; /* (T, B, K) act'(u) times the dropout multiplier: gelu, silu, or with dropout; else NULL (the
+                 derivative then follows from z) */
     /* outputs of the backward pass (NULL: not wanted), contiguous */
     void *grad_u; /* (T, B, K) gradient at the first map's output (layer 0: dP) */
     void *grad_wx_t, *grad_wh_t, *grad_b, *grad_hw_t, *grad_hb; /* in the shapes above */
+    void *grad_a, *grad_w_tau; /* (H) each: pure mode */
 } lf_cfc_layer;
 
 /* -------------------------------------------------------------------------------- LTC sequences */

@@ -112,6 +112,14 @@ def cfc_why_not(specs: list[CfCLayerSpec]) -> str | None:
     for l, sp in enumerate(specs):
         if sp.mode not in ("default", "no_gate"):
             return f"layer {l}: mode={sp.mode!r} is not in the fused kernel (default, no_gate)"
+        if sp.layers > 1:
+            return f"layer {l}: {sp.layers} backbone layers; the fused torch kernel takes 0 or 1"
+        if sp.head != "tanh":
+            return f"layer {l}: head_activation={sp.head!r}; the fused torch kernel takes tanh heads"
+        if sp.dropout:
+            return f"layer {l}: backbone dropout in training; the fused torch kernel has none"
+        if sp.memory:
+            return "mixed_memory=True: the fused torch kernel has no LSTM (the C kernel has)"
         if sp.backbone and sp.activation != "tanh":
             what = "lecun_tanh not folded into the weights" if sp.lecun else f"={sp.activation!r}"
             return (
@@ -356,8 +364,12 @@ class _CfCChain(torch.autograd.Function):
 
 
 def cfc_chain(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
-              params: list[list[Tensor | None]]) -> Tensor:  # fmt: skip
-    """States (T, B, N) of a chain of CfC layers; inputs are time-major (see :class:`_CfCChain`)."""
+              params: list[list[Tensor | None]], drops: Any = None, lstm: Any = None) -> Tensor:  # fmt: skip
+    """States (T, B, N) of a chain of CfC layers; inputs are time-major (see :class:`_CfCChain`).
+    ``drops`` and ``lstm`` must be None (no dropout, no mixed memory here: :func:`cfc_why_not`)."""
+    why = cfc_why_not(specs)
+    if why is not None or drops is not None or lstm is not None:
+        raise ValueError(f"the fused CfC kernel does not run this chain: {why or 'dropout or mixed memory'}")
     flat = [p for layer in params for p in layer]
     if not torch.is_grad_enabled():
         return _cfc_forward(specs, P, ts, keep, h0, params, save=False)[0]

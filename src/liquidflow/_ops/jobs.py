@@ -20,6 +20,17 @@ Tensor = torch.Tensor
 
 
 @dataclass
+class CfCLSTM:
+    """The mixed-memory LSTM of a CfC job: it runs before the chain at every step (its output is the
+    state the chain reads; a step not observed keeps h and c)."""
+
+    pre: Tensor  # (T, B, 4N): the input map of the gates for all steps, bias included
+    r_t: Tensor  # (N, 4N): the recurrent weight transposed
+    c0: Tensor  # (B, N)
+    c: Tensor | None = None  # (T, B, N) the cell states after each step, set by the executor that ran the job
+
+
+@dataclass
 class CfCJob:
     """A chain of CfC layers (one for a dense CfC, one per NCP layer for a wired one)."""
 
@@ -28,11 +39,17 @@ class CfCJob:
     ts: Tensor  # (T, B, 1) elapsed time before each step
     keep: Tensor | None  # (T, B, 1) bool, True where observed; None: all observed
     h0: Tensor  # (B, N) initial states of all layers side by side
-    params: list[list[Tensor | None]]  # per layer [WxT, WhT, b, HwT, hb]
+    #: per layer [WxT, WhT, b, HwT, hb], then [W_kT, b_k] per backbone layer k >= 1, then [A, w_tau] in
+    #: pure mode (``CfCLayer.n_params``)
+    params: list[list[Tensor | None]]
     lib: Any = None  # the C library that accepted this job (set by the dispatcher)
+    #: per layer (None: no dropout), per backbone layer: (T, B, K) dropout multipliers (0 or 1 / (1 - p))
+    drops: list[list[Tensor] | None] | None = None
+    lstm: CfCLSTM | None = None  #: mixed memory (then ``specs[0].memory``)
 
-    def args(self) -> tuple[list[CfCLayer], Tensor, Tensor, Tensor | None, Tensor, list[list[Tensor | None]]]:
-        return self.specs, self.P, self.ts, self.keep, self.h0, self.params
+    def args(self) -> tuple[list[CfCLayer], Tensor, Tensor, Tensor | None, Tensor, list[list[Tensor | None]],
+                            list[list[Tensor] | None] | None, CfCLSTM | None]:  # fmt: skip
+        return self.specs, self.P, self.ts, self.keep, self.h0, self.params, self.drops, self.lstm
 
 
 @dataclass

@@ -24,6 +24,8 @@ from .. import _native
 __all__ = [
     "CFC_ABI_VERSION",
     "CFC_ACTIVATIONS",
+    "CFC_MAX_BACKBONE",
+    "CFC_MODES",
     "CFC_SAVE_DERIVATIVE",
     "CFC_STRUCTS",
     "LTC_ABI_VERSION",
@@ -32,7 +34,9 @@ __all__ = [
     "STEP_STRUCTS",
     "SWITCHED_OFF",
     "KernelLibrary",
+    "LfCfcDeep",
     "LfCfcLayer",
+    "LfCfcLstm",
     "LfLtcSensory",
     "LfLtcSeq",
     "LfStepCfcLayer",
@@ -47,7 +51,7 @@ __all__ = [
 ]
 
 # bumped with every change of a kernel's structs or of the meaning of a field (LF_*_ABI_VERSION in C)
-CFC_ABI_VERSION = 4
+CFC_ABI_VERSION = 6
 LTC_ABI_VERSION = 4
 STEP_ABI_VERSION = 2
 
@@ -83,6 +87,21 @@ class LfStrided(_Struct):
     _fields_ = [("data", _PTR), ("stride0", _I64), ("stride1", _I64)]
 
 
+class LfCfcDeep(_Struct):
+    """Backbone layer k >= 1 of a CfC layer: weights, dropout multipliers, saved activations, gradients."""
+
+    c_name = "lf_cfc_deep"
+    _fields_ = [
+        ("w_t", LfStrided),  # (K, K): element (i, j) is W_k[j, i]
+        ("b", LfStrided),  # (K)
+        ("drop", _PTR),  # (T, B, K) dropout multipliers or NULL
+        ("z", _PTR),  # saved (T, B, K)
+        ("zd", _PTR),  # saved (T, B, K) act'(u) times the dropout multiplier, or NULL
+        ("grad_w_t", _PTR),
+        ("grad_b", _PTR),
+    ]
+
+
 class LfCfcLayer(_Struct):
     """One layer of a CfC chain: sizes, options, weights, the saved activations, the gradients out."""
 
@@ -91,25 +110,51 @@ class LfCfcLayer(_Struct):
         ("hidden", _I64),  # H
         ("width", _I64),  # K: outputs of the first linear map
         ("in_size", _I64),  # inputs of the map from layer l-1 (0 for layer 0)
-        ("backbone", _I64),
-        ("no_gate", _I64),
+        ("backbone", _I64),  # backbone layers, 0..CFC_MAX_BACKBONE
+        ("mode", _I64),  # a code of CFC_MODES
         ("offset", _I64),  # of the layer's state in the chain state
         ("activation", _I64),  # the backbone's, a code of CFC_ACTIVATIONS
+        ("head_activation", _I64),  # f1, f2: tanh or lecun_tanh, codes of CFC_ACTIVATIONS
         ("wx_t", LfStrided),  # (I, K)
         ("wh_t", LfStrided),  # (H, K)
         ("b", LfStrided),  # (K)
-        ("hw_t", LfStrided),  # (K, 4H)
-        ("hb", LfStrided),  # (4H)
+        ("hw_t", LfStrided),  # (K, 4H), pure: (K, H)
+        ("hb", LfStrided),  # (4H), pure: (H)
+        ("a", LfStrided),  # (H) pure mode
+        ("w_tau", LfStrided),  # (H) pure mode
+        ("deep", _PTR),  # backbone - 1 LfCfcDeep, or NULL
+        ("drop", _PTR),  # (T, B, K) dropout multipliers of backbone layer 0, or NULL
         ("z", _PTR),  # saved (T, B, K)
         ("f", _PTR),  # saved (T, B, 2H)
         ("g", _PTR),  # saved (T, B, H)
-        ("zd", _PTR),  # saved (T, B, K) act'(u): gelu and silu only
+        ("zd", _PTR),  # saved (T, B, K) act'(u) (times the dropout multiplier): gelu, silu, or with dropout
         ("grad_u", _PTR),  # (T, B, K), layer 0: dP
         ("grad_wx_t", _PTR),
         ("grad_wh_t", _PTR),
         ("grad_b", _PTR),
         ("grad_hw_t", _PTR),
         ("grad_hb", _PTR),
+        ("grad_a", _PTR),
+        ("grad_w_tau", _PTR),
+    ]
+
+
+class LfCfcLstm(_Struct):
+    """The mixed-memory LSTM run before a CfC chain at every step (lstm_impl.h)."""
+
+    c_name = "lf_cfc_lstm"
+    _fields_ = [
+        ("size", _I64),  # N
+        ("r_t", LfStrided),  # (N, 4N) = R^T
+        ("pre", _PTR),  # (T, B, 4N)
+        ("c0", _PTR),  # (B, N)
+        ("c", _PTR),  # (T, B, N) out
+        ("hl", _PTR),  # (T, B, N) saved, or NULL
+        ("gates", _PTR),  # (T, B, 4N) saved, or NULL
+        ("grad_c", _PTR),  # (T, B, N) or NULL
+        ("grad_pre", _PTR),
+        ("grad_r_t", _PTR),
+        ("grad_c0", _PTR),
     ]
 
 
@@ -117,8 +162,12 @@ class LfCfcLayer(_Struct):
 CFC_ACTIVATIONS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "gelu": 3, "silu": 4}
 #: those whose derivative the backward pass cannot take from z: the forward pass saves act'(u) (zd)
 CFC_SAVE_DERIVATIVE = ("gelu", "silu")
+#: LfCfcLayer.mode (LF_CFC_MODE_*)
+CFC_MODES = {"default": 0, "no_gate": 1, "pure": 2}
+#: backbone layers of one CfC layer at most (LF_CFC_MAXBB)
+CFC_MAX_BACKBONE = 4
 
-CFC_STRUCTS: tuple[type[_Struct], ...] = (LfStrided, LfCfcLayer)
+CFC_STRUCTS: tuple[type[_Struct], ...] = (LfStrided, LfCfcDeep, LfCfcLstm, LfCfcLayer)
 
 
 # ============================================================================================ LTC (ltc.c)

@@ -12,6 +12,7 @@ can hoist work out of the time loop:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._ops import fused as _fused
-from .._ops.jobs import CfCJob, LTCJob
+from .._ops.jobs import CfCJob, CfCLSTM, LTCJob
 from .._spec import (
     CFC_MODES,
     HEAD_ACTIVATIONS,
@@ -438,16 +439,23 @@ class CfCCell(nn.Module):
         weight, bias = self._first()
         return F.linear(x, weight[:, : self.input_size], bias)
 
-    def step_pre(self, pre_t: Tensor, h: Tensor, dt: float | Tensor) -> tuple[Tensor, Tensor]:
+    def step_pre(self, pre_t: Tensor, h: Tensor, dt: float | Tensor,
+                 drop: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """One step from ``pre_t``; ``drop``: this step's dropout multipliers (B, K) per backbone
+        layer (from :meth:`draw_dropout`) instead of drawing them here."""
         weight, _ = self._first()
         u = pre_t + F.linear(h, weight[:, self.input_size :])
         if self.backbone_layers > 0:
             z = self._act(u)
-            if self.dropout is not None:
+            if drop is not None:
+                z = z * drop[0]
+            elif self.dropout is not None:
                 z = self.dropout(z)
-            for layer in list(self.backbone)[1:]:
+            for k, layer in enumerate(list(self.backbone)[1:], 1):
                 z = self._act(layer(z))
-                if self.dropout is not None:
+                if drop is not None:
+                    z = z * drop[k]
+                elif self.dropout is not None:
                     z = self.dropout(z)
             hw, hb = self._heads()
             u = F.linear(z, hw, hb)
@@ -501,14 +509,62 @@ class CfCCell(nn.Module):
 
         return build()
 
-    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> CfCJob:
-        """The whole sequence's work for an executor (see ``fused_why_not`` for where one applies)."""
-        plan = self.fused_plan()
-        assert plan is not None, self.fused_why_not()
-        spec, (_, WhT, _, HwT, hb), Wx, b = plan
+    def sequence_why_not(self) -> str | None:
+        """Why no sequence kernel runs this cell (None: the C kernel may; the fused torch kernel
+        gives its own reasons through ``_fused.cfc_why_not``)."""
+        return self.spec.kernel_why_not(self.training, sequence=True)
+
+    def draw_dropout(self, T: int, B: int, like: Tensor) -> list[Tensor] | None:
+        """Dropout multipliers (0 or 1 / (1 - p)) of every backbone layer for a whole sequence,
+        (T, B, K) each, drawn with torch's generator in that order; None outside training or
+        without dropout. Sequence calls draw them once for every path (kernel or loop), so a
+        seed gives the same masks whichever path runs; a loop of ``step_pre`` calls without them
+        draws per step with ``nn.Dropout`` (another random stream)."""
+        if not (self.training and self.backbone_dropout > 0 and self.backbone_layers > 0):
+            return None
+        keep = 1.0 - self.backbone_dropout
+        return [
+            torch.empty(T, B, self.backbone_units, dtype=like.dtype, device=like.device).bernoulli_(keep).div_(keep)
+            for _ in range(self.backbone_layers)
+        ]
+
+    def _sequence_plan(self) -> tuple[CfCLayer, list[Tensor | None], Tensor, Tensor]:
+        """(spec, params as ``CfCLayer.n_params`` says, Wx, b) of the sequence kernels, any option."""
+        I, H = self.input_size, self.hidden_size
+        hw, hb = self._heads()
+        pure = [self.A, self.w_tau] if self.mode == "pure" else []
+        if self.backbone_layers == 0:
+            spec = CfCLayer(H, hw.shape[0], False, self.mode, head=self.head_activation)
+            return spec, [hw[:, :I].T, hw[:, I:].T, hb, None, None, *pure], hw[:, :I], hb
+        first: nn.Linear = self.backbone[0]  # type: ignore[assignment]
+        W: Tensor = first.weight
+        b: Tensor = first.bias
+        act = self.backbone_activation
+        if act == "lecun_tanh" and self.backbone_layers == 1:  # fold the constants (see fused_plan)
+            W, b, hw, act = W * LECUN_B, b * LECUN_B, hw * LECUN_A, "tanh"
+        deep: list[Tensor | None] = []
+        for layer in list(self.backbone)[1:]:
+            assert isinstance(layer, nn.Linear)
+            deep += [layer.weight.T, layer.bias]
+        dropout = self.training and self.backbone_dropout > 0
+        spec = CfCLayer(H, W.shape[0], True, self.mode, act, self.backbone_layers, self.head_activation, dropout)
+        return spec, [W[:, :I].T, W[:, I:].T, b, hw.T, hb, *deep, *pure], W[:, :I], b
+
+    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None,
+                     drops: list[Tensor] | None = None, lstm: CfCLSTM | None = None) -> CfCJob:  # fmt: skip
+        """The whole sequence's work for an executor (see ``sequence_why_not``); ``drops`` from
+        :meth:`draw_dropout` (drawn here when the cell needs them and none are given); ``lstm``: the
+        layer's mixed-memory LSTM."""
+        spec, params, Wx, b = self._sequence_plan()
+        if lstm is not None:
+            spec = dataclasses.replace(spec, memory=True)
+        params = [None, *params[1:2], None, *params[3:]]  # layer 0's input map is P
         P = F.linear(x.transpose(0, 1), Wx, b)  # (T, B, K)
         keep = None if mask is None else mask.t().unsqueeze(-1)
-        return CfCJob([spec], P, ts.transpose(0, 1), keep, h0, [[None, WhT, None, HwT, hb]])
+        if spec.dropout and drops is None:
+            drops = self.draw_dropout(P.shape[0], P.shape[1], P)
+        return CfCJob([spec], P, ts.transpose(0, 1), keep, h0, [params], drops=[drops] if spec.dropout else None,
+                      lstm=lstm)  # fmt: skip
 
     def fused_output(self, S: Tensor) -> Tensor:
         return S
@@ -610,9 +666,17 @@ class WiredCfCCell(nn.Module):
         return self.step_pre(self.precompute(input), hx, timespans)
 
     def fused_why_not(self) -> str | None:
-        """Why no sequence kernel runs this cell; None when they do (every layer must allow it)."""
+        """Why no one-step kernel runs this cell; None when they do (every layer must allow it)."""
         for layer in self.layers:
             why = layer.fused_why_not()  # type: ignore[operator]
+            if why is not None:
+                return why
+        return None
+
+    def sequence_why_not(self) -> str | None:
+        """Why no sequence kernel runs this cell; None when the C kernel may."""
+        for layer in self.layers:
+            why = layer.sequence_why_not()  # type: ignore[operator]
             if why is not None:
                 return why
         return None
@@ -627,12 +691,21 @@ class WiredCfCCell(nn.Module):
         _, _, Wx, b0 = plans[0]  # type: ignore[misc]
         return specs, params, Wx, b0
 
-    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> CfCJob:
-        """The whole sequence's work for an executor: all layers chained."""
-        specs, params, Wx, b0 = self._chain()
-        P = F.linear(x.transpose(0, 1), Wx, b0)  # (T, B, 4 H_0)
+    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None,
+                     drops: list[Tensor] | None = None, lstm: CfCLSTM | None = None) -> CfCJob:  # fmt: skip
+        """The whole sequence's work for an executor: all layers chained (no backbone: no dropout);
+        ``lstm``: the layer's mixed-memory LSTM, before the chain."""
+        plans = [layer._sequence_plan() for layer in self.layers]  # type: ignore[operator]
+        specs = [p[0] for p in plans]
+        if lstm is not None:
+            specs[0] = dataclasses.replace(specs[0], memory=True)
+        params: list[list[Tensor | None]] = []
+        for l, (_, p, _, _) in enumerate(plans):
+            params.append([None, p[1], None, *p[3:]] if l == 0 else p)
+        Wx, b0 = plans[0][2], plans[0][3]
+        P = F.linear(x.transpose(0, 1), Wx, b0)  # (T, B, heads of layer 0)
         keep = None if mask is None else mask.t().unsqueeze(-1)
-        return CfCJob(specs, P, ts.transpose(0, 1), keep, h0, params)
+        return CfCJob(specs, P, ts.transpose(0, 1), keep, h0, params, lstm=lstm)
 
     def fused_output(self, S: Tensor) -> Tensor:
         return S[..., -self.layer_sizes[-1] :]

@@ -30,7 +30,7 @@ import torch
 
 from .. import _ops
 from .._ops import fused as _fused
-from .._ops.jobs import CfCJob, LTCJob
+from .._ops.jobs import CfCJob, CfCLSTM, LTCJob
 from . import _native_step
 
 Tensor = torch.Tensor
@@ -102,9 +102,10 @@ def _forced(choice_reasons: dict[str, str | None], kind: str) -> Choice:
 # ------------------------------------------------------------------------------------- sequences
 def _option_why_not(layer: Any) -> str | None:
     """Why the layer's options (not a call's inputs or switches) rule out both kernels."""
-    if layer.lstm is not None:
+    cell = layer.cell
+    if layer.lstm is not None and not hasattr(cell, "sequence_why_not"):  # CfC cells run their LSTM in C
         return "mixed_memory=True: its LSTM runs step by step"
-    why: str | None = layer.cell.fused_why_not()
+    why: str | None = cell.sequence_why_not() if hasattr(cell, "sequence_why_not") else cell.fused_why_not()
     return why
 
 
@@ -150,18 +151,34 @@ def _decide(kind: str, common: str | None, native: Callable[[], str | None], fus
     return Choice(kind, next(p for p in PATHS if reasons[p] is None), reasons)
 
 
-def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None,
-                     every: bool) -> tuple[Choice, CfCJob | LTCJob | None]:  # fmt: skip
-    """The path for a sequence call, and the job a kernel runs (None for the loop)."""
+def lstm_part(layer: Any, x: Tensor, c0: Tensor, pre: Tensor | None = None) -> CfCLSTM:
+    """The mixed-memory LSTM of a CfC layer as its job carries it: x (B, T, I), c0 (B, N), ``pre`` the
+    LSTM's input map of x (B, T, 4N) where already computed."""
+    pre = layer.lstm.precompute(x) if pre is None else pre
+    return CfCLSTM(pre.transpose(0, 1), layer.lstm.recurrent_map.weight.T, c0)
+
+
+def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None, every: bool,
+                     drops: Any = None,
+                     lstm: CfCLSTM | None = None) -> tuple[Choice, CfCJob | LTCJob | None]:  # fmt: skip
+    """The path for a sequence call, and the job a kernel runs (None for the loop). ``drops``: the
+    dropout multipliers the call drew (``CfCCell.draw_dropout``), the same for every path; ``lstm``:
+    a CfC's mixed-memory LSTM (:func:`lstm_part`; made here with c0 = 0 where not given)."""
     jobs: list[CfCJob | LTCJob] = []
 
+    def make_job() -> CfCJob | LTCJob:
+        if not hasattr(layer.cell, "sequence_why_not"):
+            return layer.cell.sequence_job(x, h, ts, m)  # type: ignore[no-any-return]
+        part = lstm if lstm is not None or layer.lstm is None else lstm_part(layer, x, torch.zeros_like(h))
+        return layer.cell.sequence_job(x, h, ts, m, drops, part)  # type: ignore[no-any-return]
+
     def native() -> str | None:
-        jobs.append(layer.cell.sequence_job(x, h, ts, m))
+        jobs.append(make_job())
         return _ops.native_why_not(jobs[0])
 
     def fused() -> str | None:
         if not jobs:
-            jobs.append(layer.cell.sequence_job(x, h, ts, m))
+            jobs.append(make_job())
         job = jobs[0]
         return _ops.fused_why_not(job)
 
@@ -169,9 +186,11 @@ def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | N
     return choice, (jobs[0] if jobs else None)
 
 
-def run_sequence(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None) -> Tensor | None:
-    """States (T, B, N) from a kernel, or None when the loop is the path (the caller runs it)."""
-    choice, job = _sequence_choice(layer, x, h, ts, m, every=False)
+def run_sequence(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None, drops: Any = None,
+                 lstm: CfCLSTM | None = None) -> Tensor | None:  # fmt: skip
+    """States (T, B, N) from a kernel, or None when the loop is the path (the caller runs it); with
+    ``lstm`` the kernel leaves the LSTM's cell states (T, B, N) in ``lstm.c``."""
+    choice, job = _sequence_choice(layer, x, h, ts, m, every=False, drops=drops, lstm=lstm)
     if choice.path == "loop":
         option = _option_why_not(layer)
         if option is not None and _FORCED is None:

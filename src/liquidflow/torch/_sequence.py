@@ -189,12 +189,22 @@ class _SequenceLayer(nn.Module):
     def _run(
         self, x: Tensor, h: Tensor, c: Tensor | None, ts: Tensor, m: Tensor | None, return_sequences: bool
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        S = _dispatch.run_sequence(self, x, h, ts, m)  # (T, B, N) from a kernel; None: the loop below
-        if S is not None:
-            return self._finish_fused(S, m, return_sequences)
-        pre = self.cell.precompute(x)  # state-independent work for all steps at once
+        B, T = x.shape[0], x.shape[1]
+        # dropout multipliers for the whole sequence, drawn once whichever path runs (same seed, same masks)
+        drops = self.cell.draw_dropout(T, B, x) if hasattr(self.cell, "draw_dropout") else None
         pre_lstm = self.lstm.precompute(x) if self.lstm is not None else None
-        T = x.shape[1]
+        lstm = None
+        if pre_lstm is not None and hasattr(self.cell, "sequence_why_not"):  # CfC: the LSTM runs in the C kernel
+            assert c is not None
+            lstm = _dispatch.lstm_part(self, x, c, pre_lstm)
+        S = _dispatch.run_sequence(self, x, h, ts, m, drops, lstm)  # (T, B, N) from a kernel; None: the loop below
+        if S is not None:
+            out, h, _ = self._finish_fused(S, m, return_sequences)
+            if lstm is not None:
+                assert lstm.c is not None
+                return out, h, lstm.c[-1].clone()
+            return out, h, None
+        pre = self.cell.precompute(x)  # state-independent work for all steps at once
         outs: list[Tensor] = []
         last = None
         for t in range(T):
@@ -202,7 +212,10 @@ class _SequenceLayer(nn.Module):
             if self.lstm is not None:
                 assert pre_lstm is not None and c is not None
                 h, c = self.lstm.step_pre(pre_lstm[:, t], h, c)
-            y, h = self.cell.step_pre(pre[:, t], h, ts[:, t])
+            if drops is not None:
+                y, h = self.cell.step_pre(pre[:, t], h, ts[:, t], [d[t] for d in drops])
+            else:
+                y, h = self.cell.step_pre(pre[:, t], h, ts[:, t])
             if m is not None:
                 keep = m[:, t : t + 1]  # (B, 1)
                 h = torch.where(keep, h, h_prev)
