@@ -12,6 +12,10 @@ A checkpoint is a single file written atomically (a temporary file in the same f
 It is read with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
 containers, so loading a checkpoint never runs code from the file. The architecture is rebuilt from
 the JSON config through a registry of known classes, then the weights are loaded strictly.
+
+Files of the maintenance application's former format (``liquidflow.maintenance/1``, a plain
+``torch.save`` of config + weights) are read too: converted on load to a ``RiskModel`` with the
+same outputs, so every command takes them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from ._files import atomic_path
 
 FORMAT = "liquidflow-checkpoint"
 VERSION = 1
+#: the maintenance application's former plain ``torch.save`` files, read (converted) by ``load_model``
+LEGACY_MAINTENANCE_FORMAT = "liquidflow.maintenance/1"
 
 _EXTRA_CLASSES: dict[str, type[nn.Module]] = {}
 
@@ -43,8 +49,7 @@ def register_model_class(cls: type[nn.Module]) -> type[nn.Module]:
 def model_classes() -> dict[str, type[nn.Module]]:
     """The registry: class name -> class, for every model a checkpoint may hold."""
     from .torch import LTC, CfC
-    from .training._baselines import DtGRU, DtLSTM, DtTransformer
-    from .training._model import SequenceModel
+    from .training import DtGRU, DtLSTM, DtTransformer, RiskModel, SequenceModel
 
     classes: dict[str, type[nn.Module]] = {
         "LTC": LTC,
@@ -53,6 +58,7 @@ def model_classes() -> dict[str, type[nn.Module]]:
         "DtLSTM": DtLSTM,
         "DtGRU": DtGRU,
         "DtTransformer": DtTransformer,
+        "RiskModel": RiskModel,
     }
     classes.update(_EXTRA_CLASSES)
     return classes
@@ -101,6 +107,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{str(path)!r} is not a readable liquidflow checkpoint (truncated, corrupted or a foreign/unsafe file): "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         ) from e
+    if isinstance(payload, dict) and payload.get("format") == LEGACY_MAINTENANCE_FORMAT:
+        from .training import upgrade_legacy_payload
+
+        return upgrade_legacy_payload(payload, repr(str(path)))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a liquidflow checkpoint (no {FORMAT!r} format tag)")
     version = payload.get("version")

@@ -48,7 +48,7 @@ def test_demo_end_to_end_reduced(tmp_path):
         "figures.json",
         "risk_over_time.png",
         "wiring.png",
-        "liquid_model.pt",
+        "liquid_model.lf",
         "fleet.parquet",
     ):
         assert (out / name).exists(), name
@@ -70,7 +70,7 @@ def test_maintenance_train_evaluate_monitor_on_a_csv(tmp_path):
     data = tmp_path / "fleet.csv"
     res = runner.invoke(app, ["maintenance", "simulate", str(data), "--machines", "6", "--days", "15", "--seed", "2"])
     assert res.exit_code == 0, res.output
-    model = tmp_path / "m.pt"
+    model = tmp_path / "m.lf"
     res = runner.invoke(
         app,
         [

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from liquidflow.checkpoint import load_model, read_checkpoint, save_model
 from liquidflow.maintenance import (
     FEATURES,
     KINDS,
@@ -24,6 +25,7 @@ from liquidflow.maintenance import (
     to_sequences,
     train_model,
 )
+from liquidflow.training import build_model
 
 H = 14.0
 
@@ -135,18 +137,76 @@ def test_monitor_unknown_machine_starts_fresh(tiny, trained):
     assert again.new_machine and again.risk == pytest.approx(fresh[0], rel=1e-6)
 
 
-def test_save_and_load_round_trip(tmp_path, tiny, trained):
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_and_load_round_trip(tmp_path, tiny, trained, kind):
     _, seqs, _ = tiny
-    model = trained["transformer"].model
-    path = tmp_path / "m.pt"
-    save_risk_model(model, str(path), extra={"threshold": 0.25})
-    loaded, extra = load_risk_model(str(path))
-    assert extra == {"threshold": 0.25} and loaded.get_config() == model.get_config()
+    model = trained[kind].model
+    path = tmp_path / "m.lf"
+    save_risk_model(model, path, extra={"threshold": 0.25})
+    assert read_checkpoint(path)["class_name"] == "RiskModel"  # the library's one checkpoint format
+    loaded, meta = load_risk_model(path)
+    assert meta["threshold"] == 0.25 and loaded.get_config() == model.get_config()
+    assert meta["input_names"] == list(FEATURES) and meta["horizon_days"] == H
+    pre = meta["preprocessing"]
+    assert pre["input_mean"] == [float(v) for v in model.input_mean.tolist()]
+    assert pre["time_unit_h"] == model.time_unit_h and pre["first_dt_h"] == model.first_dt_h
+    assert pre["log_features"] == [f for f, v in zip(FEATURES, model.log_mask.tolist(), strict=True) if v]
+    # the same weights give the same risks before and after loading, also through the generic loader
     np.testing.assert_array_equal(predict_sequences(loaded, seqs)[0], predict_sequences(model, seqs)[0])
+    generic, _ = load_model(path)
+    np.testing.assert_array_equal(predict_sequences(generic, seqs)[0], predict_sequences(model, seqs)[0])
     assert Monitor(str(path)).threshold == 0.25
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="is not a liquidflow maintenance model"):
+    with pytest.raises(ValueError, match="is not a liquidflow checkpoint"):
         load_risk_model(str(tmp_path / "other.pt"))
+
+
+def _legacy_names(kind: str, sd: dict) -> dict:
+    """The parameter names of the old maintenance RiskModel (liquidflow.maintenance/1 files)."""
+    out = {}
+    for name, v in sd.items():
+        if name.startswith("input_"):
+            name = name[len("input_") :]
+        elif name.startswith("core.rnn."):
+            name = "core." + name[len("core.rnn.") :]
+        elif name.startswith("core.embed."):
+            name = name[len("core.") :]
+        elif name.startswith("core.encoder.layers.0."):
+            name = "core." + name[len("core.encoder.layers.0.") :]
+        out[name] = v
+    if kind == "transformer":
+        out["slopes"] = torch.tensor([0.5, 0.25])
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_old_maintenance_files_load_with_the_same_risks(tmp_path, tiny, trained, kind):
+    _, seqs, _ = tiny
+    model = trained[kind].model
+    old = tmp_path / "old.pt"
+    blob = {
+        "format": "liquidflow.maintenance/1",
+        "config": model.get_config(),
+        "state_dict": _legacy_names(kind, model.state_dict()),
+        "extra": {"threshold": 0.3, "budget": 0.5},
+    }
+    torch.save(blob, old)
+    loaded, meta = load_risk_model(old)
+    assert meta["threshold"] == 0.3 and meta["converted_from"] == "liquidflow.maintenance/1"
+    np.testing.assert_array_equal(predict_sequences(loaded, seqs)[0], predict_sequences(model, seqs)[0])
+    # a damaged old file: one line that says to retrain
+    blob["state_dict"] = {}
+    torch.save(blob, old)
+    with pytest.raises(ValueError, match=r"liquidflow.maintenance/1\) that cannot be read: .*retrain it"):
+        load_risk_model(old)
+
+
+def test_a_sequence_model_is_not_a_risk_model(tmp_path):
+    path = save_model(build_model("cfc", 3, 2, units=8), tmp_path / "seq.lf")
+    with pytest.raises(ValueError, match=r"holds a SequenceModel \(task 'classification'\), not a failure-risk model"):
+        load_risk_model(path)
+    with pytest.raises(ValueError, match="not a failure-risk model"):
+        Monitor(str(path))
 
 
 def test_bad_inputs_are_named():

@@ -15,7 +15,8 @@ from liquidflow.training._fit import evaluate_model
 from liquidflow.training._pipeline import dataset_from_metadata, prepare_data
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+# training configs only: tune_space_*.yaml are search spaces for `liquidflow tune`, not TrainConfigs
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if not p.stem.startswith("tune_space"))
 QUIET = ["trainer.progress=false", "trainer.checkpoints=false"]
 
 

@@ -89,7 +89,7 @@ def run_demo(
     echo(f"[5/{steps}] Saving the liquid model...")
     model = bench.models[liquid]
     thr = bench.val_thresholds.get(liquid, 0.5)
-    save_risk_model(model, str(run_dir / "liquid_model.pt"), extra={"threshold": thr, "budget": budget})
+    save_risk_model(model, str(run_dir / "liquid_model.lf"), extra={"threshold": thr, "budget": budget})
 
     c_result: dict[str, Any] = {"ok": False, "message": "skipped: --no-c-export"}
     if c_export:
@@ -130,9 +130,9 @@ def run_demo(
     (run_dir / "figures.json").write_text(json.dumps(figures, default=float))
     echo(
         f"Done in {elapsed:.0f} s. Run folder: {run_dir}/ (table.txt, metrics.json, figures.json, "
-        "risk_over_time.png, wiring.png, liquid_model.pt, fleet.parquet)"
+        "risk_over_time.png, wiring.png, liquid_model.lf, fleet.parquet)"
     )
-    echo(f"Try: liquidflow maintenance monitor --model {run_dir}/liquid_model.pt < readings.csv")
+    echo(f"Try: liquidflow maintenance monitor --model {run_dir}/liquid_model.lf < readings.csv")
     return summary
 
 

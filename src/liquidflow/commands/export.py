@@ -54,9 +54,10 @@ def export(
     report_json: Annotated[Path | None, typer.Option(help="also write the footprint report as JSON here")] = None,
 ) -> None:
     """Export a trained model to ONNX or to C99 for microcontrollers (see docs/export.md)."""
-    from liquidflow.checkpoint import load_model
     from liquidflow.export import footprint, to_c, to_onnx
     from liquidflow.export._toolchain import TARGETS, ToolError
+
+    from ._models import is_risk_model, load_checkpoint, one_line
 
     if target not in TARGETS:
         raise typer.BadParameter(f"target must be one of {sorted(TARGETS)}; got {target!r}", param_hint="--target")
@@ -67,10 +68,22 @@ def export(
             f"--mask applies to --format onnx --mode sequence; got --format {format.value} --mode {mode.value}",
             param_hint="--mask",
         )
-    try:
-        net, _ = load_model(model)
-    except (OSError, ValueError, TypeError) as e:
-        raise typer.BadParameter(str(e), param_hint="MODEL") from e
+    net, _ = load_checkpoint(model)
+    if is_risk_model(net):  # a maintenance model: its liquid core, fed the log-transformed features
+        from liquidflow.training import RiskExportView
+
+        try:
+            view = RiskExportView(net)
+        except ValueError as e:
+            raise typer.BadParameter(f"{model}: {one_line(e)}", param_hint="MODEL") from e
+        pre = net.preprocessing()
+        logs = pre["log_features"]
+        typer.echo(
+            f"note: failure-risk model; inputs {net.features}"
+            + (f" with log(x) taken first for {logs}" if logs else "")
+            + f"; timespans = dt_h / {pre['time_unit_h']:g}; outputs (risk logit, RUL / {net.rul_cap_days:g} days)"
+        )
+        net = view
     try:
         if format is Format.onnx:
             name = f"{model.stem}-{mode.value}{'-masked' if mask else ''}.onnx"
@@ -80,7 +93,7 @@ def export(
             return
         gen = to_c(net, out, prefix=prefix, dtype=dtype.value)
     except (TypeError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from e
+        raise typer.BadParameter(one_line(e)) from e
     typer.echo(f"wrote {gen.header} and {gen.source} ({gen.kind}; {dtype.value} weights, {gen.weight_bytes:,} B)")
     if report:
         try:

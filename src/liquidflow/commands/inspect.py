@@ -53,13 +53,20 @@ def inspect(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Draw the wiring, neuron dynamics and sensory->motor influence of MODEL into OUT/report.html."""
-    from liquidflow.checkpoint import load_model
     from liquidflow.interpret import inspect_model
 
-    try:
-        net, meta = load_model(model)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="MODEL") from e
+    from ._models import is_risk_model, load_checkpoint, one_line
+
+    net, meta = load_checkpoint(model)
+    if is_risk_model(net):  # a maintenance model: its liquid core, on the log-transformed features
+        from liquidflow.training import RiskExportView
+
+        try:
+            net = RiskExportView(net)
+        except ValueError as e:
+            raise typer.BadParameter(f"{model}: {one_line(e)}", param_hint="MODEL") from e
+        logs = meta.get("preprocessing", {}).get("log_features", [])
+        typer.echo(f"note: failure-risk model: its liquid core, on inputs with log(x) taken first for {logs}")
     arrays: dict[str, Any] = {}
     if data is not None and data.endswith(".npz"):
         arrays = _load_npz(Path(data))

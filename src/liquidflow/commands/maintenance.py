@@ -79,7 +79,7 @@ def simulate_cmd(
 @maintenance_app.command("train")
 def train_cmd(
     data: Annotated[Path, typer.Argument(help="readings (.csv or .parquet) with targets")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="where to save the model")] = Path("maintenance_model.pt"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to save the model")] = Path("maintenance_model.lf"),
     kind: Annotated[str, typer.Option(help="cfc (CfC + AutoNCP), ltc (LTC + NCP), lstm, gru or transformer")] = "cfc",
     features: Annotated[
         str | None, typer.Option(help="comma-separated feature columns (default: the simulator's, or all numeric)")
@@ -146,16 +146,20 @@ def _jsonable(m: dict[str, Any]) -> dict[str, Any]:
 @maintenance_app.command("evaluate")
 def evaluate_cmd(
     data: Annotated[Path, typer.Argument(help="readings (.csv or .parquet) with targets")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="a model saved by `liquidflow maintenance train`")],
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="a model saved by `liquidflow maintenance train` or the demo")
+    ],
     entity: Annotated[str, typer.Option(help="machine id column")] = "machine_id",
     time_col: Annotated[str, typer.Option("--time", help="timestamp column")] = "timestamp",
     budget: Annotated[float, typer.Option(help="false alarms per machine-month for the alarm threshold")] = 0.5,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the metrics here")] = None,
 ) -> None:
     """AUROC / AUPRC, alarm lead time at the false-alarm budget and RUL error of a model on readings."""
-    from liquidflow.maintenance import load_risk_model, predict_sequences, score_metrics, to_sequences
+    from liquidflow.maintenance import predict_sequences, score_metrics, to_sequences
 
-    m_, _ = load_risk_model(str(model))
+    from ._models import load_risk
+
+    m_, _ = load_risk(model)
     df = read_table(data)
     try:
         seqs = to_sequences(df, m_.features, entity=entity, time_col=time_col, horizon_days=m_.horizon_days)
@@ -174,7 +178,9 @@ def evaluate_cmd(
 
 @maintenance_app.command("monitor")
 def monitor_cmd(
-    model: Annotated[Path, typer.Option("--model", "-m", help="a model saved by `liquidflow maintenance train`")],
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="a model saved by `liquidflow maintenance train` or the demo")
+    ],
     threshold: Annotated[
         float | None, typer.Option(help="alarm threshold on the risk (default: the one saved with the model)")
     ] = None,
@@ -188,8 +194,11 @@ def monitor_cmd(
 
     from liquidflow.maintenance import Monitor
 
+    from ._models import load_risk
+
     torch.set_num_threads(1)  # one reading at a time: thread hand-offs would cost more than the math
-    mon = Monitor(str(model), threshold=threshold)
+    risk_model, meta = load_risk(model)
+    mon = Monitor(risk_model, threshold=threshold if threshold is not None else float(meta.get("threshold", 0.5)))
     reader = csv.reader(sys.stdin)
     header = next(reader, None)
     if header is None:

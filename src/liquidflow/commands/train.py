@@ -105,11 +105,14 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="write the metrics here as JSON")] = None,
 ) -> None:
     """Metrics of a checkpoint on data prepared exactly as in training."""
-    from liquidflow.checkpoint import load_model
     from liquidflow.training._fit import evaluate_model
     from liquidflow.training._pipeline import dataset_from_metadata
 
-    model, meta = load_model(checkpoint)
+    from ._models import is_risk_model, load_checkpoint, not_for_risk_models
+
+    model, meta = load_checkpoint(checkpoint, "CHECKPOINT")
+    if is_risk_model(model):
+        raise not_for_risk_models(checkpoint, "evaluate")
     if "data_config" not in meta:
         raise typer.BadParameter(f"{checkpoint} has no data pipeline in its metadata (was it written by train?)")
     ds, _ = dataset_from_metadata(meta, None if data is None else str(data), split)
@@ -130,11 +133,14 @@ def predict(
     """Predictions for every sequence (or step) of a data file, written as CSV."""
     import pandas as pd
 
-    from liquidflow.checkpoint import load_model
     from liquidflow.training._fit import predict_model
     from liquidflow.training._pipeline import dataset_from_metadata
 
-    model, meta = load_model(checkpoint)
+    from ._models import is_risk_model, load_checkpoint, not_for_risk_models
+
+    model, meta = load_checkpoint(checkpoint, "CHECKPOINT")
+    if is_risk_model(model):
+        raise not_for_risk_models(checkpoint, "predict")
     if "data_config" not in meta:
         raise typer.BadParameter(f"{checkpoint} has no data pipeline in its metadata (was it written by train?)")
     ds, series = dataset_from_metadata(meta, None if data is None else str(data), split, labels=False)
@@ -159,9 +165,9 @@ def predict(
 
 def describe_checkpoint(path: Path) -> dict[str, Any]:
     """Parameters, synapses, state size and the data pipeline of a checkpoint, as a dict."""
-    from liquidflow.checkpoint import load_model
+    from ._models import is_risk_model, load_checkpoint
 
-    model, meta = load_model(path)
+    model, meta = load_checkpoint(path, "CHECKPOINT")
     core: Any = getattr(model, "core", model)
     wiring = getattr(core, "wiring", None)
     info: dict[str, Any] = {
@@ -184,6 +190,13 @@ def describe_checkpoint(path: Path) -> dict[str, Any]:
         info["input_names"] = meta.get("input_names")
         info["input_mean"] = [round(float(v), 6) for v in model.input_mean.tolist()]  # type: ignore[operator]
         info["input_std"] = [round(float(v), 6) for v in model.input_std.tolist()]  # type: ignore[operator]
+    if is_risk_model(model):  # a maintenance model: what a monitor or a gateway needs
+        info["kind"] = model.kind
+        info["input_names"] = meta.get("input_names", list(model.features))
+        info["output_names"] = meta.get("output_names")
+        for key in ("threshold", "budget", "horizon_days", "rul_cap_days", "preprocessing", "converted_from"):
+            if key in meta:
+                info[key] = meta[key]
     for key in ("classes", "metrics", "best_epoch"):
         if key in meta:
             info[key] = meta[key]

@@ -9,26 +9,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from ._models import LIQUID_KINDS, RiskModel
+from ..training import RiskExportView, RiskModel
 from ._pipeline import Sequences, model_dt, predict_sequences
 
-
-class ExportView(nn.Module):
-    """The liquid core of a :class:`RiskModel` in the form ``liquidflow.export`` takes (``core``,
-    ``head``, ``input_mean``, ``input_std``). Its inputs are the features after the model's log
-    step (:meth:`RiskModel.transform_raw`), one line of C per positive feature on the gateway;
-    its time input is ``dt_h / time_unit_h``."""
-
-    def __init__(self, model: RiskModel) -> None:
-        super().__init__()
-        if model.kind not in LIQUID_KINDS:
-            raise ValueError(f"only liquid models ({', '.join(LIQUID_KINDS)}) export to C; got {model.kind!r}")
-        self.core = model.core
-        self.head = None
-        self.input_mean = model.mean
-        self.input_std = model.std
+ExportView = RiskExportView  #: the liquid core of a RiskModel as liquidflow.export takes it
 
 
 @dataclass

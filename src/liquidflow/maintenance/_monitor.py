@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ._models import RiskModel, State, risk_from_output, rul_from_output
+from ..training import RiskModel, risk_from_output, rul_from_output
+from ._pipeline import State
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -51,8 +53,8 @@ class Reading:
 class Monitor:
     """Streaming failure-risk monitor over a fleet.
 
-    ``Monitor(model, threshold=None)`` takes a trained :class:`RiskModel` (or a path to one saved by
-    ``liquidflow maintenance train``); ``threshold`` defaults to the alarm threshold saved with the
+    ``Monitor(model, threshold=None)`` takes a trained :class:`RiskModel` (or the path of a checkpoint
+    saved by ``liquidflow maintenance train`` or the demo); ``threshold`` defaults to the alarm threshold saved with the
     model (set at the false-alarm budget on validation machines), else 0.5.
 
     ``update(machine_id, timestamp, features)`` feeds one reading and returns a :class:`Reading`.
@@ -61,9 +63,9 @@ class Monitor:
     from a fresh state, exactly as the batched model starts each machine's sequence.
     """
 
-    def __init__(self, model: RiskModel | str, threshold: float | None = None) -> None:
+    def __init__(self, model: RiskModel | str | os.PathLike[str], threshold: float | None = None) -> None:
         extra: dict[str, Any] = {}
-        if isinstance(model, str):
+        if isinstance(model, (str, os.PathLike)):
             from ._models import load_risk_model
 
             model, extra = load_risk_model(model)

@@ -1,14 +1,15 @@
 """Training and evaluation on a fleet's long-format readings: the liquid model and the baselines
 (a tuned amplitude-threshold alarm, LSTM, GRU, Transformer) on the same machines, same metrics.
 
-The training loop is plain torch with truncated backpropagation through time: each batch of
-machines is run chunk by chunk along time with the state carried (detached) between chunks, so
-the model sees whole machine histories, as it will in the field, at the cost of short gradients.
+Models are :class:`liquidflow.training.RiskModel` s trained by :func:`liquidflow.training.train_loop`.
+What this module adds is the maintenance recipe: truncated backpropagation through time (each
+batch of machines is run chunk by chunk along time with the state carried, detached, between
+chunks, so the model sees whole machine histories, as it will in the field, at the cost of short
+gradients), a class-weighted risk loss plus a RUL loss, and the epoch chosen on validation AUPRC.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -18,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..training import LoopConfig, RiskModel, risk_from_output, rul_from_output, train_loop
 from ._metrics import alarm_frame, alarm_metrics, auprc, auroc
-from ._models import KINDS, RiskModel, State, risk_from_output, rul_from_output
+from ._models import KINDS
 from ._simulate import FEATURES
+
+State = Any  #: a risk model's recurrent state (a tensor, a tuple of tensors, or None)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -272,35 +276,43 @@ def train_model(
     progress: bool = False,
     label: str | None = None,
 ) -> TrainResult:
-    """Train one model with truncated BPTT; keep the epoch with the best validation AUPRC."""
+    """Train one model with truncated BPTT (:func:`liquidflow.training.train_loop`); keep the epoch
+    with the best validation AUPRC (without ``val``: the lowest training loss)."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; allowed: {', '.join(KINDS)}")
     if train.y is None or train.rul is None:
         raise ValueError("training readings need targets: a rul_days column (and fails_within_h or a horizon)")
     cfg = config or TrainConfig()
     threads = torch.get_num_threads()
-    if cfg.threads:
+    if cfg.threads:  # set before the model is built, as the loop's own setting would come later
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(kind, train, val, features, horizon_days, cfg, progress, label or kind)
+        model = build_risk_model(kind, train, features, horizon_days, cfg)
+        batches, loss_fn = _tbptt(model, train, cfg)
+        has_val = val is not None and val.y is not None and len(val.ids) > 0
+        res = train_loop(
+            model,
+            batches,
+            loss_fn,
+            LoopConfig(epochs=cfg.epochs, lr=cfg.lr, optimizer="adam", schedule="cosine", gradient_clip=1.0),
+            validate=(lambda m: _val_score(m, val)) if has_val and val is not None else None,  # type: ignore[arg-type]
+            progress=progress,
+            label=f"train {label or kind}",
+        )
     finally:
         torch.set_num_threads(threads)
+    history = [
+        {"epoch": r["epoch"], "loss": r["loss"], **({"val_auprc": r["val_score"]} if "val_score" in r else {})}
+        for r in res.history
+    ]
+    return TrainResult(model, res.seconds, res.best_epoch, history)
 
 
-def _train(
-    kind: str,
-    train: Sequences,
-    val: Sequences | None,
-    features: Sequence[str],
-    horizon_days: float,
-    cfg: TrainConfig,
-    progress: bool,
-    label: str,
-) -> TrainResult:
-    from tqdm.auto import tqdm
-
-    t0 = time.perf_counter()
-    model = build_risk_model(kind, train, features, horizon_days, cfg)
+def _tbptt(model: RiskModel, train: Sequences, cfg: TrainConfig) -> tuple[Any, Any]:
+    """The maintenance recipe for :func:`train_loop`: an epoch's items are the time chunks of each
+    batch of machines (in a seeded random order), and the loss of a chunk is the class-weighted
+    BCE of "fails within H" plus ``rul_weight`` x a smooth-L1 loss on the capped RUL, over observed
+    readings; the state is carried (detached) from one chunk to the next."""
     assert train.y is not None and train.rul is not None
     x = torch.from_numpy(train.x)
     dt = model_dt(model, train)
@@ -309,55 +321,35 @@ def _train(
     m = torch.from_numpy(train.mask)
     n_pos = float(y[m].sum())
     pos_weight = torch.tensor(min(20.0, max(1.0, (float(m.sum()) - n_pos) / max(n_pos, 1.0))))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     gen = torch.Generator().manual_seed(cfg.seed)
     M = train.x.shape[0]
-    ctx = cfg.window - 1 if kind == "transformer" else 0
-    best = (-math.inf, copy.deepcopy(model.state_dict()), 0)
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(cfg.epochs), desc=f"train {label}", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
+    ctx = cfg.window - 1 if model.kind == "transformer" else 0
+    carried: dict[str, State] = {"state": None}
+
+    def batches(epoch: int) -> Any:
         perm = torch.randperm(M, generator=gen)
-        total, count = 0.0, 0
         for b in range(0, M, cfg.batch_size):
             idx = perm[b : b + cfg.batch_size]
             T_b = int(m[idx].sum(1).max())
-            state: State = None
+            carried["state"] = None
             for c0 in range(0, T_b, cfg.chunk):
-                c1 = min(c0 + cfg.chunk, T_b)
-                s0 = max(0, c0 - ctx)  # the transformer re-reads a window of context instead of a state
-                xb, dtb = x[idx, s0:c1], dt[idx, s0:c1]
-                out, state = model(xb, dtb, state if ctx == 0 else None)
-                out = out[:, c0 - s0 :]
-                mb, yb, rb = m[idx, c0:c1], y[idx, c0:c1], rul[idx, c0:c1]
-                bce = torch.nn.functional.binary_cross_entropy_with_logits(
-                    out[..., 0], yb, pos_weight=pos_weight, reduction="none"
-                )
-                reg = torch.nn.functional.smooth_l1_loss(out[..., 1], rb, reduction="none", beta=0.1)
-                w = mb.float()
-                loss = ((bce + cfg.rul_weight * reg) * w).sum() / w.sum().clamp(min=1)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                state = _detach(state)
-                total += float(loss.detach()) * float(w.sum())
-                count += int(w.sum())
-        sched.step()
-        rec = {"epoch": float(epoch), "loss": total / max(count, 1)}
-        if val is not None and val.y is not None and len(val.ids):
-            rec["val_auprc"] = _val_score(model, val)
-            if rec["val_auprc"] > best[0]:
-                best = (rec["val_auprc"], copy.deepcopy(model.state_dict()), epoch)
-            bar.set_postfix(loss=f"{rec['loss']:.3f}", val_auprc=f"{rec['val_auprc']:.3f}")
-        else:
-            best = (-rec["loss"], copy.deepcopy(model.state_dict()), epoch)
-        history.append(rec)
-    model.load_state_dict(best[1])
-    model.eval()
-    return TrainResult(model, time.perf_counter() - t0, int(best[2]), history)
+                yield idx, c0, min(c0 + cfg.chunk, T_b)
+
+    def loss_fn(net: Any, item: Any) -> tuple[torch.Tensor, float]:
+        idx, c0, c1 = item
+        s0 = max(0, c0 - ctx)  # the transformer re-reads a window of context instead of a state
+        out, state = net(x[idx, s0:c1], dt[idx, s0:c1], carried["state"] if ctx == 0 else None)
+        carried["state"] = _detach(state)
+        out = out[:, c0 - s0 :]
+        mb, yb, rb = m[idx, c0:c1], y[idx, c0:c1], rul[idx, c0:c1]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            out[..., 0], yb, pos_weight=pos_weight, reduction="none"
+        )
+        reg = torch.nn.functional.smooth_l1_loss(out[..., 1], rb, reduction="none", beta=0.1)
+        w = mb.float()
+        return ((bce + cfg.rul_weight * reg) * w).sum() / w.sum().clamp(min=1), float(w.sum())
+
+    return batches, loss_fn
 
 
 # ---------------------------------------------------------------------------- threshold baseline

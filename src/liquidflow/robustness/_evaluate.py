@@ -272,11 +272,13 @@ def train_classifier(
     progress: bool = False,
     **kw: Any,
 ) -> torch.nn.Module:
-    """A small sequence classifier (``build_model(kind)``) trained with AdamW (no Lightning; seeded).
+    """A small sequence classifier (``build_model(kind)``) trained by the library's in-memory loop
+    (:func:`liquidflow.training.train_loop`: AdamW, a per-step cosine schedule down to 5 % of ``lr``,
+    gradient norm clipped at 1, the last epoch's weights; seeded).
 
     Normalisation statistics come from ``series``. ``kw`` goes to ``build_model`` (e.g. ``backbone_units``).
     """
-    from ..training import build_model
+    from ..training import LoopConfig, build_model, train_loop
 
     torch.manual_seed(seed)
     allv = np.concatenate(series.values)
@@ -290,24 +292,27 @@ def train_classifier(
         input_std=np.nanstd(allv, 0),
         **kw,
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     loader = make_loader(SeriesDataset(series, task="classification"), batch_size, shuffle=True, seed=seed)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader), eta_min=lr * 0.05)
-    it: Any = range(epochs)
-    if progress:
-        from tqdm import tqdm
 
-        it = tqdm(it, desc=f"train {kind}", leave=False)
-    for epoch in it:
+    def batches(epoch: int) -> Any:
         loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-        model.train()
-        for batch in loader:
-            opt.zero_grad()
-            logits = model(batch["x"], timespans=batch["timespans"], mask=batch["mask"])
-            loss = F.cross_entropy(logits, batch["y"])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+        return loader
+
+    def loss_fn(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+        logits = net(batch["x"], timespans=batch["timespans"], mask=batch["mask"])
+        return F.cross_entropy(logits, batch["y"]), float(batch["y"].shape[0])
+
+    config = LoopConfig(
+        epochs=epochs,
+        lr=lr,
+        optimizer="adamw",
+        schedule="cosine",
+        schedule_interval="step",
+        steps_per_epoch=len(loader),
+        eta_min_fraction=0.05,
+        gradient_clip=1.0,
+        restore_best=False,
+    )
+    train_loop(model, batches, loss_fn, config, progress=progress, label=f"train {kind}")
     model.eval()
     return model

@@ -1,8 +1,9 @@
-"""Training: complete sequence models, baselines, and (with Lightning installed) the training loop.
+"""Training: complete sequence models, baselines, the training loops.
 
-``SequenceModel``, ``build_model`` and the baselines need only torch. The Lightning pieces
-(``SequenceTask``, ``fit``, ``TrainConfig``, ``evaluate_model``) are imported on first use, so
-``import liquidflow.training`` stays light.
+``SequenceModel``, ``build_model``, the baselines, the failure-risk model (``RiskModel``) and the
+in-memory loop (``train_loop``, used by the maintenance and robustness applications) need only
+torch. The Lightning pieces (``SequenceTask``, ``fit``, ``TrainConfig``, ``evaluate_model``) are
+imported on first use, so ``import liquidflow.training`` stays light.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from ._model import KINDS as KINDS
 from ._model import TASKS as TASKS
 from ._model import SequenceModel as SequenceModel
 from ._model import build_model as build_model
+from ._risk import RiskExportView as RiskExportView
+from ._risk import RiskModel as RiskModel
+from ._risk import risk_from_output as risk_from_output
+from ._risk import risk_metadata as risk_metadata
+from ._risk import rul_from_output as rul_from_output
+from ._risk import upgrade_legacy_payload as upgrade_legacy_payload
 
 _LAZY = {
     "SequenceTask": "._module",
@@ -26,6 +33,9 @@ _LAZY = {
     "evaluate_model": "._fit",
     "predict_model": "._fit",
     "seed_everything": "._fit",
+    "train_loop": "._loop",
+    "LoopConfig": "._loop",
+    "LoopResult": "._loop",
 }
 
 __all__ = [
@@ -34,8 +44,13 @@ __all__ = [
     "DtGRU",
     "DtLSTM",
     "DtTransformer",
+    "RiskExportView",
+    "RiskModel",
     "SequenceModel",
     "build_model",
+    "risk_from_output",
+    "risk_metadata",
+    "rul_from_output",
     *_LAZY,
 ]
 

@@ -3,8 +3,12 @@
 ``forward(input (B, T, F), hx=None, timespans=None | float | (B, T) | (B, T, 1), mask=None | (B, T))
 -> (output, state)``, exactly like :class:`liquidflow.torch.CfC`: output (B, T, H) with
 ``return_sequences=True`` (zero at masked steps) or (B, H), the output at the last observed step.
-The elapsed time of each step is appended to the input features, so an LSTM, GRU or Transformer
-sees the same timing information an LTC/CfC integrates over: the comparison is fair.
+The elapsed time of each step is appended to the input features (``dt_input="linear"``: dt itself;
+``"log"``: log dt, for gaps spread over decades), so an LSTM, GRU or Transformer sees the same
+timing information an LTC/CfC integrates over: the comparison is fair.
+
+These are the only LSTM / GRU / Transformer baselines of the library: the generic trainer's models
+(:func:`build_model`) and the maintenance risk models (:class:`RiskModel`) both build on them.
 
 At masked (unobserved) steps the recurrent baselines carry their state unchanged, like LTC/CfC.
 When the mask only pads the end of each sequence (the usual case) the fused cuDNN-style kernels run
@@ -24,8 +28,18 @@ from ..torch._validate import check_finite_observed, check_tensor, normalize_mas
 Tensor = torch.Tensor
 
 
+DT_INPUTS = ("linear", "log")
+
+
+def _check_dt_input(dt_input: str) -> str:
+    if dt_input not in DT_INPUTS:
+        raise ValueError(f"dt_input must be one of {list(DT_INPUTS)}; got {dt_input!r}")
+    return dt_input
+
+
 def _prepare(layer: nn.Module, input: Tensor, timespans: float | Tensor | None, mask: Tensor | None):  # type: ignore[no-untyped-def]
-    """Validate the input; return x (B, T, F+1) with dt appended, mask (B, T) or None, batched flag."""
+    """Validate the input; return x (B, T, F+1) with dt (or log dt) appended, mask (B, T) or None,
+    batched flag, and the elapsed times (B, T)."""
     x = check_tensor(input, "input")
     if x.dim() not in (2, 3):
         raise ValueError(f"input must be 3-D (B, T, F) or 2-D (T, F) unbatched; got shape {tuple(x.shape)}")
@@ -46,7 +60,8 @@ def _prepare(layer: nn.Module, input: Tensor, timespans: float | Tensor | None, 
     m = normalize_mask(mask, B, T, True, x.device)
     x = check_finite_observed(x, "input", m)  # same NaN/Inf policy as LTC/CfC
     ts = normalize_timespans(timespans, B, T, True, x.dtype, x.device, m)  # (B, T, 1)
-    return torch.cat([x, ts], dim=-1), m, batched
+    feature = torch.log(ts) if layer.dt_input == "log" else ts
+    return torch.cat([x, feature], dim=-1), m, batched, ts[..., 0]
 
 
 def _is_prefix(m: Tensor) -> bool:
@@ -70,9 +85,16 @@ class _RecurrentBaseline(nn.Module):
     kind = ""
 
     def __init__(
-        self, input_size: int, units: int, num_layers: int = 1, dropout: float = 0.0, return_sequences: bool = True
+        self,
+        input_size: int,
+        units: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        return_sequences: bool = True,
+        dt_input: str = "linear",
     ) -> None:
         super().__init__()
+        self.dt_input = _check_dt_input(dt_input)
         for name, value in (("input_size", input_size), ("units", units), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
@@ -105,7 +127,7 @@ class _RecurrentBaseline(nn.Module):
         timespans: float | Tensor | None = None,
         mask: Tensor | None = None,
     ) -> tuple[Tensor, Any]:
-        x, m, batched = _prepare(self, input, timespans, mask)
+        x, m, batched, _ = _prepare(self, input, timespans, mask)
         if m is None:
             out, state = self.rnn(x, hx)
         elif _is_prefix(m):
@@ -143,6 +165,7 @@ class _RecurrentBaseline(nn.Module):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "return_sequences": self.return_sequences,
+            "dt_input": self.dt_input,
         }
 
     @classmethod
@@ -163,11 +186,21 @@ class DtGRU(_RecurrentBaseline):
 
 
 class DtTransformer(nn.Module):
-    """A small causal Transformer encoder; input = features + dt, plus a sinusoidal code of the time.
+    """A small causal Transformer encoder over the features plus dt, with one of two ways to see time.
 
     Attention is causal (step t sees steps <= t), so its per-step outputs are predictions from the
-    past like an RNN's; masked steps are hidden from every query. The absolute time t = cumsum(dt)
-    is encoded with sinusoids of geometric wavelengths and added to the token embedding.
+    past like an RNN's; masked steps are hidden from every query.
+
+    - ``time_encoding="sinusoid"`` (default): the absolute time t = cumsum(dt) is encoded with
+      sinusoids of geometric wavelengths and added to the token embedding; attention spans the whole
+      sequence; no state is carried between calls.
+    - ``time_encoding="alibi"``: an attention bias ``-slope_h * (t_query - t_key)`` per head (ALiBi,
+      Press et al. 2022, over elapsed time instead of positions) inside a causal band of ``window``
+      steps. The state returned is the last ``window - 1`` tokens with their times and validity, so a
+      stream can be run in chunks (or one step at a time) with the state carried, as with an RNN.
+      This is the maintenance risk model's Transformer.
+
+    ``final_norm``: a LayerNorm after the encoder (the sinusoid default; the maintenance model has none).
     """
 
     def __init__(
@@ -180,6 +213,10 @@ class DtTransformer(nn.Module):
         dropout: float = 0.0,
         return_sequences: bool = True,
         max_time: float = 1000.0,
+        dt_input: str = "linear",
+        time_encoding: str = "sinusoid",
+        window: int | None = None,
+        final_norm: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("units", units), ("num_layers", num_layers)):
@@ -187,6 +224,12 @@ class DtTransformer(nn.Module):
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
         if units % num_heads != 0 or units % 2 != 0:
             raise ValueError(f"units must be even and divisible by num_heads={num_heads}; got units={units}")
+        if time_encoding not in ("sinusoid", "alibi"):
+            raise ValueError(f"time_encoding must be 'sinusoid' or 'alibi'; got {time_encoding!r}")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be None or an integer >= 1; got {window!r}")
+        if time_encoding == "alibi" and window is None:
+            raise ValueError("time_encoding='alibi' needs a window (steps each query attends to)")
         self.input_size = input_size
         self.units = units
         self.num_layers = num_layers
@@ -195,14 +238,23 @@ class DtTransformer(nn.Module):
         self.dropout = float(dropout)
         self.return_sequences = bool(return_sequences)
         self.max_time = float(max_time)
+        self.dt_input = _check_dt_input(dt_input)
+        self.time_encoding = time_encoding
+        self.window = window
+        self.final_norm = bool(final_norm)
         self.embed = nn.Linear(input_size + 1, units)
         layer = nn.TransformerEncoderLayer(
             units, num_heads, self.dim_feedforward, self.dropout, batch_first=True, norm_first=True
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(units)
+        self.norm: nn.Module = nn.LayerNorm(units) if self.final_norm else nn.Identity()
         freqs = torch.exp(-math.log(self.max_time) * torch.arange(0, units, 2, dtype=torch.float32) / units)
+        self.time_freqs: Tensor
+        self.slopes: Tensor
         self.register_buffer("time_freqs", freqs, persistent=False)
+        # ALiBi slopes per head, geometric as in Press et al. 2022
+        slopes = torch.tensor([2.0 ** (-(i + 1)) for i in range(num_heads)])
+        self.register_buffer("slopes", slopes, persistent=False)
 
     @property
     def state_size(self) -> int:
@@ -219,9 +271,20 @@ class DtTransformer(nn.Module):
         timespans: float | Tensor | None = None,
         mask: Tensor | None = None,
     ) -> tuple[Tensor, Any]:
-        x, m, batched = _prepare(self, input, timespans, mask)
+        x, m, batched, ts = _prepare(self, input, timespans, mask)
+        if self.time_encoding == "alibi":
+            out, state = self._alibi(x, ts, m, hx)
+        else:
+            out, state = self._sinusoid(x, ts, m), None
+        if m is not None:
+            out = out * m.unsqueeze(-1).to(out.dtype)
+        result = out if self.return_sequences else _last_observed(out, m)
+        if not batched:
+            result = result[0]
+        return result, state
+
+    def _sinusoid(self, x: Tensor, dt: Tensor, m: Tensor | None) -> Tensor:
         B, T, _ = x.shape
-        dt = x[..., -1]
         if m is not None:
             dt = dt * m.to(dt.dtype)
         t = dt.cumsum(dim=1).unsqueeze(-1)  # (B, T, 1)
@@ -234,13 +297,43 @@ class DtTransformer(nn.Module):
         if m is not None:
             allowed = allowed & (m.unsqueeze(1) | torch.eye(T, dtype=torch.bool, device=x.device).unsqueeze(0))
         attn = (~allowed).repeat_interleave(self.num_heads, dim=0)  # (B*heads, T, T), True = blocked
-        out = self.norm(self.encoder(z, mask=attn))
-        if m is not None:
-            out = out * m.unsqueeze(-1).to(out.dtype)
-        result = out if self.return_sequences else _last_observed(out, m)
-        if not batched:
-            result = result[0]
-        return result, None
+        return self.norm(self.encoder(z, mask=attn))  # type: ignore[no-any-return]
+
+    def _alibi(self, zt: Tensor, ts: Tensor, m: Tensor | None, state: Any) -> tuple[Tensor, Any]:
+        # state: (context tokens (B, W-1, F+1), their times (B, W-1), valid (B, W-1)) or None
+        B, T, _ = zt.shape
+        W = int(self.window or 1)
+        new_valid = torch.ones(B, T, dtype=torch.bool, device=zt.device) if m is None else m
+        t = torch.cumsum(ts, dim=1)  # (B, T) time of each step, in the caller's time unit
+        if state is not None:
+            cz, ct, cv = state
+            t = t + ct[:, -1:]  # continue the clock of the context
+            zt_all = torch.cat([cz, zt], dim=1)
+            t_all = torch.cat([ct, t], dim=1)
+            valid = torch.cat([cv, new_valid], dim=1)
+        else:
+            zt_all, t_all, valid = zt, t, new_valid
+        S = zt_all.shape[1]
+        q = torch.arange(S - T, S, device=zt.device)  # query positions
+        k = torch.arange(S, device=zt.device)
+        band = (k[None, :] <= q[:, None]) & (k[None, :] > q[:, None] - W)  # (T, S)
+        allowed = band[None] & (valid[:, None, :] | (k[None, :] == q[:, None])[None])  # (B, T, S)
+        gap = t_all[:, S - T :, None] - t_all[:, None, :]  # (B, T, S) elapsed time query - key
+        bias = -self.slopes.to(zt.dtype)[None, :, None, None] * gap.clamp(min=0)[:, None]  # (B, H, T, S)
+        bias = bias.masked_fill(~allowed[:, None], float("-inf"))
+        h = self.embed(zt_all)
+        # the encoder attends from all S positions; only the last T (the queries) are kept
+        full_bias = torch.zeros(B, self.num_heads, S, S, dtype=h.dtype, device=h.device)
+        full_bias[:, :, S - T :, :] = bias
+        if S > T:  # context rows attend to themselves only (their outputs are dropped)
+            eye = torch.eye(S - T, S, dtype=torch.bool, device=h.device)
+            full_bias[:, :, : S - T, :] = torch.where(eye, 0.0, float("-inf"))
+        src_mask = full_bias.reshape(B * self.num_heads, S, S)
+        for layer in self.encoder.layers:
+            h = layer(h, src_mask=src_mask)
+        out = self.norm(h[:, S - T :])
+        keep = min(W - 1, S)
+        return out, (zt_all[:, S - keep :], t_all[:, S - keep :], valid[:, S - keep :])
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -252,6 +345,10 @@ class DtTransformer(nn.Module):
             "dropout": self.dropout,
             "return_sequences": self.return_sequences,
             "max_time": self.max_time,
+            "dt_input": self.dt_input,
+            "time_encoding": self.time_encoding,
+            "window": self.window,
+            "final_norm": self.final_norm,
         }
 
     @classmethod
