@@ -392,8 +392,6 @@ def test_torch_backend_kernels_match_the_loop(name: str, variant: str) -> None:
     options they take: outputs, final state and the gradients w.r.t. the input and every Keras variable
     equal those of the keras.ops loop (float64, per-sample timespans; masks, initial state, backwards,
     last observed output). The other configurations say why they keep the loop."""
-    from liquidflow.keras._torch_kernels import explain
-
     return_sequences, go_backwards, masked, with_h0 = KERNEL_VARIANTS[variant]
     tl = make_layer(name, torch.float64, seed=31)
     kl = keras_from_torch(tl, return_state=True, return_sequences=return_sequences, go_backwards=go_backwards)
@@ -403,11 +401,11 @@ def test_torch_backend_kernels_match_the_loop(name: str, variant: str) -> None:
     if with_h0:
         h0 = 0.3 * torch.randn(3, tl.state_size, generator=gen, dtype=torch.float64)
         init = [h0, 0.1 * h0] if tl.mixed_memory else [h0]
-    path = explain(kl, x, dt.unsqueeze(-1), mask).splitlines()[0]
+    path = lk.explain(kl, x, dt, mask).splitlines()[0]
     if name not in KERNEL_LAYERS:
         assert path == "sequence path: loop", path  # the loop's values: the parity tests above
         return
-    assert path == "sequence path: native", explain(kl, x, dt.unsqueeze(-1), mask)
+    assert path == "sequence path: native", lk.explain(kl, x, dt, mask)
     m = None if mask is None else mask.numpy()
     shapes = [o.shape for o in _torch_outputs_and_grads(kl, x.numpy(), dt.numpy(), m, init, "loop", None)[0]]
     ry = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
@@ -419,6 +417,25 @@ def test_torch_backend_kernels_match_the_loop(name: str, variant: str) -> None:
         gerr = max(max_err(a, b) for a, b in zip(grads, ref_grads, strict=True))
         _record(f"torch-backend kernels ({p or 'native'}) vs loop float64 {name}", max(err, gerr))
         assert err < 1e-10 and gerr < 1e-9, (p, err, gerr)
+
+
+def test_explain_names_the_path() -> None:
+    layer = lk.LTC(AutoNCP(8, 2), return_sequences=True, mixed_memory=False)
+    x = np.random.default_rng(0).normal(size=(2, 4, 3)).astype("float32")
+    layer(x)
+    if BACKEND != "torch":
+        assert lk.explain(layer, x) == f"sequence path: loop (keras.ops step in the {BACKEND} backend's own loop)"
+        with pytest.raises(RuntimeError, match="torch backend"):
+            lk.use_path("loop")
+        return
+    assert lk.explain(layer, x) == "sequence path: native"
+    rk4 = lk.LTC(AutoNCP(8, 2), solver="rk4")
+    rk4(x)
+    assert "solver='rk4'" in lk.explain(rk4, x)
+    with lk.use_path("fused"):  # type: ignore[attr-defined]
+        fused = npy(layer(x))
+    with lk.use_path("loop"):  # type: ignore[attr-defined]
+        assert max_err(layer(x), fused) < 1e-6
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the kernels of liquidflow._ops run on the torch backend")
