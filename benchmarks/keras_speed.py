@@ -7,6 +7,7 @@ figures. A Keras backend is fixed per process, so every measurement runs in its 
     python benchmarks/keras_speed.py --backends torch    # some backends only (tensorflow, torch, jax)
     KERAS_BACKEND=torch python benchmarks/keras_speed.py ltc fit     # one measurement, one JSON line
     LIQUIDFLOW_SPEED_REF=torch python benchmarks/keras_speed.py ltc fit   # liquidflow.torch, same task
+    python benchmarks/keras_speed.py torch-ab ltc 5   # Keras-on-torch vs liquidflow.torch, one process, alternating
 
 Models (20 inputs): ``ltc`` = LTC(AutoNCP(32, 10)), ``cfc`` = CfC(64) (backbone 128), ``cfc-ncp`` =
 CfC(AutoNCP(32, 10)), ``lstm`` = keras.layers.LSTM(64) (torch reference: torch.nn.LSTM(20, 64)).
@@ -166,6 +167,54 @@ def one(model: str, what: str) -> None:
     print(json.dumps({"who": who, "model": model, "what": what, "value": value, "unit": "ms"}))
 
 
+def torch_ab(model: str, epochs: int, nseq: int) -> dict[str, float]:
+    """Keras on its torch backend vs liquidflow.torch in ONE process, epochs alternating (A, B, A, B...):
+    load drift on a shared machine hits both alike. Same initial weights; ms per batch, medians."""
+    os.environ["KERAS_BACKEND"] = "torch"
+    import torch
+
+    import keras
+    from liquidflow.compat.keras_torch import keras_from_torch
+    from liquidflow.torch import LTC, CfC
+    from liquidflow.wirings import AutoNCP
+
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    torch.manual_seed(0)
+    _, xs, ys = data(nseq)
+    if model == "ltc":
+        tl = LTC(F, AutoNCP(32, 10), return_sequences=True)
+    elif model == "cfc":
+        tl = CfC(F, 64, return_sequences=True)
+    else:
+        tl = CfC(F, AutoNCP(32, 10), return_sequences=True)
+    net = keras.Sequential([keras.Input((None, F)), keras_from_torch(tl, return_sequences=True), keras.layers.Dense(1)])
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mean_squared_error")
+    head = torch.nn.Linear(64 if model == "cfc" else 10, 1)
+    opt = torch.optim.Adam([*tl.parameters(), *head.parameters()], lr=0.01)
+    X, Y = torch.from_numpy(xs), torch.from_numpy(ys)
+
+    def torch_epoch() -> None:
+        for i in range(0, len(X), B):
+            opt.zero_grad()
+            y, _ = tl(X[i : i + B])
+            ((head(y) - Y[i : i + B]) ** 2).mean().backward()
+            opt.step()
+
+    def keras_epoch() -> None:
+        net.fit(xs, ys, epochs=1, batch_size=B, verbose=0, shuffle=False)
+
+    keras_epoch(), torch_epoch()  # warm-up
+    times: dict[str, list[float]] = {"keras-torch": [], "liquidflow.torch": []}
+    for _ in range(epochs):
+        for who, fn in (("keras-torch", keras_epoch), ("liquidflow.torch", torch_epoch)):
+            t0 = time.perf_counter()
+            fn()
+            times[who].append((time.perf_counter() - t0) * 1e3 / (nseq // B))
+    out = {who: statistics.median(v) for who, v in times.items()}
+    out["ratio"] = statistics.median(a / b for a, b in zip(times["keras-torch"], times["liquidflow.torch"]))
+    return out
+
+
 def run_process(backend: str | None, model: str, what: str, threads: int) -> float:
     n = str(threads)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", THREADS=n, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n,
@@ -212,6 +261,11 @@ def main() -> None:
         if model not in MODELS or what not in ("fwdbwd", "fit"):
             raise SystemExit(f"usage: keras_speed.py {{{','.join(MODELS)}}} {{fwdbwd,fit}}")
         one(model, what)
+        return
+    if len(sys.argv) >= 2 and sys.argv[1] == "torch-ab":  # torch-ab MODEL [EPOCHS]
+        model = sys.argv[2] if len(sys.argv) > 2 else "ltc"
+        epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+        print(json.dumps({"model": model, **torch_ab(model, epochs, int(os.environ.get("NSEQ", "1024")))}))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "torch", "jax"])
