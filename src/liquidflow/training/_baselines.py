@@ -158,6 +158,19 @@ class _RecurrentBaseline(nn.Module):
             result = result[0]
         return result, state
 
+    @torch.no_grad()
+    def step(self, x: Tensor, hx: Any, dt: Tensor) -> tuple[Tensor, Any]:
+        """One step for streaming, like the liquid layers' ``step``: x (B, F), dt (B,) -> (output (B, H),
+        state). Only shapes are checked (a stream's caller validates its readings once)."""
+        if x.dim() != 2 or x.shape[-1] != self.input_size or dt.shape != x.shape[:1]:
+            raise ValueError(
+                f"step takes x (B, {self.input_size}) and dt (B,); got {tuple(x.shape)} and {tuple(dt.shape)}"
+            )
+        ts = dt.to(x.dtype)
+        feature = torch.log(ts) if self.dt_input == "log" else ts
+        out, state = self.rnn(torch.cat([x, feature[:, None]], dim=-1)[:, None], hx)
+        return out[:, 0], state
+
     def get_config(self) -> dict[str, Any]:
         return {
             "input_size": self.input_size,
@@ -282,6 +295,21 @@ class DtTransformer(nn.Module):
         if not batched:
             result = result[0]
         return result, state
+
+    @torch.no_grad()
+    def step(self, x: Tensor, hx: Any, dt: Tensor) -> tuple[Tensor, Any]:
+        """One step for streaming (``time_encoding="alibi"`` only: the state is the attention window):
+        x (B, F), dt (B,) -> (output (B, H), state). Only shapes are checked."""
+        if self.time_encoding != "alibi":
+            raise ValueError("step needs time_encoding='alibi' (the sinusoid encoder carries no state)")
+        if x.dim() != 2 or x.shape[-1] != self.input_size or dt.shape != x.shape[:1]:
+            raise ValueError(
+                f"step takes x (B, {self.input_size}) and dt (B,); got {tuple(x.shape)} and {tuple(dt.shape)}"
+            )
+        ts = dt.to(x.dtype)[:, None]  # (B, 1)
+        feature = torch.log(ts) if self.dt_input == "log" else ts
+        out, state = self._alibi(torch.cat([x[:, None], feature[..., None]], dim=-1), ts, None, hx)
+        return out[:, 0], state
 
     def _sinusoid(self, x: Tensor, dt: Tensor, m: Tensor | None) -> Tensor:
         B, T, _ = x.shape

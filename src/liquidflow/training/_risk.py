@@ -205,16 +205,19 @@ class RiskModel(nn.Module):
 
     @torch.no_grad()
     def step(self, x: Tensor, dt_h: Tensor, state: State = None) -> tuple[Tensor, State]:
-        """One reading per machine: x (B, F), dt_h (B,) -> (out (B, 2), new state)."""
-        if self.liquid and not getattr(self.core, "mixed_memory", False):
-            # the sequence layer's streaming step (one native C call where available)
-            self._check(x, dt_h.reshape(-1))
-            z = self.normalize(x)
-            dt = (dt_h.reshape(-1) / self.time_unit_h).to(z.dtype)
-            y, h = self.core.step(z, state if isinstance(state, Tensor) else None, dt)
-            return y, h
-        out, state = self.forward(x.unsqueeze(1), dt_h.reshape(-1, 1), state)
-        return out[:, 0], state
+        """One reading per machine: x (B, F), dt_h (B,) -> (out (B, 2), new state), through the core's
+        streaming ``step`` (one native C call for the liquid layers where available)."""
+        if self.liquid and getattr(self.core, "mixed_memory", False):
+            out, state = self.forward(x.unsqueeze(1), dt_h.reshape(-1, 1), state)
+            return out[:, 0], state
+        self._check(x, dt_h.reshape(-1))
+        z = self.normalize(x)
+        dt = (dt_h.reshape(-1) / self.time_unit_h).to(z.dtype)
+        if self.liquid:
+            return self.core.step(z, state if isinstance(state, Tensor) else None, dt)  # type: ignore[no-any-return]
+        y, state = self.core.step(z, state, dt)
+        assert self.head is not None
+        return self.head(y[:, None])[:, 0], state  # the head on (B, 1, H) as in forward: the same numbers
 
     def parameter_count(self) -> int:
         return sum(int(p.numel()) for p in self.parameters() if p.requires_grad)
