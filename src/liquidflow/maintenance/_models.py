@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import load_model, save_model
-from ..training import RiskModel
+from ..training import LIQUID_KINDS, RISK_KINDS, RiskModel
 from ..training import risk_metadata as _risk_metadata
 
-KINDS: tuple[str, ...] = ("cfc", "ltc", "lstm", "gru", "transformer")
-LIQUID_KINDS: tuple[str, ...] = ("cfc", "ltc")
+KINDS = RISK_KINDS  #: cfc, ltc (liquid), lstm, gru, transformer (the training package's baselines)
+__all__ = ["KINDS", "LIQUID_KINDS", "load_risk_model", "save_risk_model"]
 
 
 def save_risk_model(model: RiskModel, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:

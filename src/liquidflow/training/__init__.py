@@ -18,6 +18,8 @@ from ._model import KINDS as KINDS
 from ._model import TASKS as TASKS
 from ._model import SequenceModel as SequenceModel
 from ._model import build_model as build_model
+from ._risk import LIQUID_KINDS as LIQUID_KINDS
+from ._risk import RISK_KINDS as RISK_KINDS
 from ._risk import RiskExportView as RiskExportView
 from ._risk import RiskModel as RiskModel
 from ._risk import risk_from_output as risk_from_output
@@ -40,6 +42,8 @@ _LAZY = {
 
 __all__ = [
     "KINDS",
+    "LIQUID_KINDS",
+    "RISK_KINDS",
     "TASKS",
     "DtGRU",
     "DtLSTM",
