@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import LAYERS, make_layer, random_batch
+from helpers import INPUT_SIZE, LAYERS, make_layer, random_batch
 from liquidflow import _native
 from liquidflow._ops import fused as _fused
 from liquidflow.torch import LTC, CfC, _dispatch, explain, use_path
@@ -26,6 +26,7 @@ KERNEL = [  # the configurations the sequence kernels take (tests/test_conforman
     "ltc-midpoint",
     "ltc-heun",
     "ltc-autoncp-rk4",
+    "ltc-mixed-proj",
     "cfc-default",
     "cfc-no_gate",
     "cfc-nobackbone",
@@ -244,9 +245,12 @@ def test_one_step_calls_with_a_state_take_the_step_path(name: str, batch_first: 
 
 
 def test_a_slow_option_is_said_once_per_layer() -> None:
-    layer = make_layer("ltc-mixed-proj")
+    def slow() -> torch.nn.Module:  # more backbone layers than the C kernel takes
+        return CfC(INPUT_SIZE, 5, backbone_layers=5, backbone_units=4).double()
+
+    layer = slow()
     x, dt, _ = random_batch(2, 3)
-    with pytest.warns(_dispatch.SlowPathWarning, match=r"LTC: mixed_memory=True: its LSTM runs step by step; this "):
+    with pytest.warns(_dispatch.SlowPathWarning, match=r"CfC: backbone_layers=5: the C kernel takes at most 4; this "):
         layer(x, timespans=dt)
     import warnings
 
@@ -254,8 +258,9 @@ def test_a_slow_option_is_said_once_per_layer() -> None:
         warnings.simplefilter("error")
         layer(x, timespans=dt)  # once per layer
         make_layer("cfc-default")(x, timespans=dt)  # kernel configurations say nothing
+        make_layer("ltc-mixed-proj")(x, timespans=dt)  # LTC mixed memory: the C kernel
         with use_path("loop"):
-            make_layer("ltc-mixed-proj")(x, timespans=dt)  # a forced path is the caller's choice
+            slow()(x, timespans=dt)  # a forced path is the caller's choice
 
 
 @pytest.mark.parametrize("name", ["cfc-relu", "cfc-gelu", "cfc-silu"])

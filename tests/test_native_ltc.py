@@ -415,3 +415,34 @@ def test_why_not_says_why() -> None:
         assert _native_ltc.why_not_dense(*dense[0][1]) == abi.SWITCHED_OFF
         assert _native_ltc.why_not_sparse(*sparse[0][1]) == abi.SWITCHED_OFF
         assert _native_ltc.why_not_sensory(*sensory[0][1]) == abi.SWITCHED_OFF
+
+
+@DTYPES
+@pytest.mark.parametrize("name", ["ltc-mixed-proj", "ltc-mixed-autoncp", "ltc-mixed-euler"])
+def test_mixed_memory_runs_the_lstm_in_the_kernel(name: str, dtype: torch.dtype, threads: int) -> None:
+    """Mixed memory on the dense C kernel (an edge-list wiring takes dense tables then): outputs, both
+    final states and the gradients of every parameter, the input, h0 and c0 against the loop, with a
+    loss on the final cell state too and a mask."""
+    from liquidflow.torch import explain, use_path
+
+    layer = make_layer(name, dtype)
+    x, dt, mask = random_batch(5, 7, dtype, seed=2, masked=True)
+    g = torch.Generator().manual_seed(3)
+    h0 = [0.3 * torch.randn(5, layer.state_size, dtype=dtype, generator=g) for _ in range(2)]
+    assert explain(layer, x, tuple(h0), timespans=dt, mask=mask).path == "native"
+    results = []
+    for path in ("native", "loop"):
+        hx = tuple(t.clone().requires_grad_() for t in h0)
+        xx = x.clone().requires_grad_()
+        with use_path(path):
+            y, (h, c) = layer(xx, hx, timespans=dt, mask=mask)
+        loss = (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(5), dtype=dtype)).sum()
+        loss = loss + (h * 0.3).sum() + (c * c).sum()
+        params = [p for p in layer.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, [*params, xx, *hx])
+        results.append((y.detach(), h.detach(), c.detach(), grads))
+    for what, a, b in zip(["output", "h", "c"], results[0][:3], results[1][:3]):
+        _close(a, b, dtype, what)
+    names = [n for n, p in layer.named_parameters() if p.requires_grad] + ["input", "h0", "c0"]
+    for n, a, b in zip(names, results[0][3], results[1][3]):
+        _close(a, b, dtype, f"gradient of {n}")

@@ -21,7 +21,7 @@
 _Static_assert(sizeof(void *) == 8 && sizeof(double) == 8, "64-bit pointers expected (the structs have 8-byte fields)");
 
 #define LF_CFC_ABI_VERSION 6
-#define LF_LTC_ABI_VERSION 4
+#define LF_LTC_ABI_VERSION 5
 #define LF_STEP_ABI_VERSION 2
 
 /* ------------------------------------------------------------------------------------------ CfC */
@@ -128,6 +128,16 @@ typedef struct lf_ltc_seq {
      * always double; base then holds no epsilon (ltc_impl.h, "explicit Runge-Kutta") */
     int64_t stages;
     const double *rk_a, *rk_b;
+    /* mixed memory (dense kernels only; lstm_pre NULL: none): the LSTM step of lstm_impl.h runs before
+     * the LTC step at every observed step, and the LTC step starts from its output h_l; a step not
+     * observed keeps h and c. The backward pass also reads h0, states, lstm_c0 and lstm_c. */
+    const void *lstm_pre;             /* (T, B, 4N) input part of the gates, bias included */
+    const void *lstm_r, *lstm_r_t;    /* (4N, N) the recurrent weight, (N, 4N) its transpose */
+    const void *lstm_c0;              /* (B, N) */
+    void *lstm_c;                     /* (T, B, N) out: the cell states after each step */
+    void *lstm_hl, *lstm_gates;       /* (T, B, N), (T, B, 4N) saved for the backward pass, or NULL */
+    const void *lstm_grad_c;          /* backward: (T, B, N) gradient at lstm_c, or NULL */
+    void *lstm_grad_pre, *lstm_grad_r_t, *lstm_grad_c0; /* backward: (T, B, 4N), (N, 4N) or NULL, (B, N) */
 } lf_ltc_seq;
 
 /* the sensory synapses and the leak of all T B rows at once (ltc.c) */

@@ -41,6 +41,17 @@ static const lf_abi_field lf_ltc_abi_fields[] = {
     LF_ABI_FIELD(lf_ltc_seq, stages),
     LF_ABI_FIELD(lf_ltc_seq, rk_a),
     LF_ABI_FIELD(lf_ltc_seq, rk_b),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_pre),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_r),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_r_t),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_c0),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_c),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_hl),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_gates),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_grad_c),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_grad_pre),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_grad_r_t),
+    LF_ABI_FIELD(lf_ltc_seq, lstm_grad_c0),
     LF_ABI_STRUCT(lf_ltc_sensory),
     LF_ABI_FIELD(lf_ltc_sensory, rows),
     LF_ABI_FIELD(lf_ltc_sensory, inputs),
@@ -70,11 +81,16 @@ LF_ABI_EXPORTS(ltc, LF_LTC_ABI_VERSION, lf_ltc_abi_fields)
 #define LANES 16
 #define LF_SIG lf_sigmoidf
 #define LF_SFX(name) name##_f32
+#define LF_TANH lf_tanhf
+#define LF_SIGMOID lf_sigmoidf
+#include "lstm_impl.h"
 #include "ltc_impl.h"
 #undef REAL
 #undef LANES
 #undef LF_SIG
 #undef LF_SFX
+#undef LF_TANH
+#undef LF_SIGMOID
 
 /* double exp without libm calls, so that the synapse loops vectorise as they do for float (libm's exp
  * is a scalar call: the float64 kernels ran ~9x slower than float32). Cody-Waite reduction
@@ -112,8 +128,13 @@ static inline double lf_sigmoid_v(double x) { return 1.0 / (1.0 + lf_exp_v(-x));
 #define LANES 8
 #define LF_SIG lf_sigmoid_v
 #define LF_SFX(name) name##_f64
+#define LF_TANH lf_tanh
+#define LF_SIGMOID lf_sigmoid_v
+#include "lstm_impl.h"
 #include "ltc_impl.h"
 #undef REAL
 #undef LANES
 #undef LF_SIG
 #undef LF_SFX
+#undef LF_TANH
+#undef LF_SIGMOID

@@ -32,20 +32,84 @@
 #define LF_KERNEL __attribute__((noinline))
 #endif
 
+/* ---------------------------------------------------------------- mixed memory (dense kernels)
+ * With lf_ltc_seq.lstm_pre set, the LSTM step of lstm_impl.h runs before the LTC step of each
+ * observed step (row b, step t) and the LTC step starts from its output h_l; a masked step keeps h
+ * and c. Backward: the LTC adjoint at h_l and the adjoint at c give, through the LSTM step, the
+ * adjoints at the state and at c before the step, the gradient at the gates' input part (lstm_grad_pre)
+ * and (per thread, summed at the end) at R^T. mm == NULL: no LSTM. Forward scratch: 9N per thread. */
+#define LF_MM_FWD_SCRATCH(N) (9 * (N))
+
+static inline const REAL *LF_SFX(mm_fwd)(const lf_ltc_seq *mm, int64_t B, int64_t N, int64_t t, int64_t b,
+                                         const REAL *h, REAL *scr) {
+    const int64_t r = t * B + b, G = 4 * N;
+    const REAL *c = (const REAL *)mm->lstm_c;
+    const REAL *cp = t == 0 ? (const REAL *)mm->lstm_c0 + b * N : c + ((t - 1) * B + b) * N;
+    REAL *hl = mm->lstm_hl ? (REAL *)mm->lstm_hl + r * N : scr + G;
+    REAL *gt = mm->lstm_gates ? (REAL *)mm->lstm_gates + r * G : scr + G + N;
+    LF_SFX(lstm_step_fwd)(1, N, (const REAL *)mm->lstm_pre + r * G, G, h, N, cp, N, (const REAL *)mm->lstm_r_t, G,
+                          scr, G, gt, G, (REAL *)mm->lstm_c + r * N, N, hl, N);
+    return hl;
+}
+
+/* a masked step: c carried over */
+static inline void LF_SFX(mm_carry)(const lf_ltc_seq *mm, int64_t B, int64_t N, int64_t t, int64_t b) {
+    REAL *c = (REAL *)mm->lstm_c;
+    const REAL *cp = t == 0 ? (const REAL *)mm->lstm_c0 + b * N : c + ((t - 1) * B + b) * N;
+    memcpy(c + (t * B + b) * N, cp, sizeof(REAL) * N);
+}
+
+/* backward of an observed step: g the adjoint at h_l, dc the adjoint at c after the step (replaced by
+ * the one before it), dh (out) the adjoint at h before the step; accRt (N, 4N) or NULL */
+static inline void LF_SFX(mm_bwd)(const lf_ltc_seq *mm, int64_t B, int64_t N, int64_t t, int64_t b, const REAL *g,
+                                  REAL *dc, REAL *dh, REAL *accRt) {
+    const int64_t r = t * B + b, G = 4 * N, rp = (t - 1) * B + b;
+    const REAL *c = (const REAL *)mm->lstm_c;
+    if (mm->lstm_grad_c)
+        for (int64_t j = 0; j < N; j++) dc[j] += ((const REAL *)mm->lstm_grad_c)[r * N + j];
+    const REAL *cp = t == 0 ? (const REAL *)mm->lstm_c0 + b * N : c + rp * N;
+    const REAL *hp = t == 0 ? (const REAL *)mm->h0 + b * N : (const REAL *)mm->states + rp * N;
+    REAL *dz = (REAL *)mm->lstm_grad_pre + r * G;
+    LF_SFX(lstm_step_bwd)(1, N, (const REAL *)mm->lstm_gates + r * G, G, cp, N, c + r * N, N, g, N, dc, N, dz, G, dc,
+                          N);
+    memset(dh, 0, sizeof(REAL) * N);
+    LF_SFX(lstm_dh)(1, N, dz, G, (const REAL *)mm->lstm_r, N, dh, N);
+    if (accRt) LF_SFX(lstm_dRt)(1, N, hp, N, dz, G, accRt, G);
+}
+
+/* backward of a masked step: c passed through */
+static inline void LF_SFX(mm_skip)(const lf_ltc_seq *mm, int64_t B, int64_t N, int64_t t, int64_t b, REAL *dc) {
+    const int64_t r = t * B + b;
+    if (mm->lstm_grad_c)
+        for (int64_t j = 0; j < N; j++) dc[j] += ((const REAL *)mm->lstm_grad_c)[r * N + j];
+    memset((REAL *)mm->lstm_grad_pre + r * 4 * N, 0, sizeof(REAL) * 4 * N);
+}
+
+/* sum the per-thread (N, 4N) accumulators of R^T into lstm_grad_r_t */
+static void LF_SFX(mm_sum)(const lf_ltc_seq *mm, int64_t N, const REAL *base, int64_t per, int nt) {
+    REAL *out = (REAL *)mm->lstm_grad_r_t;
+    for (int64_t x = 0; x < 4 * N * N; x++) {
+        REAL acc = 0;
+        for (int p = 0; p < nt; p++) acc += base[(size_t)p * per + x];
+        out[x] = acc;
+    }
+}
+
 /* ------------------------------------------------------------------------------- dense forward */
 static LF_KERNEL int LF_SFX(ltc_dense_fwd)(int64_t T, int64_t B, int64_t N, int64_t L, const REAL *restrict base,
                                            const REAL *restrict C, const uint8_t *restrict keep,
                                            const REAL *restrict h0, const REAL *restrict w, const REAL *restrict we,
                                            const REAL *restrict sigma, const REAL *restrict sm, REAL *restrict S,
-                                           REAL *restrict V, REAL *restrict Dsv, int nt) {
+                                           REAL *restrict V, REAL *restrict Dsv, const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
-    REAL *scratch = malloc(sizeof(REAL) * (size_t)(4 * N) * (size_t)nt);
+    const int64_t per = 4 * N + (mm ? LF_MM_FWD_SCRATCH(N) : 0);
+    REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
     if (!scratch) return -1;
     const int save = V != NULL && Dsv != NULL;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        REAL *my = scratch + (size_t)omp_get_thread_num() * 4 * N;
-        REAL *num = my, *den = my + N, *pa = my + 2 * N, *pb = my + 3 * N;
+        REAL *my = scratch + (size_t)omp_get_thread_num() * per;
+        REAL *num = my, *den = my + N, *pa = my + 2 * N, *pb = my + 3 * N, *mms = my + 4 * N;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
             const REAL *h = h0 + b * N; /* the state before step t */
@@ -55,8 +119,10 @@ static LF_KERNEL int LF_SFX(ltc_dense_fwd)(int64_t T, int64_t B, int64_t N, int6
                 if (keep && !keep[r]) { /* masked: carry the state over */
                     memcpy(st, h, sizeof(REAL) * N);
                     h = st;
+                    if (mm) LF_SFX(mm_carry)(mm, B, N, t, b);
                     continue;
                 }
+                if (mm) h = LF_SFX(mm_fwd)(mm, B, N, t, b, h, mms); /* the LTC step starts from h_l */
                 const REAL *bs = base + r * 2 * N, *c = C + r * N;
                 REAL *Vt = save ? V + (b * T + t) * (L + 1) * N : NULL;
                 REAL *Dt = save ? Dsv + (b * T + t) * L * N : NULL;
@@ -149,10 +215,12 @@ static LF_KERNEL int LF_SFX(ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int6
                                            const REAL *restrict V, const REAL *restrict Dsv, const REAL *restrict gS,
                                            REAL *restrict gbase, REAL *restrict gC, REAL *restrict gh0,
                                            REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig,
-                                           REAL *restrict gsm, int need_w, int nt) {
+                                           REAL *restrict gsm, int need_w, const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     const int64_t NN = N * N;
-    const int64_t per = 4 * N + (need_w ? 4 * NN : 0);
+    const int64_t mmr = mm && mm->lstm_grad_r_t ? 4 * NN : 0; /* the R^T accumulator */
+    const int64_t head = 4 * N + (need_w ? 4 * NN : 0);
+    const int64_t per = head + (mm ? N + mmr : 0);
     REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
     if (!scratch) return -1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -160,10 +228,12 @@ static LF_KERNEL int LF_SFX(ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int6
         REAL *my = scratch + (size_t)omp_get_thread_num() * per;
         REAL *g = my, *gn = my + N, *q = my + 2 * N, *q1 = my + 3 * N;
         REAL *aw = my + 4 * N, *awe = aw + NN, *asig = awe + NN, *asmu = asig + NN; /* used if need_w */
+        REAL *mdc = my + head, *macc = mmr ? my + head + N : NULL;                 /* used if mm */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
             REAL *dh = gh0 + b * N; /* the gradient at the state carried into step t+1 */
             memset(dh, 0, sizeof(REAL) * N);
+            if (mm) memset(mdc, 0, sizeof(REAL) * N);
             for (int64_t t = T - 1; t >= 0; t--) {
                 const int64_t r = t * B + b;
                 const REAL *gs = gS + r * N;
@@ -172,6 +242,7 @@ static LF_KERNEL int LF_SFX(ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int6
                 memset(gc, 0, sizeof(REAL) * N);
                 if (keep && !keep[r]) { /* masked: the state passed through */
                     for (int64_t j = 0; j < N; j++) dh[j] += gs[j];
+                    if (mm) LF_SFX(mm_skip)(mm, B, N, t, b, mdc);
                     continue;
                 }
                 for (int64_t j = 0; j < N; j++) g[j] = gs[j] + dh[j];
@@ -195,11 +266,16 @@ static LF_KERNEL int LF_SFX(ltc_dense_bwd)(int64_t T, int64_t B, int64_t N, int6
                     }
                     memcpy(g, gn, sizeof(REAL) * N);
                 }
-                memcpy(dh, g, sizeof(REAL) * N);
+                if (mm)
+                    LF_SFX(mm_bwd)(mm, B, N, t, b, g, mdc, dh, macc);
+                else
+                    memcpy(dh, g, sizeof(REAL) * N);
             }
+            if (mm) memcpy((REAL *)mm->lstm_grad_c0 + b * N, mdc, sizeof(REAL) * N);
         }
     }
     if (need_w) LF_SFX(sum_four)(scratch + 4 * N, per, nt, NN, gw, gwe, gsig, gsm); /* over the threads */
+    if (mmr) LF_SFX(mm_sum)(mm, N, scratch + head + N, per, nt);
     free(scratch);
     return 0;
 }
@@ -520,10 +596,10 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_fwd)(int64_t T, int64_t B, int64_t N, i
                                               const REAL *restrict h0, const REAL *restrict w,
                                               const REAL *restrict we, const REAL *restrict sigma,
                                               const REAL *restrict sm, REAL *restrict St, REAL *restrict V,
-                                              REAL *restrict Dsv, int nt) {
+                                              REAL *restrict Dsv, const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
-    const int64_t per = (3 + 3 * S) * N;
+    const int64_t per = (3 + 3 * S) * N + (mm ? LF_MM_FWD_SCRATCH(N) : 0);
     REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
     if (!scratch || !tab) {
         free(scratch);
@@ -537,6 +613,7 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_fwd)(int64_t T, int64_t B, int64_t N, i
         REAL *my = scratch + (size_t)omp_get_thread_num() * per;
         REAL *num = my, *vv = my + N, *v2 = my + 2 * N;
         REAL *su = my + 3 * N, *sk = su + S * N, *sd = sk + S * N; /* u, K, den per stage (no saving) */
+        REAL *mms = sd + S * N;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
             const REAL *h = h0 + b * N;
@@ -546,8 +623,10 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_fwd)(int64_t T, int64_t B, int64_t N, i
                 if (keep && !keep[r]) {
                     memcpy(st, h, sizeof(REAL) * N);
                     h = st;
+                    if (mm) LF_SFX(mm_carry)(mm, B, N, t, b);
                     continue;
                 }
+                if (mm) h = LF_SFX(mm_fwd)(mm, B, N, t, b, h, mms);
                 const REAL *bs = base + r * 2 * N, *c = C + r * N;
                 REAL *Vt = save ? V + (b * T + t) * L * S * 2 * N : NULL;
                 REAL *Dt = save ? Dsv + (b * T + t) * L * S * N : NULL;
@@ -605,12 +684,14 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_bwd)(int64_t T, int64_t B, int64_t N, i
                                               const REAL *restrict Dsv, const REAL *restrict gS,
                                               REAL *restrict gbase, REAL *restrict gC, REAL *restrict gh0,
                                               REAL *restrict gw, REAL *restrict gwe, REAL *restrict gsig,
-                                              REAL *restrict gsm, int need_w, int nt) {
+                                              REAL *restrict gsm, int need_w, const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
     const int64_t NN = N * N;
     const int64_t head = (5 + S) * N;
-    const int64_t per = head + (need_w ? 4 * NN : 0);
+    const int64_t mmr = mm && mm->lstm_grad_r_t ? 4 * NN : 0;
+    const int64_t wend = head + (need_w ? 4 * NN : 0);
+    const int64_t per = wend + (mm ? N + mmr : 0);
     REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
     if (!scratch || !tab) {
         free(scratch);
@@ -623,10 +704,12 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_bwd)(int64_t T, int64_t B, int64_t N, i
         REAL *my = scratch + (size_t)omp_get_thread_num() * per;
         REAL *g = my, *gu = my + N, *q = my + 2 * N, *q1 = my + 3 * N, *gv = my + 4 * N, *gK = my + 5 * N;
         REAL *aw = my + head, *awe = aw + NN, *asig = awe + NN, *asmu = asig + NN; /* used if need_w */
+        REAL *mdc = my + wend, *macc = mmr ? my + wend + N : NULL;                /* used if mm */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
             REAL *dh = gh0 + b * N;
             memset(dh, 0, sizeof(REAL) * N);
+            if (mm) memset(mdc, 0, sizeof(REAL) * N);
             for (int64_t t = T - 1; t >= 0; t--) {
                 const int64_t r = t * B + b;
                 const REAL *gs = gS + r * N;
@@ -635,6 +718,7 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_bwd)(int64_t T, int64_t B, int64_t N, i
                 memset(gc, 0, sizeof(REAL) * N);
                 if (keep && !keep[r]) {
                     for (int64_t j = 0; j < N; j++) dh[j] += gs[j];
+                    if (mm) LF_SFX(mm_skip)(mm, B, N, t, b, mdc);
                     continue;
                 }
                 for (int64_t j = 0; j < N; j++) g[j] = gs[j] + dh[j];
@@ -671,11 +755,16 @@ static LF_KERNEL int LF_SFX(ltc_dense_rk_bwd)(int64_t T, int64_t B, int64_t N, i
                     }
                     memcpy(g, gv, sizeof(REAL) * N);
                 }
-                memcpy(dh, g, sizeof(REAL) * N);
+                if (mm)
+                    LF_SFX(mm_bwd)(mm, B, N, t, b, g, mdc, dh, macc);
+                else
+                    memcpy(dh, g, sizeof(REAL) * N);
             }
+            if (mm) memcpy((REAL *)mm->lstm_grad_c0 + b * N, mdc, sizeof(REAL) * N);
         }
     }
     if (need_w) LF_SFX(sum_four)(scratch + head, per, nt, NN, gw, gwe, gsig, gsm);
+    if (mmr) LF_SFX(mm_sum)(mm, N, scratch + wend + N, per, nt);
     free(scratch);
     free(tab);
     return 0;
@@ -893,9 +982,10 @@ int LF_SFX(lf_ltc_dense_fwd)(const lf_ltc_seq *a) {
     if (a->stages > 0)
         return LF_SFX(ltc_dense_rk_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
                                         a->base, a->c, a->keep, a->h0, a->w, a->we, a->sigma, a->sm, a->states,
-                                        a->v, a->d, (int)a->threads);
+                                        a->v, a->d, a->lstm_pre ? a : NULL, (int)a->threads);
     return LF_SFX(ltc_dense_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->base, a->c, a->keep, a->h0, a->w,
-                                 a->we, a->sigma, a->sm, a->states, a->v, a->d, (int)a->threads);
+                                 a->we, a->sigma, a->sm, a->states, a->v, a->d, a->lstm_pre ? a : NULL,
+                                 (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_dense_bwd)(const lf_ltc_seq *a) {
@@ -903,13 +993,15 @@ int LF_SFX(lf_ltc_dense_bwd)(const lf_ltc_seq *a) {
         return LF_SFX(ltc_dense_rk_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
                                         a->c, a->keep, a->w, a->we, a->sigma, a->sm, a->v, a->d, a->grad_states,
                                         a->grad_base, a->grad_c, a->grad_h0, a->grad_w, a->grad_we, a->grad_sigma,
-                                        a->grad_sm, (int)a->need_w, (int)a->threads);
+                                        a->grad_sm, (int)a->need_w, a->lstm_pre ? a : NULL, (int)a->threads);
     return LF_SFX(ltc_dense_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->c, a->keep, a->w, a->we, a->sigma,
                                  a->sm, a->v, a->d, a->grad_states, a->grad_base, a->grad_c, a->grad_h0, a->grad_w,
-                                 a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, (int)a->threads);
+                                 a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, a->lstm_pre ? a : NULL,
+                                 (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_sparse_fwd)(const lf_ltc_seq *a) {
+    if (a->lstm_pre) return -2; /* mixed memory: the dense kernels only */
     if (a->stages > 0)
         return LF_SFX(ltc_sparse_rk_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
                                          a->edges, a->base, a->c, a->keep, a->h0, a->w, a->we, a->sigma, a->sm,
@@ -920,6 +1012,7 @@ int LF_SFX(lf_ltc_sparse_fwd)(const lf_ltc_seq *a) {
 }
 
 int LF_SFX(lf_ltc_sparse_bwd)(const lf_ltc_seq *a) {
+    if (a->lstm_pre) return -2; /* mixed memory: the dense kernels only */
     if (a->stages > 0)
         return LF_SFX(ltc_sparse_rk_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
                                          a->edges, a->c, a->keep, a->w, a->we, a->sigma, a->sm, a->src, a->dst, a->v,

@@ -38,9 +38,17 @@ def native_why_not(job: CfCJob | LTCJob) -> str | None:
         base = native_ltc.sensory(xm, job.leak, *job.sensory)  # (T, B, 2, N) in one pass, in C
     job.base = base = base if base is not None else job.torch_base()
     if job.edges is None:
-        return native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, job.tableau)
+        return native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, job.tableau,
+                                        _ltc_lstm(job))  # fmt: skip
+    if job.lstm is not None:
+        return "mixed memory on an edge list: the C kernel runs the LSTM with dense synapse tables"
     return native_ltc.why_not_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
                                      job.tableau)  # fmt: skip
+
+
+def _ltc_lstm(job: LTCJob) -> tuple[Tensor, Tensor, Tensor] | None:
+    """An LTC job's mixed memory as the dense C kernel takes it: (pre, R, c0)."""
+    return None if job.lstm is None else (job.lstm.pre, job.lstm.r_t.t(), job.lstm.c0)
 
 
 def run_native(job: CfCJob | LTCJob) -> Tensor:
@@ -50,7 +58,13 @@ def run_native(job: CfCJob | LTCJob) -> Tensor:
     else:
         assert job.base is not None  # set by native_why_not
         if job.edges is None:
-            out = native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, job.tableau)
+            res = native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, job.tableau,
+                                   _ltc_lstm(job))  # fmt: skip
+            if isinstance(res, tuple):  # mixed memory: (states, the LSTM's cell states)
+                assert job.lstm is not None
+                out, job.lstm.c = res
+            else:
+                out = res
         else:
             out = native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
                                     job.tableau)  # fmt: skip
@@ -61,7 +75,9 @@ def run_native(job: CfCJob | LTCJob) -> Tensor:
 
 def fused_why_not(job: CfCJob | LTCJob) -> str | None:
     """Why the fused torch kernel cannot run this job (None: it can)."""
-    return fused.cfc_why_not(job.specs) if isinstance(job, CfCJob) else None
+    if isinstance(job, CfCJob):
+        return fused.cfc_why_not(job.specs)
+    return "mixed memory: the fused torch kernel has no LSTM" if job.lstm is not None else None
 
 
 def run_fused(job: CfCJob | LTCJob) -> Tensor:

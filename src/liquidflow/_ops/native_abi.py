@@ -52,7 +52,7 @@ __all__ = [
 
 # bumped with every change of a kernel's structs or of the meaning of a field (LF_*_ABI_VERSION in C)
 CFC_ABI_VERSION = 6
-LTC_ABI_VERSION = 4
+LTC_ABI_VERSION = 5
 STEP_ABI_VERSION = 2
 
 # the reasons the wrappers give (their why_not functions) for what all kernels have in common
@@ -207,6 +207,17 @@ class LfLtcSeq(_Struct):
         ("stages", _I64),  # 0: semi-implicit; S: explicit Runge-Kutta with the tableau below
         ("rk_a", _PTR),  # (S, S) float64, row-major, strictly lower triangular
         ("rk_b", _PTR),  # (S) float64
+        ("lstm_pre", _PTR),  # mixed memory (dense kernels): (T, B, 4N), NULL: none
+        ("lstm_r", _PTR),  # (4N, N)
+        ("lstm_r_t", _PTR),  # (N, 4N)
+        ("lstm_c0", _PTR),  # (B, N)
+        ("lstm_c", _PTR),  # (T, B, N) out
+        ("lstm_hl", _PTR),  # (T, B, N) saved
+        ("lstm_gates", _PTR),  # (T, B, 4N) saved
+        ("lstm_grad_c", _PTR),  # (T, B, N) or NULL
+        ("lstm_grad_pre", _PTR),  # (T, B, 4N)
+        ("lstm_grad_r_t", _PTR),  # (N, 4N) or NULL
+        ("lstm_grad_c0", _PTR),  # (B, N)
     ]
 
 

@@ -148,9 +148,29 @@ def _contiguous(base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, tables
 
 
 # ================================================================================================ dense
+class Memory:
+    """Mixed memory for the dense kernel: the LSTM step (``lstm_impl.h``) before each LTC step. ``pre``
+    (T, B, 4N) the input part of the gates (bias included), ``R`` (4N, N) the recurrent weight, ``c0``
+    (B, N); the forward pass fills ``c`` (T, B, N), and ``gates`` (T, B, 4N) where gradients are wanted."""
+
+    def __init__(self, pre: Tensor, R: Tensor, c0: Tensor) -> None:
+        self.pre, self.R, self.c0 = pre.contiguous(), R.contiguous(), c0.contiguous()
+        self.R_t = R.t().contiguous()
+        self.c: Tensor | None = None
+        self.gates: Tensor | None = None
+
+    def set(self, a: abi.LfLtcSeq, save: bool) -> None:
+        T, B, G = self.pre.shape
+        self.c = self.pre.new_empty(T, B, G // 4)
+        self.gates = self.pre.new_empty(T, B, G) if save else None
+        a.lstm_pre, a.lstm_r, a.lstm_r_t = _ptr(self.pre), _ptr(self.R), _ptr(self.R_t)
+        a.lstm_c0, a.lstm_c, a.lstm_gates = _ptr(self.c0), _ptr(self.c), _ptr(self.gates)
+
+
 def _dense_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
                    w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, save: bool,
-                   tableau: ButcherTableau | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+                   tableau: ButcherTableau | None = None,
+                   memory: Memory | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     T, B, _, N = base.shape
     L, R = unfolds, _stages(tableau)
     S = base.new_empty(T, B, N)
@@ -165,37 +185,46 @@ def _dense_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep
     a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
     a.w, a.we, a.sigma, a.sm = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
     a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
+    if memory is not None:
+        memory.set(a, save)
     _check(getattr(lib, f"lf_ltc_dense_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
     return S, V, D
 
 
 class _NativeLTCDense(torch.autograd.Function):
-    """``_fused._LTCSemiImplicit`` with the forward and backward loops in C."""
+    """``_fused._LTCSemiImplicit`` with the forward and backward loops in C. With mixed memory
+    (``pre``, ``R``, ``c0`` given: :class:`Memory`) it returns the states and the LSTM's cell states."""
 
     @staticmethod
     def forward(ctx: Any, lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None,
-                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor,
-                tableau: ButcherTableau | None) -> Tensor:  # fmt: skip
+                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None,
+                pre: Tensor | None = None, R: Tensor | None = None,
+                c0: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
         save = any(ctx.needs_input_grad)
-        S, V, D = _dense_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, save, tableau)
+        memory = Memory(pre, R, c0) if pre is not None and R is not None and c0 is not None else None
+        S, V, D = _dense_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, save, tableau, memory)
         if save:
             ctx.unfolds, ctx.lib = unfolds, lib  # the library of the forward pass, even if switched off since
-            ctx.tableau = tableau
-            ctx.save_for_backward(C, keep, w, we, sigma, sm, V, D)
-        return S
+            ctx.tableau, ctx.memory = tableau, memory is not None
+            mm = (h0, S, memory.R, memory.R_t, memory.c0, memory.c, memory.gates) if memory is not None else ()
+            ctx.save_for_backward(C, keep, w, we, sigma, sm, V, D, *mm)
+        if memory is None:
+            return S
+        assert memory.c is not None
+        return S, memory.c
 
     @staticmethod
-    def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, gS: Tensor, gc: Tensor | None = None) -> tuple[Tensor | None, ...]:
         from .fused import _refuse_double_backward
 
         _refuse_double_backward()
-        C, keep, w, we, sigma, sm, V, D = ctx.saved_tensors
+        C, keep, w, we, sigma, sm, V, D, *mm = ctx.saved_tensors
         L = ctx.unfolds
         T, B, N = C.shape
         gS = gS.contiguous()
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
         gw, gwe, gsig, gsm = (C.new_empty(N, N) for _ in range(4))
-        need_w = any(ctx.needs_input_grad[5:9])
+        need_w = any(ctx.needs_input_grad[6:10])
         work = T * B * L * _stages(ctx.tableau) * N * N
         a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, need_w=need_w, threads=_threads(B, work))
         _set_solver(a, ctx.tableau)
@@ -203,10 +232,21 @@ class _NativeLTCDense(torch.autograd.Function):
         a.v, a.d, a.grad_states = _ptr(V), _ptr(D), _ptr(gS)
         a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
         a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
+        gpre = gRt = gc0 = None
+        if ctx.memory:
+            h0, S, R, R_t, c0, cs, gates = mm
+            gpre, gc0 = C.new_empty(T, B, 4 * N), C.new_empty(B, N)
+            gRt = C.new_empty(N, 4 * N) if ctx.needs_input_grad[12] else None
+            gc = gc.contiguous() if gc is not None else None
+            # lstm_pre only flags mixed memory here (the backward pass does not read it)
+            a.h0, a.states, a.lstm_pre, a.lstm_r, a.lstm_r_t = _ptr(h0), _ptr(S), _ptr(R), _ptr(R), _ptr(R_t)
+            a.lstm_c0, a.lstm_c, a.lstm_gates, a.lstm_grad_c = _ptr(c0), _ptr(cs), _ptr(gates), _ptr(gc)
+            a.lstm_grad_pre, a.lstm_grad_r_t, a.lstm_grad_c0 = _ptr(gpre), _ptr(gRt), _ptr(gc0)
         _check(getattr(ctx.lib, f"lf_ltc_dense_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
-        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None)
+        gR = gRt.t() if gRt is not None else None
+        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, gpre, gR, gc0)
 
 
 def _why_not_tableau(tableau: ButcherTableau | None) -> str | None:
@@ -215,29 +255,52 @@ def _why_not_tableau(tableau: ButcherTableau | None) -> str | None:
     return None
 
 
+def _why_not_lstm(lstm: tuple[Tensor, Tensor, Tensor] | None, base: Tensor) -> str | None:
+    if lstm is None:
+        return None
+    T, B, _, N = base.shape
+    pre, R, c0 = lstm
+    reason = _why_not_tensors({"base": base, "lstm pre": pre, "lstm R": R, "lstm c0": c0}, base.dtype)
+    if reason is not None:
+        return reason
+    for name, t, shape in (("lstm pre", pre, (T, B, 4 * N)), ("lstm R", R, (4 * N, N)), ("lstm c0", c0, (B, N))):
+        if tuple(t.shape) != shape:
+            return f"shape: {name} {tuple(t.shape)}, expected {shape}"
+    return None
+
+
 def why_not_dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
-                  sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None = None) -> str | None:  # fmt: skip
+                  sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None = None,
+                  lstm: tuple[Tensor, Tensor, Tensor] | None = None) -> str | None:  # fmt: skip
     """None when :func:`dense` runs the C kernel for these arguments, else the reason it does not."""
     if not _native.enabled():
         return abi.SWITCHED_OFF
     N = base.shape[-1] if base.dim() == 4 else -1
     reason = _why_not_tableau(tableau) or _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (N, N))
-    return reason or _LIB.why_not()
+    return reason or _why_not_lstm(lstm, base) or _LIB.why_not()
 
 
 def dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
-          sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None = None) -> Tensor | None:  # fmt: skip
+          sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None = None,
+          lstm: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor | tuple[Tensor, Tensor] | None:  # fmt: skip
     """States (T, B, N) as ``_fused.ltc_semi_implicit`` (``tableau`` None) or of the explicit method
-    ``tableau``, or None where the C kernel does not apply (see :func:`why_not_dense`)."""
-    if why_not_dense(unfolds, base, C, keep, h0, w, we, sigma, sm, tableau) is not None:
+    ``tableau``, or None where the C kernel does not apply (see :func:`why_not_dense`). With mixed
+    memory, ``lstm`` = (pre (T, B, 4N), R (4N, N), c0 (B, N)) (see :class:`Memory`): returns (states,
+    the LSTM's cell states (T, B, N))."""
+    if why_not_dense(unfolds, base, C, keep, h0, w, we, sigma, sm, tableau, lstm) is not None:
         return None
     lib = _LIB.get()
     if lib is None:  # switched off since (another thread)
         return None
     args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
     if not torch.is_grad_enabled():
-        return _dense_forward(lib, unfolds, *args, False, tableau)[0]
-    return _NativeLTCDense.apply(lib, unfolds, *args, tableau)  # type: ignore[no-any-return]
+        memory = Memory(*lstm) if lstm is not None else None
+        S = _dense_forward(lib, unfolds, *args, False, tableau, memory)[0]
+        if memory is None:
+            return S
+        assert memory.c is not None
+        return S, memory.c
+    return _NativeLTCDense.apply(lib, unfolds, *args, tableau, *(lstm or ()))  # type: ignore[no-any-return]
 
 
 # ================================================================================================ sparse
@@ -291,7 +354,7 @@ class _NativeLTCSparse(torch.autograd.Function):
         gS = gS.contiguous()
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
         gw, gwe, gsig, gsm = (C.new_empty(E) for _ in range(4))
-        need_w = any(ctx.needs_input_grad[5:9])
+        need_w = any(ctx.needs_input_grad[6:10])
         nt = _threads(V.shape[0], T * B * L * _stages(ctx.tableau) * E)
         a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, need_w=need_w, threads=nt)
         _set_solver(a, ctx.tableau)

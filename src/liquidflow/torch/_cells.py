@@ -272,8 +272,15 @@ class LTCCell(nn.Module):
         """The explicit solver's Butcher tableau; None for the semi-implicit step."""
         return self.solver.tableau if isinstance(self.solver, ExplicitRK) else None
 
-    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None) -> LTCJob:
-        """The whole sequence's work for an executor: x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T)."""
+    def sequence_why_not(self) -> str | None:
+        """Why no sequence kernel runs this cell (mixed memory included: the C kernel runs the LSTM)."""
+        return self.fused_why_not()
+
+    def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None, drops: Any = None,
+                     lstm: CfCLSTM | None = None) -> LTCJob:  # fmt: skip
+        """The whole sequence's work for an executor: x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T);
+        ``lstm`` the layer's mixed-memory LSTM (dense synapse tables then: the C kernel runs the LSTM
+        with those only); ``drops`` is unused (an LTC has no dropout)."""
         gleak = self.positive("gleak")
         tableau = self.tableau
         eps = self.epsilon if tableau is None else 0.0  # the explicit solvers have no epsilon
@@ -284,7 +291,7 @@ class LTCCell(nn.Module):
         keep = None if mask is None else mask.t().unsqueeze(-1)
         n = self.state_size
         edges: tuple[Tensor, Tensor] | None = None
-        if self.synapse_count <= SPARSE_FRACTION * n * n:  # compute only the synapses that exist
+        if lstm is None and self.synapse_count <= SPARSE_FRACTION * n * n:  # compute only the synapses that exist
             src, dst = self.sparsity_mask.nonzero(as_tuple=True)
             w = F.softplus(self.w_raw[src, dst]) * self.sparsity_mask[src, dst]
             sigma = self.sigma[src, dst]
@@ -294,7 +301,7 @@ class LTCCell(nn.Module):
             w = self.positive("w") * self.sparsity_mask
             synapses = (w, w * self.erev, self.sigma, self.sigma * self.mu)
         return LTCJob(self.ode_unfolds, x.transpose(0, 1), self.map_inputs, self.precompute, leak, sensory, C, keep,
-                      h0, synapses, edges, tableau=tableau)  # fmt: skip
+                      h0, synapses, edges, tableau=tableau, lstm=lstm)  # fmt: skip
 
     def fused_output(self, S: Tensor) -> Tensor:
         return self.map_outputs(S)

@@ -103,7 +103,7 @@ def _forced(choice_reasons: dict[str, str | None], kind: str) -> Choice:
 def _option_why_not(layer: Any) -> str | None:
     """Why the layer's options (not a call's inputs or switches) rule out both kernels."""
     cell = layer.cell
-    if layer.lstm is not None and not hasattr(cell, "sequence_why_not"):  # CfC cells run their LSTM in C
+    if layer.lstm is not None and not hasattr(cell, "sequence_why_not"):  # CfC and LTC cells run it in C
         return "mixed_memory=True: its LSTM runs step by step"
     why: str | None = cell.sequence_why_not() if hasattr(cell, "sequence_why_not") else cell.fused_why_not()
     return why
