@@ -239,8 +239,8 @@ static REAL *LF_SFX(prepare)(int64_t L, const lf_cfc_layer *layers, LF_SFX(layer
 
 /* the mixed-memory LSTM as the loops read it */
 typedef struct {
-    int64_t N, G, Gp;       /* N, 4N, 4N padded */
-    REAL *Rt, *R;           /* (N x Gp) = R^T padded, (G x N) = R */
+    int64_t N, G, Gp, Np;   /* N, 4N, both padded */
+    REAL *Rt, *R;           /* (N x Gp) = R^T padded, (G x Np) = R padded */
     const REAL *pre, *c0, *gC;
     REAL *C, *HL, *GT, *gpre, *gRt, *gc0;
 } LF_SFX(lstmp);
@@ -248,19 +248,19 @@ typedef struct {
 /* the LSTM's weights copied (R^T for the forward step, R for the adjoint); returns the allocation or NULL */
 static REAL *LF_SFX(prepare_lstm)(const lf_cfc_lstm *d, LF_SFX(lstmp) *q) {
     int64_t N = d->size, G = 4 * N;
-    q->N = N, q->G = G, q->Gp = lf_roundup(G, VW);
+    q->N = N, q->G = G, q->Gp = lf_roundup(G, VW), q->Np = lf_roundup(N, VW);
     q->pre = (const REAL *)d->pre, q->c0 = (const REAL *)d->c0, q->gC = (const REAL *)d->grad_c;
     q->C = (REAL *)d->c, q->HL = (REAL *)d->hl, q->GT = (REAL *)d->gates;
     q->gpre = (REAL *)d->grad_pre, q->gRt = (REAL *)d->grad_r_t, q->gc0 = (REAL *)d->grad_c0;
-    REAL *mem = (REAL *)lf_alloc((size_t)(N * q->Gp + G * N) * sizeof(REAL));
+    REAL *mem = (REAL *)lf_alloc((size_t)(N * q->Gp + G * q->Np) * sizeof(REAL));
     if (!mem) return NULL;
-    memset(mem, 0, (size_t)(N * q->Gp) * sizeof(REAL));
+    memset(mem, 0, (size_t)(N * q->Gp + G * q->Np) * sizeof(REAL));
     q->Rt = mem, q->R = mem + N * q->Gp;
     for (int64_t k = 0; k < N; k++)
         for (int64_t j = 0; j < G; j++) {
             REAL w = LF_AT(d->r_t, k, j);
             q->Rt[k * q->Gp + j] = w;
-            q->R[j * N + k] = w;
+            q->R[j * q->Np + k] = w;
         }
     return mem;
 }
@@ -376,8 +376,10 @@ static int LF_SFX(fwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
             REAL *cn = ls->C + (t * B + b0) * N;
             REAL *hl = ls->HL ? ls->HL + (t * B + b0) * N : HLs;
             REAL *gt = ls->GT ? ls->GT + (t * B + b0) * G : GTs;
-            LF_SFX(lstm_step_fwd)(m, N, ls->pre + (t * B + b0) * G, G, hprev, N, cprev, N, ls->Rt, ls->Gp, Zl, ls->Gp,
-                                  gt, G, cn, N, hl, N);
+            const REAL *pr = ls->pre + (t * B + b0) * G;
+            for (int64_t r = 0; r < m; r++) memcpy(Zl + r * ls->Gp, pr + r * G, (size_t)G * sizeof(REAL));
+            LF_SFX(mm)(m, ls->Gp, N, hprev, N, ls->Rt, ls->Gp, Zl, ls->Gp, 2, 0); /* z = pre + h R^T */
+            LF_SFX(lstm_gates_fwd)(m, N, Zl, ls->Gp, cprev, N, gt, G, cn, N, hl, N);
             if (keep)
                 for (int64_t r = 0; r < m; r++)
                     if (!keep[t * B + b0 + r]) memcpy(cn + r * N, cprev + r * N, (size_t)N * sizeof(REAL));
@@ -472,15 +474,15 @@ static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
         Hsum += y->Hp;
     }
     if (Kmax > Dmax) Dmax = Kmax;
-    /* with mixed memory: dhl (the gradient at the LSTM's output, per layer as dh), DHL, DZL, DHR, DC */
-    int64_t lsz = ls ? m * (Hsum + 3 * N + ls->G) : 0;
+    /* with mixed memory: dhl (the gradient at the LSTM's output, per layer as dh), DZL, DHR, DHL, DC */
+    int64_t lsz = ls ? m * (Hsum + ls->Gp + ls->Np + 2 * N) : 0;
     size_t n = (size_t)(m * (2 * Kmax + Dmax + Hsum + Imax) + lsz);
     REAL *dz = (REAL *)lf_alloc(n * sizeof(REAL));
     if (!dz) return -1;
     memset(dz, 0, n * sizeof(REAL)); /* the padding columns stay zero */
     REAL *DU = dz + m * Kmax, *D = DU + m * Kmax, *dhall = D + m * Dmax, *dy = dhall + m * Hsum;
-    REAL *dhlall = dy + m * Imax, *DHL = dhlall + (ls ? m * Hsum : 0), *DHR = DHL + (ls ? m * N : 0);
-    REAL *DC = DHR + (ls ? m * N : 0), *DZL = DC + (ls ? m * N : 0);
+    REAL *dhlall = dy + m * Imax, *DZL = dhlall + (ls ? m * Hsum : 0), *DHR = DZL + (ls ? m * ls->Gp : 0);
+    REAL *DHL = DHR + (ls ? m * ls->Np : 0), *DC = DHL + (ls ? m * N : 0); /* DZL, DHR aligned (mm) */
     REAL *dh[LF_MAXL], *dhl[LF_MAXL];
     for (int64_t l = 0, o = 0; l < L; l++) dh[l] = dhall + m * o, dhl[l] = dhlall + m * o, o += lay[l].Hp;
     int64_t accl = 0; /* the LSTM's accumulator (N x Gp) after the layers' */
@@ -590,7 +592,7 @@ static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
             if (l > 0) LF_SFX(mm)(m, y->Ip, K, Du, Kp, y->Wx, y->Ip, dy, y->Ip, 0, 0);
         }
         if (ls) { /* the LSTM step's adjoint: dh_l -> dz -> (dpre, dR, dh_{t-1}), dc_t -> dc_{t-1} */
-            int64_t G = ls->G;
+            int64_t G = ls->G, Gp = ls->Gp, Np = ls->Np;
             for (int64_t l = 0; l < L; l++)
                 for (int64_t r = 0; r < m; r++)
                     memcpy(DHL + r * N + lay[l].off, dhl[l] + r * lay[l].Hp, (size_t)lay[l].H * sizeof(REAL));
@@ -602,20 +604,21 @@ static int LF_SFX(bwd_rows)(int64_t L, LF_SFX(layer) *lay, int64_t T, int64_t B,
             const REAL *cn = ls->C + (t * B + b0) * N, *gt = ls->GT + (t * B + b0) * G;
             for (int64_t r = 0; r < m; r++) {
                 if (keep && !keep[t * B + b0 + r]) { /* c and h kept: the gradients pass on unchanged */
-                    memset(DZL + r * G, 0, (size_t)G * sizeof(REAL));
+                    memset(DZL + r * Gp, 0, (size_t)G * sizeof(REAL));
                     continue;
                 }
                 LF_SFX(lstm_step_bwd)(1, N, gt + r * G, G, cprev + r * N, N, cn + r * N, N, DHL + r * N, N, DC + r * N,
-                                      N, DZL + r * G, G, DC + r * N, N);
+                                      N, DZL + r * Gp, Gp, DC + r * N, N);
             }
-            if (ls->gpre) memcpy(ls->gpre + (t * B + b0) * G, DZL, (size_t)(m * G) * sizeof(REAL));
-            if (ls->gRt) LF_SFX(lstm_dRt)(m, N, hprev, N, DZL, G, acc + accl, ls->Gp);
-            memset(DHR, 0, (size_t)(m * N) * sizeof(REAL));
-            LF_SFX(lstm_dh)(m, N, DZL, G, ls->R, N, DHR, N);
+            if (ls->gpre)
+                for (int64_t r = 0; r < m; r++)
+                    memcpy(ls->gpre + (t * B + b0 + r) * G, DZL + r * Gp, (size_t)G * sizeof(REAL));
+            if (ls->gRt) LF_SFX(mm_tn)(N, Gp, m, hprev, N, DZL, Gp, acc + accl, Gp); /* R^T += h^T dz */
+            LF_SFX(mm)(m, Np, G, DZL, Gp, ls->R, Np, DHR, Np, 0, 0);                /* dz R */
             for (int64_t l = 0; l < L; l++)
                 for (int64_t r = 0; r < m; r++)
 #pragma omp simd
-                    for (int64_t j = 0; j < lay[l].H; j++) dh[l][r * lay[l].Hp + j] += DHR[r * N + lay[l].off + j];
+                    for (int64_t j = 0; j < lay[l].H; j++) dh[l][r * lay[l].Hp + j] += DHR[r * Np + lay[l].off + j];
         }
     }
     if (ls && ls->gc0) memcpy(ls->gc0 + b0 * N, DC, (size_t)(m * N) * sizeof(REAL));

@@ -14,22 +14,13 @@
  *     c' = c sigmoid(zfg + 1) + tanh(zi) sigmoid(zig);   h' = tanh(c') sigmoid(zog)
  * Masking (a step not observed keeps h and c) is the caller's. */
 
-/* z (m x ldz scratch, 4N used) = pre + h Rt, with Rt (N x ldr) = R^T: Rt[k ldr + j] = R[j, k]; then
- * the gates (m x ldg), c_new (m x ldcn) and h_new (m x ldhn). c_new and h_new may not alias c or h. */
-static void LF_SFX(lstm_step_fwd)(int64_t m, int64_t N, const REAL *pre, int64_t ldp, const REAL *h, int64_t ldh,
-                                  const REAL *c, int64_t ldc, const REAL *Rt, int64_t ldr, REAL *z, int64_t ldz,
-                                  REAL *gates, int64_t ldg, REAL *c_new, int64_t ldcn, REAL *h_new, int64_t ldhn) {
-    int64_t G = 4 * N;
+/* From the gates' pre-activations z (m x ldz, 4N used): the gates (m x ldg), c_new (m x ldcn) and
+ * h_new (m x ldhn) for m rows. c_new and h_new may not alias c. (A caller with its own matrix
+ * product computes z = pre + h R^T itself and calls this; lstm_step_fwd does both.) */
+static inline void LF_SFX(lstm_gates_fwd)(int64_t m, int64_t N, const REAL *z, int64_t ldz, const REAL *c, int64_t ldc,
+                                   REAL *gates, int64_t ldg, REAL *c_new, int64_t ldcn, REAL *h_new, int64_t ldhn) {
     for (int64_t r = 0; r < m; r++) {
-        REAL *zr = z + r * ldz;
-        const REAL *hr = h + r * ldh;
-        memcpy(zr, pre + r * ldp, (size_t)G * sizeof(REAL));
-        for (int64_t k = 0; k < N; k++) {
-            REAL a = hr[k];
-            const REAL *row = Rt + k * ldr;
-#pragma omp simd
-            for (int64_t j = 0; j < G; j++) zr[j] += a * row[j];
-        }
+        const REAL *zr = z + r * ldz;
         REAL *g = gates + r * ldg, *cn = c_new + r * ldcn, *hn = h_new + r * ldhn;
         const REAL *cr = c + r * ldc;
 #pragma omp simd
@@ -44,11 +35,31 @@ static void LF_SFX(lstm_step_fwd)(int64_t m, int64_t N, const REAL *pre, int64_t
     }
 }
 
+/* One whole step: z (m x ldz scratch, 4N used) = pre + h Rt, with Rt (N x ldr) = R^T (Rt[k ldr + j] =
+ * R[j, k]), then lstm_gates_fwd. c_new and h_new may not alias c or h. */
+static inline void LF_SFX(lstm_step_fwd)(int64_t m, int64_t N, const REAL *pre, int64_t ldp, const REAL *h, int64_t ldh,
+                                  const REAL *c, int64_t ldc, const REAL *Rt, int64_t ldr, REAL *z, int64_t ldz,
+                                  REAL *gates, int64_t ldg, REAL *c_new, int64_t ldcn, REAL *h_new, int64_t ldhn) {
+    int64_t G = 4 * N;
+    for (int64_t r = 0; r < m; r++) {
+        REAL *zr = z + r * ldz;
+        const REAL *hr = h + r * ldh;
+        memcpy(zr, pre + r * ldp, (size_t)G * sizeof(REAL));
+        for (int64_t k = 0; k < N; k++) {
+            REAL a = hr[k];
+            const REAL *row = Rt + k * ldr;
+#pragma omp simd
+            for (int64_t j = 0; j < G; j++) zr[j] += a * row[j];
+        }
+    }
+    LF_SFX(lstm_gates_fwd)(m, N, z, ldz, c, ldc, gates, ldg, c_new, ldcn, h_new, ldhn);
+}
+
 /* The adjoint of one step for m rows: from dh_new (gradient at h', m x lddh) and dc_new (at c', m x
  * lddc), with the saved gates, c (the state before) and c_new (c'), writes dz (m x ldz: the gradient at
  * the gates' pre-activations, which is also the gradient at pre) and dc (m x lddco: at c). dc may
  * alias dc_new (each element is read before it is written). */
-static void LF_SFX(lstm_step_bwd)(int64_t m, int64_t N, const REAL *gates, int64_t ldg, const REAL *c, int64_t ldc,
+static inline void LF_SFX(lstm_step_bwd)(int64_t m, int64_t N, const REAL *gates, int64_t ldg, const REAL *c, int64_t ldc,
                                   const REAL *c_new, int64_t ldcn, const REAL *dh_new, int64_t lddh,
                                   const REAL *dc_new, int64_t lddc, REAL *dz, int64_t ldz, REAL *dc, int64_t lddco) {
     for (int64_t r = 0; r < m; r++) {
@@ -70,7 +81,7 @@ static void LF_SFX(lstm_step_bwd)(int64_t m, int64_t N, const REAL *gates, int64
 }
 
 /* dh (m x lddh) += dz R for m rows, R (4N x N) row-major with row stride ldR (torch's weight) */
-static void LF_SFX(lstm_dh)(int64_t m, int64_t N, const REAL *dz, int64_t ldz, const REAL *R, int64_t ldR, REAL *dh,
+static inline void LF_SFX(lstm_dh)(int64_t m, int64_t N, const REAL *dz, int64_t ldz, const REAL *R, int64_t ldR, REAL *dh,
                             int64_t lddh) {
     for (int64_t r = 0; r < m; r++) {
         const REAL *dzr = dz + r * ldz;
@@ -85,7 +96,7 @@ static void LF_SFX(lstm_dh)(int64_t m, int64_t N, const REAL *dz, int64_t ldz, c
 }
 
 /* gRt (N x ldg) += h^T dz over m rows: the gradient of Rt = R^T (h: m x ldh, dz: m x ldz) */
-static void LF_SFX(lstm_dRt)(int64_t m, int64_t N, const REAL *h, int64_t ldh, const REAL *dz, int64_t ldz, REAL *gRt,
+static inline void LF_SFX(lstm_dRt)(int64_t m, int64_t N, const REAL *h, int64_t ldh, const REAL *dz, int64_t ldz, REAL *gRt,
                              int64_t ldg) {
     for (int64_t r = 0; r < m; r++) {
         const REAL *hr = h + r * ldh, *dzr = dz + r * ldz;

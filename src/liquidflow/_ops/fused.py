@@ -107,8 +107,9 @@ CfCLayerSpec = CfCLayer  # the kernels' view of one CfC (sub-)layer, from liquid
 def cfc_why_not(specs: list[CfCLayerSpec]) -> str | None:
     """Why the fused sequence kernel (:func:`cfc_chain`) does not run this chain, or None when it does.
 
-    Its backbone is a tanh (lecun_tanh with its constants folded into the weights): the C kernel
-    and the one-step :func:`cfc_chain_step` take the other activations."""
+    Its backbone is one layer of tanh (lecun_tanh with its constants folded into the weights), relu,
+    silu or gelu (act'(u) saved for the last two); the C kernel takes 2-4 backbone layers, pure mode,
+    lecun_tanh heads, dropout and mixed memory besides."""
     for l, sp in enumerate(specs):
         if sp.mode not in ("default", "no_gate"):
             return f"layer {l}: mode={sp.mode!r} is not in the fused kernel (default, no_gate)"
@@ -120,12 +121,34 @@ def cfc_why_not(specs: list[CfCLayerSpec]) -> str | None:
             return f"layer {l}: backbone dropout in training; the fused torch kernel has none"
         if sp.memory:
             return "mixed_memory=True: the fused torch kernel has no LSTM (the C kernel has)"
-        if sp.backbone and sp.activation != "tanh":
-            what = "lecun_tanh not folded into the weights" if sp.lecun else f"={sp.activation!r}"
+        if sp.lecun:
             return (
-                f"backbone_activation{' ' if sp.lecun else ''}{what}: the fused torch kernel takes tanh and lecun_tanh"
+                "backbone_activation lecun_tanh not folded into the weights: the fused torch kernel takes tanh and "
+                "lecun_tanh"
             )
     return None
+
+
+_SAVE_DERIVATIVE = ("silu", "gelu")  # their act'(u) is saved by the forward pass (relu's follows from z)
+
+
+def _act_fwd(activation: str, u: Tensor, z: Tensor, zd: Tensor | None) -> Tensor:
+    """z = act(u) into z for relu, silu, gelu (u is scratch); act'(u) into zd for silu and gelu."""
+    if activation == "relu":
+        return torch.clamp_min(u, 0.0, out=z)
+    if activation == "silu":  # u s, d/du = s (1 + u (1 - s))
+        s = torch.sigmoid(u)
+        torch.mul(u, s, out=z)
+        if zd is not None:
+            torch.addcmul(s, s, u - z, out=zd)  # s + s (u - u s) = s (1 + u (1 - s))
+        return z
+    if activation == "gelu":  # u Phi(u), d/du = Phi(u) + u phi(u)
+        cdf = torch.special.ndtr(u)
+        torch.mul(u, cdf, out=z)
+        if zd is not None:
+            torch.addcmul(cdf, u, torch.exp(u * u * -0.5).mul_(0.3989422804014327), out=zd)
+        return z
+    raise ValueError(f"no fused backbone for activation {activation!r}")
 
 
 def backbone_act(activation: str, u: Tensor) -> Tensor:
@@ -160,6 +183,7 @@ def _cfc_forward(
     Pt, tst = P.unbind(0), ts.unbind(0)
     keept = keep.unbind(0) if keep is not None else None
     Zs: list[Tensor | None] = []
+    ZDs: list[Tensor | None] = []  # act'(u) of silu and gelu backbones
     Fs: list[Tensor] = []
     Gs: list[Tensor] = []
     lay: list[Any] = []
@@ -167,6 +191,8 @@ def _cfc_forward(
         H = sp.hidden
         n = T if save else 1  # without gradients one step's scratch space is reused
         Z = P.new_empty(n, B, sp.width) if sp.backbone else None
+        ZD = P.new_empty(n, B, sp.width) if sp.backbone and sp.activation in _SAVE_DERIVATIVE else None
+        ZDs.append(ZD)
         V = P.new_empty(n, B, 4 * H) if sp.backbone else None
         Fh = P.new_empty(n, B, 2 * H)
         G = P.new_empty(n, B, H)
@@ -193,6 +219,7 @@ def _cfc_forward(
                 views(Fh, H, 2 * H),
                 views(G),
                 views(S, offs[l], offs[l] + H) if len(specs) > 1 else list(S.unbind(0)),
+                views(ZDs[l]),
             )
         )
     # torch's CPU tanh is about ten times slower than its sigmoid, so the large tanh's (backbone and
@@ -204,10 +231,12 @@ def _cfc_forward(
         if sp.backbone and HwT is not None and hb is not None:
             scale = torch.ones_like(hb)
             scale[: 2 * sp.hidden] = 2.0
-            doubled.append((HwT * scale, hb * scale, params[l][1] * 2.0))  # type: ignore[arg-type,operator]
+            # the backbone's own input is doubled only for tanh (2 sigmoid(2u) - 1); other activations take u
+            WhT = params[l][1] * 2.0 if sp.activation == "tanh" else params[l][1]  # type: ignore[operator]
+            doubled.append((HwT * scale, hb * scale, WhT))  # type: ignore[arg-type,operator]
         else:
             doubled.append(None)
-    if doubled[0] is not None:
+    if doubled[0] is not None and specs[0].activation == "tanh":
         Pt = (P * 2.0).unbind(0)
     # 0-dim tensors: a Python scalar operand costs a host-to-tensor conversion on every call
     two = torch.full((), 2.0, dtype=P.dtype, device=P.device)
@@ -218,11 +247,16 @@ def _cfc_forward(
         y_prev: Tensor | None = None
         for l, sp in enumerate(specs):
             WxT, WhT, b, HwT, hb = params[l]
-            Zt, Vt, Vf, Va, Vb, Ft, F1, F2, Gt, St = lay[l]
+            Zt, Vt, Vf, Va, Vb, Ft, F1, F2, Gt, St, ZDt = lay[l]
             H = sp.hidden
             h = hs[l]
             dbl = doubled[l]
-            if dbl is not None:  # the backbone: z = tanh(u) = 2 sigmoid(2u) - 1, then the heads
+            if dbl is not None and sp.activation != "tanh":  # relu, silu, gelu: z = act(u), act'(u) saved
+                z = _act_fwd(sp.activation, torch.addmm(Pt[t], h, dbl[2]), Zt[t], ZDt[t] if ZDt else None)
+                torch.addmm(dbl[1], z, dbl[0], out=Vt[t])  # f1 and f2 rows doubled
+                torch.addcmul(minus_one, torch.sigmoid(Vf[t], out=Ft[t]), two, out=Ft[t])  # tanh(f1), tanh(f2)
+                va, vb = Va[t], Vb[t]
+            elif dbl is not None:  # the backbone: z = tanh(u) = 2 sigmoid(2u) - 1, then the heads
                 u2 = torch.addmm(Pt[t], h, dbl[2])  # 2u
                 z = torch.addcmul(minus_one, torch.sigmoid(u2, out=Zt[t]), two, out=Zt[t])
                 torch.addmm(dbl[1], z, dbl[0], out=Vt[t])  # f1 and f2 rows doubled
@@ -247,7 +281,7 @@ def _cfc_forward(
                 new = torch.where(keept[t], new, h, out=St[t])
             hs[l] = new
             y_prev = new
-    return S, {"Z": Zs, "F": Fs, "G": Gs, "offs": offs}
+    return S, {"Z": Zs, "F": Fs, "G": Gs, "offs": offs, "ZD": ZDs}
 
 
 class _CfCChain(torch.autograd.Function):
@@ -274,6 +308,7 @@ class _CfCChain(torch.autograd.Function):
         # transposed once here so each step multiplies by a contiguous matrix
         back = [[None if p is None else p.T.contiguous() for p in (WxT, WhT, HwT)] for WxT, WhT, _, HwT, _ in params]
         Z, Fh, G, offs = ctx.saved["Z"], ctx.saved["F"], ctx.saved["G"], ctx.saved["offs"]
+        ZD = ctx.saved["ZD"]
         T, B, _ = P.shape
         L = len(specs)
         gS = gS.contiguous()
@@ -332,8 +367,12 @@ class _CfCChain(torch.autograd.Function):
                 _tanh_bw(d12[t], Ft[t], grad_input=d12[t])
                 _sigmoid_bw(dg, g, grad_input=db[t])
                 torch.mul(db[t], ndt[t], out=da[t])
-                if sp.backbone:
+                if sp.backbone and sp.activation == "tanh":
                     du = _tanh_bw(torch.mm(dVt[t], HwTb), Zt[t], grad_input=dUt[t])  # type: ignore[arg-type,index]
+                elif sp.backbone:  # relu from z; silu and gelu from the saved act'(u)
+                    dz = torch.mm(dVt[t], HwTb)  # type: ignore[arg-type]
+                    dact = (Zt[t] > 0) if sp.activation == "relu" else ZD[l][t]  # type: ignore[index]
+                    du = torch.mul(dz, dact, out=dUt[t])
                 else:
                     du = dVt[t]
                 dhl = torch.mm(du, WhTb)  # type: ignore[arg-type]

@@ -360,7 +360,9 @@ class _NativeCfCChain(torch.autograd.Function):
         if lpre is not None:
             T, B, _ = P.shape
             N = h0.shape[1]
-            lstm = _Lstm(lpre, lRt, c0, P.new_empty(T, B, N), P.new_empty(T, B, N), P.new_empty(T, B, 4 * N))  # type: ignore[arg-type]
+            buf = _POOL.take(T * B * 5 * N, P.dtype)  # h_l and the gates, saved (c is an output)
+            hl, gates = buf[: T * B * N].view(T, B, N), buf[T * B * N :].view(T, B, 4 * N)
+            lstm = _Lstm(lpre, lRt, c0, P.new_empty(T, B, N), hl, gates)  # type: ignore[arg-type]
         S, saves, merged = _forward(lib, specs, P, ts, keep, h0, params, save=True, drops=drops, lstm=lstm)
         ctx.specs, ctx.merged, ctx.drops = specs, merged, drops
         ctx.pool_dP = P.grad_fn is not None  # dP only flows on into P's graph (never kept as a leaf's .grad)
@@ -368,6 +370,7 @@ class _NativeCfCChain(torch.autograd.Function):
         ctx.nsave = [sum(x is not None for x in s) for s in saves]
         kept = [x for s in saves for x in s if x is not None]
         ctx.lstm = lstm is not None
+        ctx.pool_lpre = lpre is not None and lpre.grad_fn is not None
         lk = [lstm.pre, lstm.r_t, lstm.c0, lstm.c, lstm.hl, lstm.gates] if lstm is not None else []
         ctx.save_for_backward(ts, keep, h0, S, *lk, *kept, *flat)
         if lstm is None:
@@ -423,7 +426,10 @@ class _NativeCfCChain(torch.autograd.Function):
         if lstm is not None:
             if gC is not None:
                 lstm.grad_c = gC.contiguous()
-            lstm.grad_pre = torch.empty_like(lstm.pre) if need[6] else None
+            if need[6]:  # pooled like dP where it only flows on into the input map's graph
+                n4 = T * B * 4 * N
+                g = _POOL.take(n4, S.dtype) if ctx.pool_lpre else S.new_empty(n4)
+                lstm.grad_pre = g.view(T, B, 4 * N)
             lstm.grad_r_t = S.new_empty(N, 4 * N) if need[7] else None
             lstm.grad_c0 = S.new_empty(B, N)
             ls = ctypes.byref(lstm.struct(T, B))

@@ -153,9 +153,9 @@ def _decide(kind: str, common: str | None, native: Callable[[], str | None], fus
 
 def lstm_part(layer: Any, x: Tensor, c0: Tensor, pre: Tensor | None = None) -> CfCLSTM:
     """The mixed-memory LSTM of a CfC layer as its job carries it: x (B, T, I), c0 (B, N), ``pre`` the
-    LSTM's input map of x (B, T, 4N) where already computed."""
-    pre = layer.lstm.precompute(x) if pre is None else pre
-    return CfCLSTM(pre.transpose(0, 1), layer.lstm.recurrent_map.weight.T, c0)
+    LSTM's input map of x, time-major (T, B, 4N), where already computed."""
+    pre = layer.lstm.precompute(x.transpose(0, 1)) if pre is None else pre
+    return CfCLSTM(pre, layer.lstm.recurrent_map.weight.T, c0)
 
 
 def _sequence_choice(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None, every: bool,

@@ -192,7 +192,8 @@ class _SequenceLayer(nn.Module):
         B, T = x.shape[0], x.shape[1]
         # dropout multipliers for the whole sequence, drawn once whichever path runs (same seed, same masks)
         drops = self.cell.draw_dropout(T, B, x) if hasattr(self.cell, "draw_dropout") else None
-        pre_lstm = self.lstm.precompute(x) if self.lstm is not None else None
+        # the LSTM's input map, time-major (T, B, 4N): the layout the C kernel reads, no copy
+        pre_lstm = self.lstm.precompute(x.transpose(0, 1)) if self.lstm is not None else None
         lstm = None
         if pre_lstm is not None and hasattr(self.cell, "sequence_why_not"):  # CfC: the LSTM runs in the C kernel
             assert c is not None
@@ -211,7 +212,7 @@ class _SequenceLayer(nn.Module):
             h_prev, c_prev = h, c
             if self.lstm is not None:
                 assert pre_lstm is not None and c is not None
-                h, c = self.lstm.step_pre(pre_lstm[:, t], h, c)
+                h, c = self.lstm.step_pre(pre_lstm[t], h, c)
             if drops is not None:
                 y, h = self.cell.step_pre(pre[:, t], h, ts[:, t], [d[t] for d in drops])
             else:
