@@ -81,7 +81,7 @@ OPTIONS: dict[str, LayerFactory] = {
     "ltc-euler-ncp": lambda: LTC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2, seed=3), solver="euler", ode_unfolds=16),
     "ltc-midpoint-autoncp": lambda: LTC(INPUT_SIZE, AutoNCP(10, 3, seed=5), solver="midpoint", ode_unfolds=6),
     "ltc-heun-ncp-proj": lambda: LTC(INPUT_SIZE, NCP(4, 3, 2, 2, 2, 2, 2), solver="heun", ode_unfolds=8, proj_size=2),
-    # mixed memory on a sparse wiring (the C kernel then takes dense tables) and with an explicit solver
+    # mixed memory on an edge-list wiring and with an explicit solver
     "ltc-mixed-autoncp": lambda: LTC(INPUT_SIZE, AutoNCP(10, 3, seed=5), mixed_memory=True),
     "ltc-mixed-euler": lambda: LTC(INPUT_SIZE, 5, mixed_memory=True, solver="euler", ode_unfolds=12),
     "wcfc-autoncp-proj": lambda: CfC(INPUT_SIZE, AutoNCP(10, 3, seed=1), proj_size=2),

@@ -420,9 +420,9 @@ def test_why_not_says_why() -> None:
 @DTYPES
 @pytest.mark.parametrize("name", ["ltc-mixed-proj", "ltc-mixed-autoncp", "ltc-mixed-euler"])
 def test_mixed_memory_runs_the_lstm_in_the_kernel(name: str, dtype: torch.dtype, threads: int) -> None:
-    """Mixed memory on the dense C kernel (an edge-list wiring takes dense tables then): outputs, both
-    final states and the gradients of every parameter, the input, h0 and c0 against the loop, with a
-    loss on the final cell state too and a mask."""
+    """Mixed memory on the dense and the edge-list C kernels: outputs, both final states and the
+    gradients of every parameter, the input, h0 and c0 against the loop, with a loss on the final
+    cell state too and a mask."""
     from liquidflow.torch import explain, use_path
 
     layer = make_layer(name, dtype)

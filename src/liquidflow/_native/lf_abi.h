@@ -128,7 +128,7 @@ typedef struct lf_ltc_seq {
      * always double; base then holds no epsilon (ltc_impl.h, "explicit Runge-Kutta") */
     int64_t stages;
     const double *rk_a, *rk_b;
-    /* mixed memory (dense kernels only; lstm_pre NULL: none): the LSTM step of lstm_impl.h runs before
+    /* mixed memory (lstm_pre NULL: none): the LSTM step of lstm_impl.h runs before
      * the LTC step at every observed step, and the LTC step starts from its output h_l; a step not
      * observed keeps h and c. The backward pass also reads h0, states, lstm_c0 and lstm_c. */
     const void *lstm_pre;             /* (T, B, 4N) input part of the gates, bias included */

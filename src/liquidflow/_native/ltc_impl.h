@@ -32,7 +32,7 @@
 #define LF_KERNEL __attribute__((noinline))
 #endif
 
-/* ---------------------------------------------------------------- mixed memory (dense kernels)
+/* ------------------------------------------------------------------------------- mixed memory
  * With lf_ltc_seq.lstm_pre set, the LSTM step of lstm_impl.h runs before the LTC step of each
  * observed step (row b, step t) and the LTC step starts from its output h_l; a masked step keeps h
  * and c. Backward: the LTC adjoint at h_l and the adjoint at c give, through the LSTM step, the
@@ -92,6 +92,37 @@ static void LF_SFX(mm_sum)(const lf_ltc_seq *mm, int64_t N, const REAL *base, in
         REAL acc = 0;
         for (int p = 0; p < nt; p++) acc += base[(size_t)p * per + x];
         out[x] = acc;
+    }
+}
+
+/* The same for a block of LANES rows held transposed ([N][LANES], the edge-list kernels), one row at a
+ * time: forward, hlb (out, [N][LANES]) = h_l for observed lanes, h for the others; row: 10N scratch. */
+static void LF_SFX(mm_fwd_block)(const lf_ltc_seq *mm, int64_t B, int64_t N, int64_t t, int64_t b0, int64_t nb,
+                                 const uint8_t *kp, const REAL *h, REAL *hlb, REAL *row) {
+    for (int l = 0; l < LANES; l++) {
+        if (l < nb && kp[l]) {
+            for (int64_t j = 0; j < N; j++) row[j] = h[j * LANES + l];
+            const REAL *hl = LF_SFX(mm_fwd)(mm, B, N, t, b0 + l, row, row + N);
+            for (int64_t j = 0; j < N; j++) hlb[j * LANES + l] = hl[j];
+        } else {
+            if (l < nb) LF_SFX(mm_carry)(mm, B, N, t, b0 + l);
+            for (int64_t j = 0; j < N; j++) hlb[j * LANES + l] = h[j * LANES + l];
+        }
+    }
+}
+
+/* backward: g ([N][LANES]) the adjoint at the step's start; dh ([N][LANES]) += the adjoint at h for
+ * observed lanes (masked lanes carry theirs already); dcb (LANES, N) the adjoints at c; row: 2N */
+static void LF_SFX(mm_bwd_block)(const lf_ltc_seq *mm, int64_t B, int64_t N, int64_t t, int64_t b0, int64_t nb,
+                                 const uint8_t *kp, const REAL *g, REAL *dh, REAL *dcb, REAL *row, REAL *acc) {
+    for (int l = 0; l < nb; l++) {
+        if (kp[l]) {
+            for (int64_t j = 0; j < N; j++) row[j] = g[j * LANES + l];
+            LF_SFX(mm_bwd)(mm, B, N, t, b0 + l, row, dcb + l * N, row + N, acc);
+            for (int64_t j = 0; j < N; j++) dh[j * LANES + l] += row[N + j];
+        } else {
+            LF_SFX(mm_skip)(mm, B, N, t, b0 + l, dcb + l * N);
+        }
     }
 }
 
@@ -340,10 +371,10 @@ static LF_KERNEL int LF_SFX(ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int
                                             const REAL *restrict w, const REAL *restrict we, const REAL *restrict sigma,
                                             const REAL *restrict sm, const int64_t *restrict src,
                                             const int64_t *restrict dst, REAL *restrict S, REAL *restrict V,
-                                            REAL *restrict Dsv, int nt) {
+                                            REAL *restrict Dsv, const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     const int64_t NW = N * LANES, nblk = (B + LANES - 1) / LANES;
-    const int64_t per = 8 * NW + LANES;
+    const int64_t per = 8 * NW + LANES + (mm ? NW + 10 * N : 0);
     REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
     if (!scratch) return -1;
     const int save = V != NULL && Dsv != NULL;
@@ -353,6 +384,7 @@ static LF_KERNEL int LF_SFX(ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int
         REAL *h = my, *pa = my + NW, *pb = my + 2 * NW, *num = my + 3 * NW, *den = my + 4 * NW;
         REAL *cc = my + 5 * NW, *bn = my + 6 * NW, *bd = my + 7 * NW;
         uint8_t *kp = (uint8_t *)(my + 8 * NW);
+        REAL *hlb = my + 8 * NW + LANES, *mrow = hlb + NW; /* used if mm */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblk; blk++) {
             const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
@@ -362,8 +394,13 @@ static LF_KERNEL int LF_SFX(ltc_sparse_fwd)(int64_t T, int64_t B, int64_t N, int
                 LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)1, base, C, keep, cc, bn, bd, kp);
                 REAL *Vt = save ? V + ((blk * T + t) * (L + 1)) * NW : NULL;
                 REAL *Dt = save ? Dsv + ((blk * T + t) * L) * NW : NULL;
-                if (save) memcpy(Vt, h, sizeof(REAL) * NW);
-                const REAL *v = h;
+                const REAL *hin = h; /* the LTC step's start: h_l with mixed memory */
+                if (mm) {
+                    LF_SFX(mm_fwd_block)(mm, B, N, t, b0, nb, kp, h, hlb, mrow);
+                    hin = hlb;
+                }
+                if (save) memcpy(Vt, hin, sizeof(REAL) * NW);
+                const REAL *v = hin;
                 for (int64_t k = 0; k < L; k++) {
                     REAL *vn = save ? Vt + (k + 1) * NW : (k & 1 ? pb : pa);
                     REAL *D = save ? Dt + k * NW : den;
@@ -407,10 +444,12 @@ static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int
                                             const REAL *restrict Dsv, const REAL *restrict gS, REAL *restrict gbase,
                                             REAL *restrict gC, REAL *restrict gh0, REAL *restrict gw,
                                             REAL *restrict gwe, REAL *restrict gsig, REAL *restrict gsm, int need_w,
-                                            int nt) {
+                                            const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     const int64_t NW = N * LANES, EW = E * LANES, nblk = (B + LANES - 1) / LANES;
-    const int64_t per = 11 * NW + LANES + (need_w ? 4 * EW : 0);
+    const int64_t wend = 11 * NW + LANES + (need_w ? 4 * EW : 0);
+    const int64_t mmr = mm && mm->lstm_grad_r_t ? 4 * N * N : 0;
+    const int64_t per = wend + (mm ? NW + 2 * N + mmr : 0);
     REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
     if (!scratch) return -1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -420,10 +459,12 @@ static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int
         REAL *cc = my + 5 * NW, *gb0 = my + 6 * NW, *gb1 = my + 7 * NW, *gc = my + 8 * NW;
         uint8_t *kp = (uint8_t *)(my + 11 * NW);
         REAL *aw = my + 11 * NW + LANES, *awe = aw + EW, *asig = awe + EW, *asmu = asig + EW; /* [edge][lane] */
+        REAL *mdc = my + wend, *mrow = mdc + NW, *macc = mmr ? mrow + 2 * N : NULL; /* used if mm */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblk; blk++) {
             const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
             memset(dh, 0, sizeof(REAL) * NW);
+            if (mm) memset(mdc, 0, sizeof(REAL) * NW);
             for (int64_t t = T - 1; t >= 0; t--) {
                 LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)1, NULL, C, keep, cc, NULL, NULL, kp);
                 for (int l = 0; l < LANES; l++) {
@@ -476,7 +517,10 @@ static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int
                     }
                     memcpy(g, gn, sizeof(REAL) * NW);
                 }
-                for (int64_t x = 0; x < NW; x++) dh[x] += g[x];
+                if (mm)
+                    LF_SFX(mm_bwd_block)(mm, B, N, t, b0, nb, kp, g, dh, mdc, mrow, macc);
+                else
+                    for (int64_t x = 0; x < NW; x++) dh[x] += g[x];
                 for (int l = 0; l < nb; l++) {
                     const int64_t r = t * B + b0 + l;
                     REAL *gb = gbase + r * 2 * N, *gcr = gC + r * N;
@@ -489,9 +533,11 @@ static LF_KERNEL int LF_SFX(ltc_sparse_bwd)(int64_t T, int64_t B, int64_t N, int
             }
             for (int l = 0; l < nb; l++)
                 for (int64_t j = 0; j < N; j++) gh0[(b0 + l) * N + j] = dh[j * LANES + l];
+            if (mm) memcpy((REAL *)mm->lstm_grad_c0 + b0 * N, mdc, sizeof(REAL) * (size_t)(nb * N));
         }
     }
     if (need_w) LF_SFX(sum_edge_lanes)(scratch + 11 * NW + LANES, per, nt, E, gw, gwe, gsig, gsm);
+    if (mmr) LF_SFX(mm_sum)(mm, N, scratch + wend + NW + 2 * N, per, nt);
     free(scratch);
     return 0;
 }
@@ -777,11 +823,12 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_fwd)(int64_t T, int64_t B, int64_t N, 
                                                const REAL *restrict w, const REAL *restrict we,
                                                const REAL *restrict sigma, const REAL *restrict sm,
                                                const int64_t *restrict src, const int64_t *restrict dst,
-                                               REAL *restrict St, REAL *restrict V, REAL *restrict Dsv, int nt) {
+                                               REAL *restrict St, REAL *restrict V, REAL *restrict Dsv,
+                                               const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
     const int64_t NW = N * LANES, nblk = (B + LANES - 1) / LANES;
-    const int64_t per = (8 + 3 * S) * NW + LANES;
+    const int64_t per = (8 + 3 * S) * NW + LANES + (mm ? NW + 10 * N : 0);
     REAL *scratch = malloc(sizeof(REAL) * (size_t)per * (size_t)nt);
     if (!scratch || !tab) {
         free(scratch);
@@ -797,6 +844,7 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_fwd)(int64_t T, int64_t B, int64_t N, 
         REAL *bn = my + 6 * NW, *bd = my + 7 * NW;
         REAL *su = my + 8 * NW, *sk = su + S * NW, *sd = sk + S * NW;
         uint8_t *kp = (uint8_t *)(sd + S * NW);
+        REAL *hlb = sd + S * NW + LANES, *mrow = hlb + NW; /* used if mm */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblk; blk++) {
             const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
@@ -806,7 +854,12 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_fwd)(int64_t T, int64_t B, int64_t N, 
                 LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)INFINITY, base, C, keep, cc, bn, bd, kp);
                 REAL *Vt = save ? V + ((blk * T + t) * L * S * 2) * NW : NULL;
                 REAL *Dt = save ? Dsv + ((blk * T + t) * L * S) * NW : NULL;
-                memcpy(vv, h, sizeof(REAL) * NW);
+                if (mm) {
+                    LF_SFX(mm_fwd_block)(mm, B, N, t, b0, nb, kp, h, hlb, mrow);
+                    memcpy(vv, hlb, sizeof(REAL) * NW);
+                } else {
+                    memcpy(vv, h, sizeof(REAL) * NW);
+                }
                 for (int64_t k = 0; k < L; k++) {
                     for (int64_t s = 0; s < S; s++) {
                         REAL *u = save ? Vt + ((k * S + s) * 2) * NW : su + s * NW;
@@ -867,12 +920,15 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_bwd)(int64_t T, int64_t B, int64_t N, 
                                                const REAL *restrict V, const REAL *restrict Dsv,
                                                const REAL *restrict gS, REAL *restrict gbase, REAL *restrict gC,
                                                REAL *restrict gh0, REAL *restrict gw, REAL *restrict gwe,
-                                               REAL *restrict gsig, REAL *restrict gsm, int need_w, int nt) {
+                                               REAL *restrict gsig, REAL *restrict gsm, int need_w,
+                                               const lf_ltc_seq *mm, int nt) {
     if (nt < 1) nt = 1;
     REAL *tab = LF_SFX(rk_tableau)(S, rka, rkb);
     const int64_t NW = N * LANES, EW = E * LANES, nblk = (B + LANES - 1) / LANES;
     const int64_t head = (10 + S) * NW + LANES;
-    const int64_t per = head + (need_w ? 4 * EW : 0);
+    const int64_t wend = head + (need_w ? 4 * EW : 0);
+    const int64_t mmr = mm && mm->lstm_grad_r_t ? 4 * N * N : 0;
+    const int64_t per = wend + (mm ? NW + 2 * N + mmr : 0);
     REAL *scratch = calloc((size_t)per * (size_t)nt, sizeof(REAL));
     if (!scratch || !tab) {
         free(scratch);
@@ -888,10 +944,12 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_bwd)(int64_t T, int64_t B, int64_t N, 
         REAL *gK = my + 10 * NW;
         uint8_t *kp = (uint8_t *)(gK + S * NW);
         REAL *aw = my + head, *awe = aw + EW, *asig = awe + EW, *asmu = asig + EW; /* [edge][lane] */
+        REAL *mdc = my + wend, *mrow = mdc + NW, *macc = mmr ? mrow + 2 * N : NULL; /* used if mm */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblk; blk++) {
             const int64_t b0 = blk * LANES, nb = B - b0 < LANES ? B - b0 : LANES;
             memset(dh, 0, sizeof(REAL) * NW);
+            if (mm) memset(mdc, 0, sizeof(REAL) * NW);
             for (int64_t t = T - 1; t >= 0; t--) {
                 LF_SFX(sparse_load)(t, B, N, b0, nb, (REAL)INFINITY, NULL, C, keep, cc, NULL, NULL, kp);
                 for (int l = 0; l < LANES; l++) {
@@ -956,7 +1014,10 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_bwd)(int64_t T, int64_t B, int64_t N, 
                     }
                     memcpy(g, gv, sizeof(REAL) * NW);
                 }
-                for (int64_t x = 0; x < NW; x++) dh[x] += g[x];
+                if (mm)
+                    LF_SFX(mm_bwd_block)(mm, B, N, t, b0, nb, kp, g, dh, mdc, mrow, macc);
+                else
+                    for (int64_t x = 0; x < NW; x++) dh[x] += g[x];
                 for (int l = 0; l < nb; l++) {
                     const int64_t r = t * B + b0 + l;
                     REAL *gb = gbase + r * 2 * N, *gcr = gC + r * N;
@@ -969,9 +1030,11 @@ static LF_KERNEL int LF_SFX(ltc_sparse_rk_bwd)(int64_t T, int64_t B, int64_t N, 
             }
             for (int l = 0; l < nb; l++)
                 for (int64_t j = 0; j < N; j++) gh0[(b0 + l) * N + j] = dh[j * LANES + l];
+            if (mm) memcpy((REAL *)mm->lstm_grad_c0 + b0 * N, mdc, sizeof(REAL) * (size_t)(nb * N));
         }
     }
     if (need_w) LF_SFX(sum_edge_lanes)(scratch + head, per, nt, E, gw, gwe, gsig, gsm);
+    if (mmr) LF_SFX(mm_sum)(mm, N, scratch + wend + NW + 2 * N, per, nt);
     free(scratch);
     free(tab);
     return 0;
@@ -1001,27 +1064,27 @@ int LF_SFX(lf_ltc_dense_bwd)(const lf_ltc_seq *a) {
 }
 
 int LF_SFX(lf_ltc_sparse_fwd)(const lf_ltc_seq *a) {
-    if (a->lstm_pre) return -2; /* mixed memory: the dense kernels only */
     if (a->stages > 0)
         return LF_SFX(ltc_sparse_rk_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
                                          a->edges, a->base, a->c, a->keep, a->h0, a->w, a->we, a->sigma, a->sm,
-                                         a->src, a->dst, a->states, a->v, a->d, (int)a->threads);
+                                         a->src, a->dst, a->states, a->v, a->d, a->lstm_pre ? a : NULL,
+                                         (int)a->threads);
     return LF_SFX(ltc_sparse_fwd)(a->steps, a->batch, a->neurons, a->unfolds, a->edges, a->base, a->c, a->keep,
                                   a->h0, a->w, a->we, a->sigma, a->sm, a->src, a->dst, a->states, a->v, a->d,
-                                  (int)a->threads);
+                                  a->lstm_pre ? a : NULL, (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_sparse_bwd)(const lf_ltc_seq *a) {
-    if (a->lstm_pre) return -2; /* mixed memory: the dense kernels only */
     if (a->stages > 0)
         return LF_SFX(ltc_sparse_rk_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->stages, a->rk_a, a->rk_b,
                                          a->edges, a->c, a->keep, a->w, a->we, a->sigma, a->sm, a->src, a->dst, a->v,
                                          a->d, a->grad_states, a->grad_base, a->grad_c, a->grad_h0, a->grad_w,
-                                         a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, (int)a->threads);
+                                         a->grad_we, a->grad_sigma, a->grad_sm, (int)a->need_w, a->lstm_pre ? a : NULL,
+                                         (int)a->threads);
     return LF_SFX(ltc_sparse_bwd)(a->steps, a->batch, a->neurons, a->unfolds, a->edges, a->c, a->keep, a->w, a->we,
                                   a->sigma, a->sm, a->src, a->dst, a->v, a->d, a->grad_states, a->grad_base,
                                   a->grad_c, a->grad_h0, a->grad_w, a->grad_we, a->grad_sigma, a->grad_sm,
-                                  (int)a->need_w, (int)a->threads);
+                                  (int)a->need_w, a->lstm_pre ? a : NULL, (int)a->threads);
 }
 
 int LF_SFX(lf_ltc_sensory_fwd)(const lf_ltc_sensory *a) {

@@ -40,10 +40,8 @@ def native_why_not(job: CfCJob | LTCJob) -> str | None:
     if job.edges is None:
         return native_ltc.why_not_dense(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, job.tableau,
                                         _ltc_lstm(job))  # fmt: skip
-    if job.lstm is not None:
-        return "mixed memory on an edge list: the C kernel runs the LSTM with dense synapse tables"
     return native_ltc.why_not_sparse(job.unfolds, base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
-                                     job.tableau)  # fmt: skip
+                                     job.tableau, _ltc_lstm(job))  # fmt: skip
 
 
 def _ltc_lstm(job: LTCJob) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -60,14 +58,14 @@ def run_native(job: CfCJob | LTCJob) -> Tensor:
         if job.edges is None:
             res = native_ltc.dense(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, job.tableau,
                                    _ltc_lstm(job))  # fmt: skip
-            if isinstance(res, tuple):  # mixed memory: (states, the LSTM's cell states)
-                assert job.lstm is not None
-                out, job.lstm.c = res
-            else:
-                out = res
         else:
-            out = native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
-                                    job.tableau)  # fmt: skip
+            res = native_ltc.sparse(job.unfolds, job.base, job.C, job.keep, job.h0, *job.synapses, *job.edges,
+                                    job.tableau, _ltc_lstm(job))  # fmt: skip
+        if isinstance(res, tuple):  # mixed memory: (states, the LSTM's cell states)
+            assert job.lstm is not None
+            out, job.lstm.c = res
+        else:
+            out = res
     if out is None:  # why_not said it applies: a disagreement is a bug, not a reason to fall back
         raise RuntimeError("liquidflow's native kernel refused a call its why_not accepted; please report this")
     return out

@@ -70,8 +70,8 @@ class LTCJob:
     edges: tuple[Tensor, Tensor] | None  # (src, dst) of each synapse, or None: dense
     base: Tensor | None = None  # (T, B, 2, N) sensory terms plus leak, once an executor has computed them
     tableau: ButcherTableau | None = None  # the explicit solver; None: semi-implicit
-    #: mixed memory: the LSTM runs before the LTC step at every step (dense synapse tables only; the
-    #: executor leaves the cell states in ``lstm.c``)
+    #: mixed memory: the LSTM runs before the LTC step at every step (the executor leaves the cell
+    #: states in ``lstm.c``)
     lstm: CfCLSTM | None = None
 
     def torch_base(self) -> Tensor:

@@ -207,7 +207,7 @@ class LfLtcSeq(_Struct):
         ("stages", _I64),  # 0: semi-implicit; S: explicit Runge-Kutta with the tableau below
         ("rk_a", _PTR),  # (S, S) float64, row-major, strictly lower triangular
         ("rk_b", _PTR),  # (S) float64
-        ("lstm_pre", _PTR),  # mixed memory (dense kernels): (T, B, 4N), NULL: none
+        ("lstm_pre", _PTR),  # mixed memory: (T, B, 4N), NULL: none
         ("lstm_r", _PTR),  # (4N, N)
         ("lstm_r_t", _PTR),  # (N, 4N)
         ("lstm_c0", _PTR),  # (B, N)

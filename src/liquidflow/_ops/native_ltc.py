@@ -167,6 +167,24 @@ class Memory:
         a.lstm_c0, a.lstm_c, a.lstm_gates = _ptr(self.c0), _ptr(self.c), _ptr(self.gates)
 
 
+def _set_memory_grads(a: abi.LfLtcSeq, ctx: Any, mm: list[Tensor], gc: Tensor | None, C: Tensor,
+                      r_index: int) -> tuple[Tensor | None, Tensor | None, Tensor | None]:  # fmt: skip
+    """Mixed memory in a backward call: the saved tensors ``mm`` and the gradient ``gc`` at the cell
+    states into the struct; returns the gradients (pre, R^T, c0), allocated here (None: no memory)."""
+    if not ctx.memory:
+        return None, None, None
+    T, B, N = C.shape
+    h0, S, R, R_t, c0, cs, gates = mm
+    gpre, gc0 = C.new_empty(T, B, 4 * N), C.new_empty(B, N)
+    gRt = C.new_empty(N, 4 * N) if ctx.needs_input_grad[r_index] else None
+    gc = gc.contiguous() if gc is not None else None
+    # lstm_pre only flags mixed memory here (the backward pass does not read it)
+    a.h0, a.states, a.lstm_pre, a.lstm_r, a.lstm_r_t = _ptr(h0), _ptr(S), _ptr(R), _ptr(R), _ptr(R_t)
+    a.lstm_c0, a.lstm_c, a.lstm_gates, a.lstm_grad_c = _ptr(c0), _ptr(cs), _ptr(gates), _ptr(gc)
+    a.lstm_grad_pre, a.lstm_grad_r_t, a.lstm_grad_c0 = _ptr(gpre), _ptr(gRt), _ptr(gc0)
+    return gpre, gRt, gc0
+
+
 def _dense_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
                    w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, save: bool,
                    tableau: ButcherTableau | None = None,
@@ -232,16 +250,7 @@ class _NativeLTCDense(torch.autograd.Function):
         a.v, a.d, a.grad_states = _ptr(V), _ptr(D), _ptr(gS)
         a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
         a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
-        gpre = gRt = gc0 = None
-        if ctx.memory:
-            h0, S, R, R_t, c0, cs, gates = mm
-            gpre, gc0 = C.new_empty(T, B, 4 * N), C.new_empty(B, N)
-            gRt = C.new_empty(N, 4 * N) if ctx.needs_input_grad[12] else None
-            gc = gc.contiguous() if gc is not None else None
-            # lstm_pre only flags mixed memory here (the backward pass does not read it)
-            a.h0, a.states, a.lstm_pre, a.lstm_r, a.lstm_r_t = _ptr(h0), _ptr(S), _ptr(R), _ptr(R), _ptr(R_t)
-            a.lstm_c0, a.lstm_c, a.lstm_gates, a.lstm_grad_c = _ptr(c0), _ptr(cs), _ptr(gates), _ptr(gc)
-            a.lstm_grad_pre, a.lstm_grad_r_t, a.lstm_grad_c0 = _ptr(gpre), _ptr(gRt), _ptr(gc0)
+        gpre, gRt, gc0 = _set_memory_grads(a, ctx, mm, gc, C, 12)
         _check(getattr(ctx.lib, f"lf_ltc_dense_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
@@ -306,7 +315,8 @@ def dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor
 # ================================================================================================ sparse
 def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
                     w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor, save: bool,
-                    tableau: ButcherTableau | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+                    tableau: ButcherTableau | None = None,
+                    memory: Memory | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     T, B, _, N = base.shape
     L, E, R = unfolds, src.numel(), _stages(tableau)
     S = base.new_empty(T, B, N)
@@ -323,31 +333,39 @@ def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, kee
     a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
     a.w, a.we, a.sigma, a.sm, a.src, a.dst = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm), _ptr(src), _ptr(dst)
     a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
+    if memory is not None:
+        memory.set(a, save)
     _check(getattr(lib, f"lf_ltc_sparse_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
     return S, V, D
 
 
 class _NativeLTCSparse(torch.autograd.Function):
-    """``_fused._LTCSparse`` with the forward and backward loops in C."""
+    """``_fused._LTCSparse`` with the forward and backward loops in C (mixed memory as :class:`_NativeLTCDense`)."""
 
     @staticmethod
     def forward(ctx: Any, lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None,
                 h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor,
-                dst: Tensor, tableau: ButcherTableau | None) -> Tensor:  # fmt: skip
+                dst: Tensor, tableau: ButcherTableau | None, pre: Tensor | None = None, R: Tensor | None = None,
+                c0: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
         save = any(ctx.needs_input_grad)
-        S, V, D = _sparse_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, save, tableau)
+        memory = Memory(pre, R, c0) if pre is not None and R is not None and c0 is not None else None
+        S, V, D = _sparse_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, save, tableau, memory)
         if save:
             ctx.unfolds, ctx.lib = unfolds, lib  # the library of the forward pass, even if switched off since
-            ctx.tableau = tableau
-            ctx.save_for_backward(C, keep, w, we, sigma, sm, src, dst, V, D)
-        return S
+            ctx.tableau, ctx.memory = tableau, memory is not None
+            mm = (h0, S, memory.R, memory.R_t, memory.c0, memory.c, memory.gates) if memory is not None else ()
+            ctx.save_for_backward(C, keep, w, we, sigma, sm, src, dst, V, D, *mm)
+        if memory is None:
+            return S
+        assert memory.c is not None
+        return S, memory.c
 
     @staticmethod
-    def backward(ctx: Any, gS: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, gS: Tensor, gc: Tensor | None = None) -> tuple[Tensor | None, ...]:
         from .fused import _refuse_double_backward
 
         _refuse_double_backward()
-        C, keep, w, we, sigma, sm, src, dst, V, D = ctx.saved_tensors
+        C, keep, w, we, sigma, sm, src, dst, V, D, *mm = ctx.saved_tensors
         L = ctx.unfolds
         T, B, N = C.shape
         E = src.numel()
@@ -362,20 +380,24 @@ class _NativeLTCSparse(torch.autograd.Function):
         a.src, a.dst, a.v, a.d, a.grad_states = _ptr(src), _ptr(dst), _ptr(V), _ptr(D), _ptr(gS)
         a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
         a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
+        gpre, gRt, gc0 = _set_memory_grads(a, ctx, mm, gc, C, 14)
         _check(getattr(ctx.lib, f"lf_ltc_sparse_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
-        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None, None)
+        gR = gRt.t() if gRt is not None else None
+        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None, None, gpre, gR, gc0)
 
 
 def why_not_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor,
                    we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor,
-                   tableau: ButcherTableau | None = None) -> str | None:  # fmt: skip
+                   tableau: ButcherTableau | None = None,
+                   lstm: tuple[Tensor, Tensor, Tensor] | None = None) -> str | None:  # fmt: skip
     """None when :func:`sparse` runs the C kernel for these arguments, else the reason it does not."""
     if not _native.enabled():
         return abi.SWITCHED_OFF
     E = src.numel()
     reason = _why_not_tableau(tableau) or _why_not_sequence(unfolds, base, C, keep, h0, [w, we, sigma, sm], (E,))
+    reason = reason or _why_not_lstm(lstm, base)
     if reason is not None:
         return reason
     for name, t in (("src", src), ("dst", dst)):
@@ -390,19 +412,25 @@ def why_not_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h
 
 
 def sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor, we: Tensor,
-           sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor,
-           tableau: ButcherTableau | None = None) -> Tensor | None:  # fmt: skip
+           sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor, tableau: ButcherTableau | None = None,
+           lstm: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor | tuple[Tensor, Tensor] | None:  # fmt: skip
     """States (T, B, N) as ``_fused.ltc_sparse`` (``tableau`` None) or of the explicit method
-    ``tableau``, or None where the C kernel does not apply (see :func:`why_not_sparse`)."""
-    if why_not_sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, tableau) is not None:
+    ``tableau``, or None where the C kernel does not apply (see :func:`why_not_sparse`); mixed memory
+    (``lstm``) as :func:`dense`."""
+    if why_not_sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, tableau, lstm) is not None:
         return None
     lib = _LIB.get()
     if lib is None:  # switched off since (another thread)
         return None
     args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
     if not torch.is_grad_enabled():
-        return _sparse_forward(lib, unfolds, *args, src.contiguous(), dst.contiguous(), False, tableau)[0]
-    out = _NativeLTCSparse.apply(lib, unfolds, *args, src.contiguous(), dst.contiguous(), tableau)
+        memory = Memory(*lstm) if lstm is not None else None
+        S = _sparse_forward(lib, unfolds, *args, src.contiguous(), dst.contiguous(), False, tableau, memory)[0]
+        if memory is None:
+            return S
+        assert memory.c is not None
+        return S, memory.c
+    out = _NativeLTCSparse.apply(lib, unfolds, *args, src.contiguous(), dst.contiguous(), tableau, *(lstm or ()))
     return out  # type: ignore[no-any-return]
 
 

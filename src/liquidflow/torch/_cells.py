@@ -279,8 +279,8 @@ class LTCCell(nn.Module):
     def sequence_job(self, x: Tensor, h0: Tensor, ts: Tensor, mask: Tensor | None, drops: Any = None,
                      lstm: CfCLSTM | None = None) -> LTCJob:  # fmt: skip
         """The whole sequence's work for an executor: x (B, T, I), h0 (B, N), ts (B, T, 1), mask (B, T);
-        ``lstm`` the layer's mixed-memory LSTM (dense synapse tables then: the C kernel runs the LSTM
-        with those only); ``drops`` is unused (an LTC has no dropout)."""
+        ``lstm`` the layer's mixed-memory LSTM (the C kernels run it); ``drops`` is unused (an LTC has
+        no dropout)."""
         gleak = self.positive("gleak")
         tableau = self.tableau
         eps = self.epsilon if tableau is None else 0.0  # the explicit solvers have no epsilon
@@ -291,7 +291,7 @@ class LTCCell(nn.Module):
         keep = None if mask is None else mask.t().unsqueeze(-1)
         n = self.state_size
         edges: tuple[Tensor, Tensor] | None = None
-        if lstm is None and self.synapse_count <= SPARSE_FRACTION * n * n:  # compute only the synapses that exist
+        if self.synapse_count <= SPARSE_FRACTION * n * n:  # compute only the synapses that exist
             src, dst = self.sparsity_mask.nonzero(as_tuple=True)
             w = F.softplus(self.w_raw[src, dst]) * self.sparsity_mask[src, dst]
             sigma = self.sigma[src, dst]
