@@ -358,6 +358,8 @@ KERNEL_LAYERS = [
     "ltc-fc", "ltc-ncp", "ltc-linear-nomap", "ltc-proj", "ltc-unfolds1-eps", "ltc-nomap-linear",
     "ltc-random-wiring", "cfc-default", "cfc-no_gate", "cfc-nobackbone", "cfc-tanh", "cfc-gelu", "cfc-silu",
     "cfc-relu", "cfc-proj", "cfc-dropout", "wcfc-autoncp", "wcfc-ncp-no_gate", "wcfc-fc", "wcfc-autoncp-proj",
+    "ltc-autoncp-rk4", "ltc-euler", "ltc-midpoint", "ltc-heun", "ltc-euler-ncp", "ltc-midpoint-autoncp",
+    "ltc-heun-ncp-proj",
 ]  # fmt: skip
 KERNEL_VARIANTS = {
     # name: (return_sequences, go_backwards, masked, initial state)
@@ -429,9 +431,12 @@ def test_explain_names_the_path() -> None:
             lk.use_path("loop")
         return
     assert lk.explain(layer, x) == "sequence path: native"
-    rk4 = lk.LTC(AutoNCP(8, 2), solver="rk4")
+    rk4 = lk.LTC(AutoNCP(8, 2), solver="rk4")  # explicit solvers run the kernels too
     rk4(x)
-    assert "solver='rk4'" in lk.explain(rk4, x)
+    assert lk.explain(rk4, x) == "sequence path: native"
+    mixed = lk.LTC(AutoNCP(8, 2), mixed_memory=True)
+    mixed(x)
+    assert "mixed_memory" in lk.explain(mixed, x)
     with lk.use_path("fused"):  # type: ignore[attr-defined]
         fused = npy(layer(x))
     with lk.use_path("loop"):  # type: ignore[attr-defined]

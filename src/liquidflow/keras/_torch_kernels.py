@@ -9,7 +9,7 @@ kernels with their hand-written backward on CPU, else the fused torch kernels), 
 flowing to the Keras variables through autograd. liquidflow.torch is not imported.
 
 Which options a kernel takes is decided by the specification layer (``CfCSpec.kernel_why_not``) and
-by the executors' own ``*_why_not``; every other call (mixed memory, explicit LTC solvers, pure mode,
+by the executors' own ``*_why_not``; every other call (mixed memory, pure mode,
 mixed precision, symbolic calls, ...) keeps the keras.ops loop of :mod:`._layers`. One job builder
 per cell class (``_BUILDERS``): a new cell option is a new check in the spec and a new field in its
 builder.
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _ops
-from .._spec import LECUN_A, LECUN_B, CfCLayer, CfCSpec
+from .._spec import LECUN_A, LECUN_B, TABLEAUX, CfCLayer, CfCSpec
 from ._cells import CfCCell, LTCCell, WiredCfCCell
 
 Tensor = torch.Tensor
@@ -149,10 +149,10 @@ def _wired_cfc_job(cell: WiredCfCCell, x: Tensor, ts: Tensor, keep: Tensor | Non
 
 
 def _ltc_job(cell: LTCCell, x: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor, training: bool) -> Any:
-    if cell.solver != "semi_implicit":
-        return f"solver={cell.solver!r}: the kernels run the semi-implicit step only"
+    tableau = None if cell.solver == "semi_implicit" else TABLEAUX[cell.solver]
+    eps = cell.epsilon if tableau is None else 0.0  # the explicit solvers have no epsilon (as liquidflow.torch)
     gleak = F.softplus(_t(cell.gleak_raw))
-    leak = torch.stack([gleak * _t(cell.vleak), gleak + cell.epsilon])  # (2, N)
+    leak = torch.stack([gleak * _t(cell.vleak), gleak + eps])  # (2, N)
     ws = F.softplus(_t(cell.sensory_w_raw)) * _t(cell.sensory_sparsity_mask)  # (I, N)
     ssig, smu = _t(cell.sensory_sigma), _t(cell.sensory_mu)
     sensory = (ws, ws * _t(cell.sensory_erev), ssig, ssig * smu)
@@ -186,7 +186,8 @@ def _ltc_job(cell: LTCCell, x: Tensor, ts: Tensor, keep: Tensor | None, h0: Tens
     else:
         w = F.softplus(w_raw) * mask
         synapses = (w, w * erev, sigma, sigma * mu)
-    return _ops.LTCJob(cell.ode_unfolds, x, map_inputs, precompute, leak, sensory, C, keep, h0, synapses, edges)
+    return _ops.LTCJob(cell.ode_unfolds, x, map_inputs, precompute, leak, sensory, C, keep, h0, synapses, edges,
+                       tableau=tableau)  # fmt: skip
 
 
 _BUILDERS: dict[type, Callable[..., Any]] = {CfCCell: _cfc_job, WiredCfCCell: _wired_cfc_job, LTCCell: _ltc_job}
