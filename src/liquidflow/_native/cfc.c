@@ -131,33 +131,9 @@ int lf_cfc_maxbackbone(void) { return LF_CFC_MAXBB; }
 #undef LF_ERF
 
 /* double exp, tanh and sigmoid that vectorise (libm's are scalar calls: the float64 kernel ran ~3x the
- * float32 one): Cody-Waite reduction, degree-13 Taylor polynomial, 2^n by exponent bits (the scheme of
- * ltc.c's lf_exp_v; max relative error 2.2e-16 against libm over [-708, 709]). tanh from exp(-2|x|):
+ * float32 one): exp is lf_common.h's lf_exp_d (max relative error 2.2e-16 against libm). tanh from exp(-2|x|):
  * absolute error ~1e-16 (relative error larger only where |tanh| < 1e-8). */
-static inline double lf_cfc_exp(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52: round to nearest by the FPU */
-    const double fn = (x * 1.4426950408889634074 + magic) - magic;
-    const double r = (x - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0; /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const int64_t bits = ((int64_t)fn + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
+static inline double lf_cfc_exp(double x) { return lf_exp_d(x); }
 
 static inline double lf_cfc_sigmoid(double x) { return 1.0 / (1.0 + lf_cfc_exp(-x)); }
 

@@ -92,35 +92,8 @@ LF_ABI_EXPORTS(ltc, LF_LTC_ABI_VERSION, lf_ltc_abi_fields)
 #undef LF_TANH
 #undef LF_SIGMOID
 
-/* double exp without libm calls, so that the synapse loops vectorise as they do for float (libm's exp
- * is a scalar call: the float64 kernels ran ~9x slower than float32). Cody-Waite reduction
- * x = n ln2 + r, |r| <= ln2 / 2, then the Taylor polynomial of degree 13 (truncation < 4e-18
- * relative), 2^n by exponent bits; arguments clamped to [-708, 709] (exp underflows / overflows
- * beyond). Relative error ~2 ulp. */
-static inline double lf_exp_v(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52: round to nearest by the FPU */
-    const double fn = (x * 1.4426950408889634074 + magic) - magic;
-    const double r = (x - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0; /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const int64_t bits = ((int64_t)fn + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
+/* lf_common.h's libm-free double exp, so that the float64 synapse loops vectorise */
+static inline double lf_exp_v(double x) { return lf_exp_d(x); }
 
 static inline double lf_sigmoid_v(double x) { return 1.0 / (1.0 + lf_exp_v(-x)); }
 
