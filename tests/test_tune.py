@@ -98,3 +98,23 @@ def test_tune_runs_trials_shares_storage_and_writes_the_recipe(tmp_path: Path) -
     assert "| trial | state | value |" in (tmp_path / "b" / "tune.md").read_text()
     with pytest.raises(ValueError, match="validation metric"):
         t.tune(cfg, 1, SPACE, metric="test_acc", seeds=())
+
+
+def test_cli_bad_inputs_say_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from liquidflow.cli import build_app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({**TINY, "out_dir": str(tmp_path / "run")}))
+    space = tmp_path / "s.yaml"
+    space.write_text("trainer.lr: {float: [1, 0.1]}\n")
+    runner = CliRunner()
+    for args, expected in (
+        ([str(tmp_path / "none.yaml")], "does not exist"),
+        ([str(cfg), "--space", str(space)], "need low <= high"),
+        ([str(cfg), "--trials", "0"], "trials must be an integer >= 1"),
+        ([str(cfg), "--metric", "test_acc"], "must be a validation metric"),
+    ):
+        res = runner.invoke(build_app(), ["tune", *args])
+        assert res.exit_code == 2 and expected in res.output and "Traceback" not in res.output, (args, res.output)

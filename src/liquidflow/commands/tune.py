@@ -36,7 +36,13 @@ def tune(
     except (OSError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    result = t.tune(cfg, trials, sp, metric or None, seed_list, storage or None, study or None, timeout or None, out)
+    try:
+        result = t.tune(
+            cfg, trials, sp, metric or None, seed_list, storage or None, study or None, timeout or None, out
+        )
+    except (ValueError, RuntimeError) as e:  # bad options, or no trial completed: one line, no traceback
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(t.markdown(result))
     typer.echo(f"wrote {Path(result.out_dir) / 'tune.md'}, tune.json and best.yaml", err=True)
 
