@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..training import LoopConfig, RiskModel, risk_from_output, rul_from_output, train_loop
+from ..training import LoopConfig, RiskExportView, RiskModel, risk_from_output, rul_from_output, train_loop
 from ._metrics import alarm_frame, alarm_metrics, auprc, auroc
 from ._models import KINDS
 from ._simulate import FEATURES
@@ -476,10 +476,9 @@ def export_bytes(model: RiskModel) -> tuple[int, str]:
             import tempfile
 
             from ..export import to_c
-            from ._export import ExportView
 
             with tempfile.TemporaryDirectory() as tmp:
-                return int(to_c(ExportView(model), tmp, prefix="lfsize").weight_bytes), "C const weights"
+                return int(to_c(RiskExportView(model), tmp, prefix="lfsize").weight_bytes), "C const weights"
         except (ImportError, TypeError, ValueError):
             pass
     return model.float32_bytes(), "float32 weights"
