@@ -11,7 +11,7 @@ import torch
 
 from liquidflow.cli import main
 from liquidflow.training import TrainConfig
-from liquidflow.training._reproduce import TASKS, get_task, reproduce
+from liquidflow.training.reproduce import TASKS, get_task, reproduce
 
 TINY_XOR = ["data.n_train=64", "data.n_val=32", "data.n_test=32", "data.max_bits=6", "trainer.batch_size=32"]
 

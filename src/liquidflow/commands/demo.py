@@ -34,10 +34,18 @@ def run_demo(
     """Run the demo; returns a summary dict (also written to ``<out>/metrics.json``)."""
     import torch
 
-    from liquidflow.maintenance import TrainConfig, run_benchmark, save_risk_model, simulate_fleet
-    from liquidflow.maintenance._benchmark import NAMES
-    from liquidflow.maintenance._export import check_c_export
-    from liquidflow.maintenance._figures import pick_machines, plot_risk, risk_figure_data, wiring_figure
+    from liquidflow.maintenance import (
+        NAMES,
+        TrainConfig,
+        check_c_export,
+        pick_machines,
+        plot_risk,
+        risk_figure_data,
+        run_benchmark,
+        save_risk_model,
+        simulate_fleet,
+        wiring_figure,
+    )
 
     t_start = time.perf_counter()
     # the models are tiny: one thread per process is fastest (thread hand-offs cost more than the math)

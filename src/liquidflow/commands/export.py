@@ -54,8 +54,7 @@ def export(
     report_json: Annotated[Path | None, typer.Option(help="also write the footprint report as JSON here")] = None,
 ) -> None:
     """Export a trained model to ONNX or to C99 for microcontrollers (see docs/export.md)."""
-    from liquidflow.export import footprint, to_c, to_onnx
-    from liquidflow.export._toolchain import TARGETS, ToolError
+    from liquidflow.export import TARGETS, ToolError, footprint, to_c, to_onnx
 
     from ._models import is_risk_model, load_checkpoint, one_line
 

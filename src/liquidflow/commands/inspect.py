@@ -26,8 +26,8 @@ def _load_npz(path: Path) -> dict[str, Any]:
 
 
 def _data_from_metadata(meta: dict[str, Any], path: str | None, split: str, samples: int) -> dict[str, Any]:
-    from liquidflow.data._loader import collate_series
-    from liquidflow.training._pipeline import dataset_from_metadata
+    from liquidflow.data import collate_series
+    from liquidflow.training import dataset_from_metadata
 
     dataset, _ = dataset_from_metadata(meta, path, split=split, labels=False)
     items = [dataset[i] for i in range(min(len(dataset), samples))]

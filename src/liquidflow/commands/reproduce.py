@@ -38,8 +38,8 @@ def reproduce(
 ) -> None:
     """Run a paper's protocol (its data, recipes and epochs) for several models and seeds; writes
     results.json (per model and seed) and results.md (ours beside the paper's figures) to --out."""
-    from liquidflow.training._reproduce import TASKS, get_task
-    from liquidflow.training._reproduce import reproduce as run
+    from liquidflow.training.reproduce import TASKS, get_task
+    from liquidflow.training.reproduce import reproduce as run
 
     if task not in TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; choose from {sorted(TASKS)}", param_hint="TASK")
@@ -58,7 +58,7 @@ def reproduce(
                    f"({row['parameters']} parameters, {row['epochs']} epochs, {row['seconds']} s)")  # fmt: skip
 
     if merge:
-        from liquidflow.training._reproduce import merge as merge_runs
+        from liquidflow.training.reproduce import merge as merge_runs
 
         if out is None:
             raise typer.BadParameter("--merge needs --out (the folder for the merged results)")
@@ -67,7 +67,7 @@ def reproduce(
         except (ValueError, FileNotFoundError) as e:
             typer.echo(f"liquidflow reproduce: {e}", err=True)
             raise typer.Exit(2) from None
-        from liquidflow.training._reproduce import markdown as table
+        from liquidflow.training.reproduce import markdown as table
 
         typer.echo(table(t, merged["summary"], merged["command"]))
         return
@@ -88,7 +88,7 @@ def reproduce(
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"liquidflow reproduce: {e}", err=True)
         raise typer.Exit(2) from None
-    from liquidflow.training._reproduce import markdown
+    from liquidflow.training.reproduce import markdown
 
     typer.echo(markdown(t, result["summary"], command))
 

@@ -35,8 +35,7 @@ def robustness(
     the standard deviation over seeds (the JSON keeps the per-seed values)."""
     import torch
 
-    from liquidflow.robustness import run_experiment
-    from liquidflow.robustness._experiment import KIND_OPTIONS
+    from liquidflow.robustness import KIND_OPTIONS, run_experiment
 
     kinds = tuple(k.strip().lower() for k in models.split(",") if k.strip())
     unknown = [k for k in kinds if k not in KIND_OPTIONS]

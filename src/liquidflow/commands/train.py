@@ -105,8 +105,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="write the metrics here as JSON")] = None,
 ) -> None:
     """Metrics of a checkpoint on data prepared exactly as in training."""
-    from liquidflow.training._fit import evaluate_model
-    from liquidflow.training._pipeline import dataset_from_metadata
+    from liquidflow.training import dataset_from_metadata, evaluate_model
 
     from ._models import is_risk_model, load_checkpoint, not_for_risk_models
 
@@ -133,8 +132,7 @@ def predict(
     """Predictions for every sequence (or step) of a data file, written as CSV."""
     import pandas as pd
 
-    from liquidflow.training._fit import predict_model
-    from liquidflow.training._pipeline import dataset_from_metadata
+    from liquidflow.training import dataset_from_metadata, predict_model
 
     from ._models import is_risk_model, load_checkpoint, not_for_risk_models
 

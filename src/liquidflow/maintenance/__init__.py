@@ -7,16 +7,24 @@
   LSTM, GRU and Transformer on the same machines: AUROC / AUPRC, alarm lead time at a false-alarm
   budget, RUL error, size and step latency;
 * :class:`Monitor` — streaming risk per machine, readings one at a time;
+* :func:`check_c_export` — the liquid model exported to C and checked against Python;
+  :func:`risk_figure_data`, :func:`plot_risk`, :func:`wiring_figure` — the figures of a benchmark
+  (``NAMES``: the display name of each model);
 * ``liquidflow maintenance train|evaluate|monitor|simulate`` and ``liquidflow demo`` on the command line.
 
 Needs pandas (``pip install liquidflow[data]``); figures need matplotlib.
 """
 
+from ._benchmark import NAMES as NAMES
 from ._benchmark import Benchmark as Benchmark
 from ._benchmark import run_benchmark as run_benchmark
 from ._export import CCheck as CCheck
 from ._export import ExportView as ExportView
 from ._export import check_c_export as check_c_export
+from ._figures import pick_machines as pick_machines
+from ._figures import plot_risk as plot_risk
+from ._figures import risk_figure_data as risk_figure_data
+from ._figures import wiring_figure as wiring_figure
 from ._metrics import alarm_frame as alarm_frame
 from ._metrics import alarm_metrics as alarm_metrics
 from ._metrics import alarm_threshold as alarm_threshold
@@ -51,6 +59,7 @@ from ._simulate import synthesize_bursts as synthesize_bursts
 __all__ = [
     "FEATURES",
     "KINDS",
+    "NAMES",
     "AmplitudeAlarm",
     "Benchmark",
     "CCheck",
@@ -74,7 +83,10 @@ __all__ = [
     "false_alarm_rate",
     "lead_times",
     "load_risk_model",
+    "pick_machines",
+    "plot_risk",
     "predict_sequences",
+    "risk_figure_data",
     "run_benchmark",
     "save_risk_model",
     "score_metrics",
@@ -84,4 +96,5 @@ __all__ = [
     "synthesize_bursts",
     "to_sequences",
     "train_model",
+    "wiring_figure",
 ]

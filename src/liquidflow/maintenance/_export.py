@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +31,7 @@ def check_c_export(model: RiskModel, seqs: Sequences, machine: int, out_dir: str
     compare its risk scores with the Python model's. Never raises for a missing tool: the result
     says what was skipped and why."""
     try:
-        from ..export import to_c
-        from ..export._toolchain import missing_tools
+        from ..export import missing_tools, run_c, to_c
     except ImportError as e:  # pragma: no cover - depends on the build
         return CCheck(False, f"skipped: liquidflow.export is not available ({e})")
     if missing_tools(["gcc"]):
@@ -50,11 +47,11 @@ def check_c_export(model: RiskModel, seqs: Sequences, machine: int, out_dir: str
     view = ExportView(model)
     try:
         exp = to_c(view, out, prefix="lfrisk")  # kept in the run folder for the gateway build
-        y = _run_c(view, exp, out, xin, ts)
+        y = np.asarray(run_c(view, xin, ts))  # outputs (T, O) of the generated C, compiled with the host gcc
     except Exception as e:  # a failed build is reported, not fatal for the caller
         return CCheck(False, f"skipped: C export or build failed: {type(e).__name__}: {str(e)[:300]}")
-    if y is None or len(y) != n:
-        return CCheck(False, f"C harness printed {0 if y is None else len(y)} steps; expected {n}")
+    if len(y) != n:
+        return CCheck(False, f"C harness printed {len(y)} steps; expected {n}")
     risk_c = 1.0 / (1.0 + np.exp(-y[:, 0].astype(np.float64)))
     sub = seqs.subset([machine])
     risk_py, _ = predict_sequences(model, sub)
@@ -65,18 +62,3 @@ def check_c_export(model: RiskModel, seqs: Sequences, machine: int, out_dir: str
         f"{seqs.ids[machine]}: max |risk_C - risk_Python| = {diff:.2e} ({'equal within' if ok else 'ABOVE'} {tol:g})"
     )
     return CCheck(ok, msg, diff, n, int(exp.weight_bytes), str(exp.source))
-
-
-def _run_c(view: ExportView, exp: Any, out: Path, x: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
-    """Outputs (T, O) of the generated C, compiled with the host gcc."""
-    from .. import export
-
-    run_c: Any = getattr(export, "run_c", None)  # the public runner, when the export module has it
-    if run_c is not None:
-        return np.asarray(run_c(view, x, ts))
-    from ..export._toolchain import HarnessCase, build_host, parse_harness_output, write_harness
-
-    harness = write_harness([HarnessCase("lfrisk", x, ts)], out / "harness.c")
-    exe = build_host([exp.source, harness], out / "harness", include=[out])
-    text = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=True).stdout
-    return parse_harness_output(text).get("lfrisk")

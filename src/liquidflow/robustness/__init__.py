@@ -9,7 +9,8 @@
   with the spread over seeds (``std``, per-seed ``values``);
 * :class:`OscillatorTask`: damped oscillators classified by frequency band, observable at any rate;
 * :func:`train_classifier`: the small seeded training loop used by the experiment (docs/robustness.md);
-* :func:`run_experiment`: the whole experiment, for one seed or (``seeds=``) several.
+* :func:`run_experiment`: the whole experiment, for one seed or (``seeds=``) several, over the
+  model kinds of ``KIND_OPTIONS`` (each kind's layer options).
 """
 
 from ._evaluate import RobustnessTable as RobustnessTable
@@ -17,6 +18,7 @@ from ._evaluate import aggregate_seeds as aggregate_seeds
 from ._evaluate import evaluate as evaluate
 from ._evaluate import score as score
 from ._evaluate import train_classifier as train_classifier
+from ._experiment import KIND_OPTIONS as KIND_OPTIONS
 from ._experiment import run_experiment as run_experiment
 from ._perturb import Clean as Clean
 from ._perturb import Drift as Drift
@@ -32,6 +34,7 @@ from ._perturb import sweep as sweep
 from ._task import OscillatorTask as OscillatorTask
 
 __all__ = [
+    "KIND_OPTIONS",
     "Clean",
     "Drift",
     "DropBursts",

@@ -15,11 +15,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from ..wirings import FullyConnected, Wiring
-from . import _dispatch
-from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
-from ._solvers import Solver
-from ._validate import (
+from .._validate import (
     check_device,
     check_finite,
     check_finite_observed,
@@ -28,6 +24,10 @@ from ._validate import (
     normalize_mask,
     normalize_timespans,
 )
+from ..wirings import FullyConnected, Wiring
+from . import _dispatch
+from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
+from ._solvers import Solver
 
 Tensor = torch.Tensor
 State = Union[Tensor, tuple[Tensor, Tensor]]

@@ -35,6 +35,7 @@ _LAZY = {
     "evaluate_model": "._fit",
     "predict_model": "._fit",
     "seed_everything": "._fit",
+    "dataset_from_metadata": "._pipeline",
     "train_loop": "._loop",
     "LoopConfig": "._loop",
     "LoopResult": "._loop",

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..torch._validate import check_finite_observed, check_tensor, normalize_mask, normalize_timespans
+from .._validate import check_finite_observed, check_tensor, normalize_mask, normalize_timespans
 
 Tensor = torch.Tensor
 

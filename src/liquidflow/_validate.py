@@ -1,4 +1,5 @@
-"""Input checks shared by every torch layer: errors name the argument, what came, what is allowed."""
+"""Input checks shared by every torch layer (liquidflow.torch and the training baselines): errors name
+the argument, what came, what is allowed."""
 
 from __future__ import annotations
 
