@@ -11,7 +11,7 @@ strength means the same on every feature); jitter is relative to the median time
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -62,13 +62,23 @@ def _keep_steps(series: IrregularSeries, keeps: list[np.ndarray]) -> IrregularSe
 
 @dataclass(frozen=True)
 class Perturbation:
-    """Base class: ``apply(series, rng, source=None)``; ``label`` names it in tables (``name@strength``)."""
+    """Base class: ``apply(series, rng, source=None)``; ``label`` names it in tables (``name@strength``).
+
+    A family names the field that is its strength in ``knob`` (checked to be a finite number >= 0,
+    and <= ``knob_max`` when that is set); :func:`sweep` varies that field.
+    """
 
     name = "none"
+    knob: ClassVar[str] = ""
+    knob_max: ClassVar[float | None] = None
+
+    def __post_init__(self) -> None:
+        if self.knob:
+            _check_strength(self.knob, getattr(self, self.knob), self.knob_max)
 
     @property
     def strength(self) -> float:
-        return 0.0
+        return getattr(self, self.knob) if self.knob else 0.0  # type: ignore[no-any-return]
 
     @property
     def label(self) -> str:
@@ -97,13 +107,7 @@ class GaussianNoise(Perturbation):
 
     std: float = 0.1
     name = "gaussian_noise"
-
-    def __post_init__(self) -> None:
-        _check_strength("std", self.std)
-
-    @property
-    def strength(self) -> float:
-        return self.std
+    knob = "std"
 
     def apply(
         self, series: IrregularSeries, rng: np.random.Generator, source: Resamplable | None = None
@@ -120,14 +124,12 @@ class ImpulseNoise(Perturbation):
     rate: float = 0.05
     magnitude: float = 5.0
     name = "impulse_noise"
+    knob = "rate"
+    knob_max = 1.0
 
     def __post_init__(self) -> None:
-        _check_strength("rate", self.rate, 1.0)
+        super().__post_init__()
         _check_strength("magnitude", self.magnitude)
-
-    @property
-    def strength(self) -> float:
-        return self.rate
 
     def apply(
         self, series: IrregularSeries, rng: np.random.Generator, source: Resamplable | None = None
@@ -147,13 +149,8 @@ class DropRandom(Perturbation):
 
     fraction: float = 0.2
     name = "drop_random"
-
-    def __post_init__(self) -> None:
-        _check_strength("fraction", self.fraction, 1.0)
-
-    @property
-    def strength(self) -> float:
-        return self.fraction
+    knob = "fraction"
+    knob_max = 1.0
 
     def apply(
         self, series: IrregularSeries, rng: np.random.Generator, source: Resamplable | None = None
@@ -172,15 +169,13 @@ class DropBursts(Perturbation):
     fraction: float = 0.2
     mean_burst: float = 5.0
     name = "drop_bursts"
+    knob = "fraction"
+    knob_max = 1.0
 
     def __post_init__(self) -> None:
-        _check_strength("fraction", self.fraction, 1.0)
+        super().__post_init__()
         if not (isinstance(self.mean_burst, (int, float)) and self.mean_burst >= 1):
             raise ValueError(f"mean_burst must be a number >= 1; got {self.mean_burst!r}")
-
-    @property
-    def strength(self) -> float:
-        return self.fraction
 
     def apply(
         self, series: IrregularSeries, rng: np.random.Generator, source: Resamplable | None = None
@@ -205,13 +200,7 @@ class TimestampJitter(Perturbation):
 
     std: float = 0.2
     name = "timestamp_jitter"
-
-    def __post_init__(self) -> None:
-        _check_strength("std", self.std)
-
-    @property
-    def strength(self) -> float:
-        return self.std
+    knob = "std"
 
     def apply(
         self, series: IrregularSeries, rng: np.random.Generator, source: Resamplable | None = None
@@ -279,6 +268,7 @@ class Resample(Perturbation):
 
     factor: float = 1.0
     name = "sampling_rate"
+    knob = "factor"  # checked below (> 0, not >= 0); strength is float(factor)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.factor, (int, float)) and np.isfinite(self.factor) and self.factor > 0):
@@ -302,19 +292,12 @@ class Resample(Perturbation):
 
 def sweep(kind: type[Perturbation], strengths: list[float], **kw: Any) -> list[Perturbation]:
     """One perturbation family at several strengths: ``sweep(GaussianNoise, [0.1, 0.3])``."""
-    field = {
-        GaussianNoise: "std",
-        ImpulseNoise: "rate",
-        DropRandom: "fraction",
-        DropBursts: "fraction",
-        TimestampJitter: "std",
-        Resample: "factor",
-    }
+    families = (GaussianNoise, ImpulseNoise, DropRandom, DropBursts, TimestampJitter, Resample)
     if kind is Drift:
         return [Drift.both(s) for s in strengths]
-    if kind not in field:
-        raise ValueError(f"sweep supports {sorted(k.__name__ for k in [*field, Drift])}; got {kind!r}")
-    return [kind(**{field[kind]: s}, **kw) for s in strengths]
+    if kind not in families:
+        raise ValueError(f"sweep supports {sorted(k.__name__ for k in [*families, Drift])}; got {kind!r}")
+    return [kind(**{kind.knob: s}, **kw) for s in strengths]
 
 
 def default_perturbations(resample: bool = True) -> list[Perturbation]:
