@@ -44,8 +44,13 @@ SPACES: dict[str, Space] = {
         "model.options.backbone_layers": {"int": [1, 2]},
         "model.options.activation": {"choice": ["lecun_tanh", "relu", "silu"]},
         "model.options.backbone_dropout": {"float": [0.0, 0.3]},
+        "model.options.mixed_memory": {"choice": [False, True]},
     },
-    "ltc": {**_LIQUID, "model.options.ode_unfolds": {"int": [1, 6]}},
+    "ltc": {
+        **_LIQUID,
+        "model.options.ode_unfolds": {"int": [1, 6]},
+        "model.options.mixed_memory": {"choice": [False, True]},
+    },
     "lstm": {**_LIQUID, "model.units": {"int": [8, 128], "log": True}},
     "gru": {**_LIQUID, "model.units": {"int": [8, 128], "log": True}},
     "transformer": {

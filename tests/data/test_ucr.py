@@ -32,7 +32,7 @@ def test_parse_cases_of_unequal_length_with_missing_values(tmp_path: Path) -> No
     np.testing.assert_array_equal(v[0], [[1, 4], [2, 5], [3, 6]])
     assert np.isnan(v[1][1, 0]) and v[1][1, 1] == 9.5 and v[1][0].tolist() == [7.5, 8.5]
     assert v[2].shape == (4, 2) and v[2][3].tolist() == [3, 7]
-    assert [str(y) for y in s.labels] == ["a", "b", "a"]
+    assert [int(y) for y in s.labels] == [0, 1, 0] and [s.classes[int(y)] for y in s.labels] == ["a", "b", "a"]
 
 
 def test_splits_from_a_folder_and_from_a_wheel(tmp_path: Path) -> None:
@@ -62,3 +62,25 @@ def test_bad_files_say_where(tmp_path: Path) -> None:
     p.write_text("just text\n")
     with pytest.raises(ValueError, match="no @data line"):
         read_ts(p)
+
+
+def test_ucr_source_trains_on_train_minus_validation_and_tests_on_test(tmp_path: Path) -> None:
+    from liquidflow.training import TrainConfig, fit
+    from liquidflow.training._pipeline import prepare_data
+
+    rows = [f"{','.join(str(v) for v in np.sin(np.arange(12) * (k % 2 + 1)))}:{'ab'[k % 2]}" for k in range(10)]
+    body = TS.split("@data")[0] + "@data\n" + "\n".join(rows) + "\n"
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / f"Sine_{split}.ts").write_text(body.replace("@univariate false", "@univariate true"))
+    data_cfg = {"source": "ucr", "name": "Sine", "path": str(tmp_path), "val_fraction": 0.3}
+    trainer = {"epochs": 1, "batch_size": 4, "progress": False}
+    cfg = TrainConfig.from_dict(
+        {"data": data_cfg, "model": {"kind": "gru", "units": 4}, "trainer": trainer, "out_dir": str(tmp_path / "run")}
+    )
+    data = prepare_data(cfg.data)
+    assert (len(data.train), len(data.val), len(data.test)) == (7, 3, 10)
+    assert data.task == "classification" and data.output_size == 2 and data.classes == ["a", "b"]
+    res = fit(cfg)
+    assert 0.0 <= res["test"]["acc"] <= 1.0
+    with pytest.raises(ValueError, match="data.name"):
+        TrainConfig.from_dict({"data": {"source": "ucr", "path": str(tmp_path)}})

@@ -74,12 +74,17 @@ def read_ts(path: str | os.PathLike[str], text: str | None = None) -> IrregularS
     body = Path(path).read_text() if text is None else text
     values, labels, classes = parse_ts(body, str(path))
     dim = values[0].shape[1]
+    names = classes or sorted(set(labels))
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise ValueError(f"{path}: labels {unknown[:5]} are not among the header's classes {names}")
+    index = {c: i for i, c in enumerate(names)}
     return IrregularSeries.from_arrays(
         values,  # NaN: missing (the series' convention)
-        labels=labels or None,
+        labels=[index[y] for y in labels] or None,  # class indices; the names are in ``classes``
         label_level="sequence" if labels else None,
         feature_names=[f"dim{j}" for j in range(dim)],
-        classes=classes or sorted(set(labels)) or None,
+        classes=names or None,
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._model import KINDS, TASKS
 
-SOURCES = ("xor", "spirals", "walker2d", "csv", "parquet")
+SOURCES = ("xor", "spirals", "walker2d", "ucr", "csv", "parquet")
 XOR_PAPER_SEEDS = (1234984, 2718281, 48736)  # train (the paper's), validation (ours), test (the paper's)
 
 
@@ -39,7 +39,9 @@ class DataConfig:
     ``source``: ``xor`` (event-based XOR; ``xor_encoding: paper`` draws the CfC paper's exact
     training and test sets when ``seed`` is 0), ``spirals`` (damped spirals at random times),
     ``walker2d`` (the CfC paper's Walker2d rollouts in the folder ``path``, split and thinned by the
-    paper's protocol, windows of ``window`` steps, default 64), or ``csv`` / ``parquet`` (a long-format
+    paper's protocol, windows of ``window`` steps, default 64), ``ucr`` (the UCR/UEA set ``name`` from
+    the folder or sktime wheel ``path``: its TRAIN file split into training and validation by
+    ``val_fraction``, its TEST file the test split), or ``csv`` / ``parquet`` (a long-format
     file at ``path``). ``task``: defaults to classification (xor),
     regression (spirals) and, for files, step_classification/regression by ``target_level``/``target_kind``.
     """
@@ -59,6 +61,9 @@ class DataConfig:
     mean_gap: float = 0.25
     noise: float = 0.0
     missing: float = 0.0
+    # UCR/UEA archives
+    name: str | None = None
+    val_fraction: float = 0.2
     # long-format files
     entity: str | None = "entity"
     time: str = "timestamp"
@@ -84,6 +89,10 @@ class DataConfig:
             raise ValueError(f"data.source must be one of {list(SOURCES)}; got {self.source!r}")
         if self.source in ("csv", "parquet") and not self.path:
             raise ValueError(f"data.source={self.source!r} needs data.path (the file to read)")
+        if self.source == "ucr" and not (self.path and self.name):
+            raise ValueError("data.source='ucr' needs data.path (a .ts folder or an sktime wheel) and data.name")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1); got {self.val_fraction!r}")
         if self.source == "walker2d" and not self.path:
             raise ValueError("data.source='walker2d' needs data.path (the folder of rollout_*.npy files)")
         if self.xor_encoding not in ("run", "paper"):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import IrregularSeries, Preprocessor, SeriesDataset, walker2d_splits
+from ..data import IrregularSeries, Preprocessor, SeriesDataset, ucr_splits, walker2d_splits
 from ..data.synthetic import damped_spirals, xor_events
 from ._config import XOR_PAPER_SEEDS, DataConfig
 
@@ -111,6 +111,13 @@ def _walker2d_parts(cfg: DataConfig) -> list[IrregularSeries]:
     return list(walker2d_splits(cfg.path, seq_len=cfg.window or 64, stride=cfg.stride))
 
 
+def _ucr_parts(cfg: DataConfig) -> list[IrregularSeries]:
+    assert cfg.path is not None and cfg.name is not None
+    train, test = ucr_splits(cfg.name, cfg.path)
+    fit, val = train.split_random((1.0 - cfg.val_fraction, cfg.val_fraction), seed=cfg.seed)
+    return [fit, val, test]
+
+
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Build the three datasets and the preprocessor (fitted on the training split only)."""
     pad_to = cfg.pad_to
@@ -123,6 +130,9 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         task = _default_task(cfg, parts[0])
         if task != "forecast":
             raise ValueError(f"data.source='walker2d' supports task forecast only; got {task!r}")
+    elif cfg.source == "ucr":
+        parts = _ucr_parts(cfg)
+        task = _default_task(cfg, parts[0])
     elif cfg.source == "spirals":
         parts = [
             damped_spirals(n, cfg.length, cfg.mean_gap, cfg.noise, cfg.missing, seed=cfg.seed * 3 + k)
@@ -172,6 +182,10 @@ def dataset_from_metadata(
         if path is not None:
             cfg = dataclasses.replace(cfg, path=path)
         series = _walker2d_parts(cfg)[splits.get(split, 2)]  # "all": the test split (the protocol's windows)
+    elif cfg.source == "ucr":
+        if path is not None:
+            cfg = dataclasses.replace(cfg, path=path)
+        series = _ucr_parts(cfg)[splits.get(split, 2)]  # "all": the TEST file
     elif cfg.source in ("xor", "spirals"):
         k = splits.get(split, 2)
         n = (cfg.n_train, cfg.n_val, cfg.n_test)[k]
