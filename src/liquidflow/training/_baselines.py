@@ -64,6 +64,21 @@ def _prepare(layer: nn.Module, input: Tensor, timespans: float | Tensor | None, 
     return torch.cat([x, feature], dim=-1), m, batched, ts[..., 0]
 
 
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+
+
+def _result(out: Tensor, m: Tensor | None, batched: bool, return_sequences: bool) -> Tensor:
+    """The layer's output from the per-step outputs (B, T, H): zero at masked steps, all steps or the
+    last observed one, without the batch axis for an unbatched input."""
+    if m is not None:
+        out = out * m.unsqueeze(-1).to(out.dtype)
+    result = out if return_sequences else _last_observed(out, m)
+    return result if batched else result[0]
+
+
 def _is_prefix(m: Tensor) -> bool:
     """True when every row of the (B, T) mask is observed steps followed only by padding."""
     return bool((m.long().cummin(dim=1).values == m.long()).all())
@@ -79,7 +94,36 @@ def _last_observed(out: Tensor, m: Tensor | None) -> Tensor:
     return out[torch.arange(out.shape[0], device=out.device), last]
 
 
-class _RecurrentBaseline(nn.Module):
+class _Baseline(nn.Module):
+    """The calling convention of every baseline (that of the liquid layers): validate, append dt,
+    run the subclass's ``_sequence`` over (B, T, F+1), then mask and pick the outputs."""
+
+    input_size: int
+    units: int
+    dt_input: str
+    return_sequences: bool
+
+    @property
+    def out_features(self) -> int:
+        return self.units
+
+    def forward(
+        self,
+        input: Tensor,
+        hx: Any = None,
+        timespans: float | Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[Tensor, Any]:
+        x, m, batched, ts = _prepare(self, input, timespans, mask)
+        out, state = self._sequence(x, ts, m, hx)
+        return _result(out, m, batched, self.return_sequences), state
+
+    def _sequence(self, x: Tensor, ts: Tensor, m: Tensor | None, hx: Any) -> tuple[Tensor, Any]:
+        """Per-step outputs (B, T, H) and the final state, from x (B, T, F+1), elapsed times (B, T)."""
+        raise NotImplementedError
+
+
+class _RecurrentBaseline(_Baseline):
     """Shared body of the LSTM and GRU baselines."""
 
     kind = ""
@@ -95,9 +139,7 @@ class _RecurrentBaseline(nn.Module):
     ) -> None:
         super().__init__()
         self.dt_input = _check_dt_input(dt_input)
-        for name, value in (("input_size", input_size), ("units", units), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        _check_sizes(input_size=input_size, units=units, num_layers=num_layers)
         self.input_size = input_size
         self.units = units
         self.num_layers = num_layers
@@ -116,18 +158,7 @@ class _RecurrentBaseline(nn.Module):
     def state_size(self) -> int:
         return self.units * self.num_layers * (2 if self.kind == "lstm" else 1)
 
-    @property
-    def out_features(self) -> int:
-        return self.units
-
-    def forward(
-        self,
-        input: Tensor,
-        hx: Any = None,
-        timespans: float | Tensor | None = None,
-        mask: Tensor | None = None,
-    ) -> tuple[Tensor, Any]:
-        x, m, batched, _ = _prepare(self, input, timespans, mask)
+    def _sequence(self, x: Tensor, ts: Tensor, m: Tensor | None, hx: Any) -> tuple[Tensor, Any]:
         if m is None:
             out, state = self.rnn(x, hx)
         elif _is_prefix(m):
@@ -151,12 +182,7 @@ class _RecurrentBaseline(nn.Module):
                     state = torch.where(keep[None, :, None], new, state)
                 outs.append(y[:, 0])
             out = torch.stack(outs, dim=1)
-        if m is not None:
-            out = out * m.unsqueeze(-1).to(out.dtype)
-        result = out if self.return_sequences else _last_observed(out, m)
-        if not batched:
-            result = result[0]
-        return result, state
+        return out, state
 
     @torch.no_grad()
     def step(self, x: Tensor, hx: Any, dt: Tensor) -> tuple[Tensor, Any]:
@@ -198,7 +224,7 @@ class DtGRU(_RecurrentBaseline):
     kind = "gru"
 
 
-class DtTransformer(nn.Module):
+class DtTransformer(_Baseline):
     """A small causal Transformer encoder over the features plus dt, with one of two ways to see time.
 
     Attention is causal (step t sees steps <= t), so its per-step outputs are predictions from the
@@ -232,9 +258,7 @@ class DtTransformer(nn.Module):
         final_norm: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("units", units), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        _check_sizes(input_size=input_size, units=units, num_layers=num_layers)
         if units % num_heads != 0 or units % 2 != 0:
             raise ValueError(f"units must be even and divisible by num_heads={num_heads}; got units={units}")
         if time_encoding not in ("sinusoid", "alibi"):
@@ -273,28 +297,10 @@ class DtTransformer(nn.Module):
     def state_size(self) -> int:
         return 0
 
-    @property
-    def out_features(self) -> int:
-        return self.units
-
-    def forward(
-        self,
-        input: Tensor,
-        hx: Any = None,
-        timespans: float | Tensor | None = None,
-        mask: Tensor | None = None,
-    ) -> tuple[Tensor, Any]:
-        x, m, batched, ts = _prepare(self, input, timespans, mask)
+    def _sequence(self, x: Tensor, ts: Tensor, m: Tensor | None, hx: Any) -> tuple[Tensor, Any]:
         if self.time_encoding == "alibi":
-            out, state = self._alibi(x, ts, m, hx)
-        else:
-            out, state = self._sinusoid(x, ts, m), None
-        if m is not None:
-            out = out * m.unsqueeze(-1).to(out.dtype)
-        result = out if self.return_sequences else _last_observed(out, m)
-        if not batched:
-            result = result[0]
-        return result, state
+            return self._alibi(x, ts, m, hx)
+        return self._sinusoid(x, ts, m), None
 
     @torch.no_grad()
     def step(self, x: Tensor, hx: Any, dt: Tensor) -> tuple[Tensor, Any]:
