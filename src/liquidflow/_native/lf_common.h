@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* a helper of the hot loops: always inlined, so that a kernel compiles as if written out in place */
+#define LF_HOT static inline __attribute__((always_inline))
+
 static inline float lf_expf(float x) {
     x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
     /* n = round(x / ln 2) by the magic-number trick (vectorises; no rint call) */
