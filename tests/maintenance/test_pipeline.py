@@ -219,3 +219,23 @@ def test_bad_inputs_are_named():
         to_sequences(df, ["rms", "peak"])
     with pytest.raises(ValueError, match="needs a 'peak' column"):
         AmplitudeAlarm(feature="peak", feature_names=["rms"]).score(to_sequences(df.iloc[:1], ["rms"]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [("cfc", {"mixed_memory": True, "mode": "no_gate"}), ("ltc", {"mixed_memory": True, "ode_unfolds": 2})],
+)
+def test_liquid_core_options_train_save_and_load(tmp_path, tiny, kind, options):
+    _, seqs, parts = tiny
+    cfg = TrainConfig(epochs=1, units=8, chunk=32, liquid_options=options)
+    model = train_model(kind, parts["train"], parts["val"], FEATURES, horizon_days=H, config=cfg).model
+    assert model.core_options == options and model.core.mixed_memory
+    if kind == "ltc":
+        assert model.core.cell.ode_unfolds == 2
+    path = tmp_path / "m.lf"
+    save_risk_model(model, path)
+    loaded, _ = load_risk_model(path)
+    assert loaded.get_config()["core_options"] == options
+    np.testing.assert_array_equal(predict_sequences(loaded, seqs)[0], predict_sequences(model, seqs)[0])
+    with pytest.raises(ValueError, match="core_options apply to the liquid kinds"):
+        RiskModel("gru", list(FEATURES), core_options={"mixed_memory": True})

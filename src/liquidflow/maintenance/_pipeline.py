@@ -187,6 +187,7 @@ class TrainConfig:
     rul_cap_days: float | None = None  #: RUL target cap (default 2 H)
     seed: int = 0
     threads: int | None = 1  #: torch threads while training (small recurrent models run fastest on one)
+    liquid_options: dict[str, Any] = field(default_factory=dict)  #: extra CfC / LTC keywords (mixed_memory, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +226,7 @@ def build_risk_model(
         rul_cap_days=cfg.rul_cap_days if cfg.rul_cap_days is not None else 2 * horizon_days,
         log_features=_log_features(seqs.x, mask),
         seed=cfg.seed,
+        core_options=cfg.liquid_options if kind in ("cfc", "ltc") else None,
     )
     with torch.no_grad():
         z = model.transform_raw(torch.from_numpy(seqs.x[mask]))

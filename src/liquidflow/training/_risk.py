@@ -72,6 +72,7 @@ class RiskModel(nn.Module):
         log_features: list[bool] | None = None,
         seed: int = 0,
         wiring_seed: int = 22222,
+        core_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.kind = _check_kind(kind)
@@ -87,6 +88,10 @@ class RiskModel(nn.Module):
         self.rul_cap_days = float(rul_cap_days)
         self.seed = int(seed)
         self.wiring_seed = int(wiring_seed)
+        #: extra keywords for the liquid core (CfC / LTC), e.g. mixed_memory, mode, ode_unfolds
+        self.core_options = dict(core_options or {})
+        if self.core_options and kind not in ("cfc", "ltc"):
+            raise ValueError(f"core_options apply to the liquid kinds (cfc, ltc) only; got kind {kind!r}")
         self.register_buffer("input_mean", torch.zeros(F))
         self.register_buffer("input_std", torch.ones(F))
         lf = [False] * F if log_features is None else [bool(v) for v in log_features]
@@ -97,10 +102,12 @@ class RiskModel(nn.Module):
         self.core: Any
         self.head: nn.Module | None
         if kind == "cfc":
-            self.core = CfC(F, AutoNCP(self.units, self.motors, seed=self.wiring_seed), proj_size=2)
+            wiring = AutoNCP(self.units, self.motors, seed=self.wiring_seed)
+            self.core = CfC(F, wiring, proj_size=2, **self.core_options)
             self.head = None
         elif kind == "ltc":
-            self.core = LTC(F, AutoNCP(self.units, self.motors, seed=self.wiring_seed), proj_size=2, ode_unfolds=3)
+            wiring = AutoNCP(self.units, self.motors, seed=self.wiring_seed)
+            self.core = LTC(F, wiring, proj_size=2, **{"ode_unfolds": 3, **self.core_options})
             self.head = None
         elif kind in ("lstm", "gru"):
             rnn = DtLSTM if kind == "lstm" else DtGRU
@@ -138,6 +145,7 @@ class RiskModel(nn.Module):
             "log_features": [bool(v) for v in self.log_mask.tolist()],
             "seed": self.seed,
             "wiring_seed": self.wiring_seed,
+            "core_options": dict(self.core_options),
         }
 
     @classmethod
