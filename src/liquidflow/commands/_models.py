@@ -35,6 +35,28 @@ def load_risk(path: Path, param_hint: str = "--model") -> tuple[Any, dict[str, A
         raise typer.BadParameter(one_line(e), param_hint=param_hint) from e
 
 
+def load_trained(path: Path, command: str) -> tuple[Any, dict[str, Any]]:
+    """A model written by ``liquidflow train`` with its data pipeline (for ``evaluate`` / ``predict``),
+    or one line saying why the file is not one."""
+    model, meta = load_checkpoint(path, "CHECKPOINT")
+    if is_risk_model(model):
+        raise not_for_risk_models(path, command)
+    if "data_config" not in meta:
+        raise typer.BadParameter(f"{path} has no data pipeline in its metadata (was it written by train?)")
+    return model, meta
+
+
+def liquid_core(model: Any, path: Path) -> Any:
+    """The liquid core of a failure-risk model as export and inspect take it (``RiskExportView``), or
+    one line saying why it has none."""
+    from liquidflow.training import RiskExportView
+
+    try:
+        return RiskExportView(model)
+    except ValueError as e:
+        raise typer.BadParameter(f"{path}: {one_line(e)}", param_hint="MODEL") from e
+
+
 def is_risk_model(model: Any) -> bool:
     from liquidflow.training import RiskModel
 

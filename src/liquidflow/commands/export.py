@@ -56,7 +56,7 @@ def export(
     """Export a trained model to ONNX or to C99 for microcontrollers (see docs/export.md)."""
     from liquidflow.export import TARGETS, ToolError, footprint, to_c, to_onnx
 
-    from ._models import is_risk_model, load_checkpoint, one_line
+    from ._models import is_risk_model, liquid_core, load_checkpoint, one_line
 
     if target not in TARGETS:
         raise typer.BadParameter(f"target must be one of {sorted(TARGETS)}; got {target!r}", param_hint="--target")
@@ -69,12 +69,7 @@ def export(
         )
     net, _ = load_checkpoint(model)
     if is_risk_model(net):  # a maintenance model: its liquid core, fed the log-transformed features
-        from liquidflow.training import RiskExportView
-
-        try:
-            view = RiskExportView(net)
-        except ValueError as e:
-            raise typer.BadParameter(f"{model}: {one_line(e)}", param_hint="MODEL") from e
+        view = liquid_core(net, model)
         pre = net.preprocessing()
         logs = pre["log_features"]
         typer.echo(

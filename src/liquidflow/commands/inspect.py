@@ -55,16 +55,11 @@ def inspect(
     """Draw the wiring, neuron dynamics and sensory->motor influence of MODEL into OUT/report.html."""
     from liquidflow.interpret import inspect_model
 
-    from ._models import is_risk_model, load_checkpoint, one_line
+    from ._models import is_risk_model, liquid_core, load_checkpoint
 
     net, meta = load_checkpoint(model)
     if is_risk_model(net):  # a maintenance model: its liquid core, on the log-transformed features
-        from liquidflow.training import RiskExportView
-
-        try:
-            net = RiskExportView(net)
-        except ValueError as e:
-            raise typer.BadParameter(f"{model}: {one_line(e)}", param_hint="MODEL") from e
+        net = liquid_core(net, model)
         logs = meta.get("preprocessing", {}).get("log_features", [])
         typer.echo(f"note: failure-risk model: its liquid core, on inputs with log(x) taken first for {logs}")
     arrays: dict[str, Any] = {}

@@ -107,13 +107,9 @@ def evaluate(
     """Metrics of a checkpoint on data prepared exactly as in training."""
     from liquidflow.training import dataset_from_metadata, evaluate_model
 
-    from ._models import is_risk_model, load_checkpoint, not_for_risk_models
+    from ._models import load_trained
 
-    model, meta = load_checkpoint(checkpoint, "CHECKPOINT")
-    if is_risk_model(model):
-        raise not_for_risk_models(checkpoint, "evaluate")
-    if "data_config" not in meta:
-        raise typer.BadParameter(f"{checkpoint} has no data pipeline in its metadata (was it written by train?)")
+    model, meta = load_trained(checkpoint, "evaluate")
     ds, _ = dataset_from_metadata(meta, None if data is None else str(data), split)
     metrics = {"checkpoint": str(checkpoint), "split": split, "sequences": len(ds)}
     metrics.update(evaluate_model(model, ds, pad_to=meta.get("pad_to")))  # type: ignore[arg-type]
@@ -134,13 +130,9 @@ def predict(
 
     from liquidflow.training import dataset_from_metadata, predict_model
 
-    from ._models import is_risk_model, load_checkpoint, not_for_risk_models
+    from ._models import load_trained
 
-    model, meta = load_checkpoint(checkpoint, "CHECKPOINT")
-    if is_risk_model(model):
-        raise not_for_risk_models(checkpoint, "predict")
-    if "data_config" not in meta:
-        raise typer.BadParameter(f"{checkpoint} has no data pipeline in its metadata (was it written by train?)")
+    model, meta = load_trained(checkpoint, "predict")
     ds, series = dataset_from_metadata(meta, None if data is None else str(data), split, labels=False)
     preds = predict_model(model, ds, pad_to=meta.get("pad_to"))  # type: ignore[arg-type]
     classes = meta.get("classes")
