@@ -657,33 +657,48 @@ static int LF_SFX(uniform)(const REAL *ts, int64_t n) {
     return 1;
 }
 
+/* 1 when the chain's length and every layer's backbone are in range */
+static int LF_SFX(chain_ok)(int64_t L, const lf_cfc_layer *layers) {
+    if (L < 1 || L > LF_MAXL) return 0;
+    for (int64_t l = 0; l < L; l++) {
+        const lf_cfc_layer *d = layers + l;
+        if (d->backbone < 0 || d->backbone > LF_CFC_MAXBB || (d->backbone > 1 && !d->deep)) return 0;
+    }
+    return 1;
+}
+
+/* prepare the chain's layers (lay; see prepare) and its LSTM (*ls = lsp, or NULL without one): returns
+ * the layers' memory and sets *lmem to the LSTM's (both to free), or NULL when out of memory */
+static REAL *LF_SFX(prepare_chain)(int64_t L, const lf_cfc_layer *layers, LF_SFX(layer) *lay, int merged, REAL c,
+                                   int bwd, const lf_cfc_lstm *lstm, LF_SFX(lstmp) *lsp, LF_SFX(lstmp) **ls,
+                                   REAL **lmem) {
+    *ls = 0;
+    *lmem = 0;
+    REAL *mem = LF_SFX(prepare)(L, layers, lay, merged, c, bwd);
+    if (!mem || !lstm) return mem;
+    *lmem = LF_SFX(prepare_lstm)(lstm, lsp);
+    if (!*lmem) {
+        lf_free(mem);
+        return 0;
+    }
+    *ls = lsp;
+    return mem;
+}
+
 /* States S (T, B, N) of the chain. Returns 1 when the gate heads were merged (uniform dt, allowed
  * by merge_ok, some layer has a backbone), 0 when not, -1 when out of memory. */
 int LF_SFX(lf_cfc_forward)(int64_t L, const lf_cfc_layer *layers, int64_t T, int64_t B, int64_t N, const REAL *P,
                            int64_t K0, const REAL *ts, const uint8_t *keep, const REAL *h0, REAL *S, int64_t merge_ok,
                            const lf_cfc_lstm *lstm, int64_t nt) {
     if (lstm && (lstm->size != N || !lstm->c || !lstm->pre || !lstm->c0 || !lstm->r_t.data)) return -2;
-    if (L < 1 || L > LF_MAXL) return -2;
+    if (!LF_SFX(chain_ok)(L, layers)) return -2;
     LF_SFX(layer) lay[LF_MAXL];
     int anyb = 0;
-    for (int64_t l = 0; l < L; l++) {
-        const lf_cfc_layer *d = layers + l;
-        if (d->backbone < 0 || d->backbone > LF_CFC_MAXBB || (d->backbone > 1 && !d->deep)) return -2;
-        anyb |= d->backbone != 0 && d->mode != LF_CFC_MODE_PURE;
-    }
+    for (int64_t l = 0; l < L; l++) anyb |= layers[l].backbone != 0 && layers[l].mode != LF_CFC_MODE_PURE;
     int merged = merge_ok && anyb && LF_SFX(uniform)(ts, T * B);
-    REAL *mem = LF_SFX(prepare)(L, layers, lay, merged, merged ? ts[0] : 0, 0);
+    LF_SFX(lstmp) lsp, *ls;
+    REAL *lmem, *mem = LF_SFX(prepare_chain)(L, layers, lay, merged, merged ? ts[0] : 0, 0, lstm, &lsp, &ls, &lmem);
     if (!mem) return -1;
-    LF_SFX(lstmp) lsp, *ls = 0;
-    REAL *lmem = 0;
-    if (lstm) {
-        lmem = LF_SFX(prepare_lstm)(lstm, &lsp);
-        if (!lmem) {
-            lf_free(mem);
-            return -1;
-        }
-        ls = &lsp;
-    }
     int fail = 0;
     int nth = lf_threads(B, nt);
 #pragma omp parallel num_threads(nth) reduction(| : fail)
@@ -703,11 +718,10 @@ int LF_SFX(lf_cfc_forward)(int64_t L, const lf_cfc_layer *layers, int64_t T, int
 int LF_SFX(lf_cfc_backward)(int64_t L, const lf_cfc_layer *layers, int64_t T, int64_t B, int64_t N, const REAL *ts,
                             const uint8_t *keep, const REAL *h0, const REAL *S, const REAL *gS, REAL *gh0,
                             int64_t merged, const lf_cfc_lstm *lstm, int64_t nt) {
-    if (L < 1 || L > LF_MAXL) return -2;
+    if (!LF_SFX(chain_ok)(L, layers)) return -2;
     if (lstm && (lstm->size != N || !lstm->c || !lstm->hl || !lstm->gates || !lstm->c0 || !lstm->r_t.data)) return -2;
     for (int64_t l = 0; l < L; l++) { /* the saved buffers the adjoint reads */
         const lf_cfc_layer *d = layers + l;
-        if (d->backbone < 0 || d->backbone > LF_CFC_MAXBB || (d->backbone > 1 && !d->deep)) return -2;
         int need_zd = d->activation == LF_CFC_ACT_GELU || d->activation == LF_CFC_ACT_SILU;
         if (!d->f || (!d->g && d->mode != LF_CFC_MODE_PURE)) return -2;
         if (d->backbone && (!d->z || ((need_zd || d->drop) && !d->zd))) return -2;
@@ -718,18 +732,9 @@ int LF_SFX(lf_cfc_backward)(int64_t L, const lf_cfc_layer *layers, int64_t T, in
     }
     LF_SFX(layer) lay[LF_MAXL];
     REAL c = merged ? ts[0] : 0;
-    REAL *mem = LF_SFX(prepare)(L, layers, lay, (int)merged, c, 1);
+    LF_SFX(lstmp) lsp, *ls;
+    REAL *lmem, *mem = LF_SFX(prepare_chain)(L, layers, lay, (int)merged, c, 1, lstm, &lsp, &ls, &lmem);
     if (!mem) return -1;
-    LF_SFX(lstmp) lsp, *ls = 0;
-    REAL *lmem = 0;
-    if (lstm) {
-        lmem = LF_SFX(prepare_lstm)(lstm, &lsp);
-        if (!lmem) {
-            lf_free(mem);
-            return -1;
-        }
-        ls = &lsp;
-    }
     int nth = lf_threads(B, nt);
     int64_t stride = 0;
     for (int64_t l = 0; l < L; l++) stride += lay[l].acc;

@@ -58,8 +58,10 @@ static inline float lf_tanhf(float x) {
 /* double exp without libm calls, so that loops using it vectorise as they do for float (libm's exp is
  * a scalar call): Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, the Taylor polynomial of
  * degree 13 (truncation < 4e-18 relative), 2^n by exponent bits; arguments clamped to [-708, 709].
- * Max relative error 2.2e-16 against libm. Used by the float64 CfC and LTC sequence kernels. */
-static inline double lf_exp_d(double x) {
+ * lf_exp_d_tail is the part shared with step.c's lf_step_exp (which sums the last terms in another
+ * order): it returns the polynomial's tail q = sum_{k=2..13} r^(k-2) / k!, so that
+ * exp(x) = 2^n (1 + r + r^2 q), with r in *rr and 2^n in *scale. */
+static inline double lf_exp_d_tail(double x, double *rr, double *scale) {
     x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
     const double magic = 6755399441055744.0; /* 1.5 * 2^52: round to nearest by the FPU */
     const double fn = (x * 1.4426950408889634074 + magic) - magic;
@@ -76,11 +78,17 @@ static inline double lf_exp_d(double x) {
     p = p * r + 1.0 / 24.0;
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
     const int64_t bits = ((int64_t)fn + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
+    memcpy(scale, &bits, sizeof *scale);
+    *rr = r;
+    return p;
+}
+
+/* Max relative error 2.2e-16 against libm. Used by the float64 CfC and LTC sequence kernels. */
+static inline double lf_exp_d(double x) {
+    double r, scale, p = lf_exp_d_tail(x, &r, &scale);
+    p = p * r + 1.0;
+    p = p * r + 1.0;
     return p * scale;
 }
 

@@ -110,31 +110,13 @@ static inline float lf_step_softplusf(float x) {
     return x > 20.0f ? x : r;
 }
 
-/* double exp, vectorisable: x = n ln2 + r (ln 2 in two parts, |r| <= ln2 / 2), exp(r) by its
- * Taylor polynomial to degree 13 (truncation error < 4e-18 relative), 2^n by exponent bits.
- * Arguments are clamped to [-708, 709] (below, 3e-308 stands for 0: harmless in the sigmoids). */
+/* double exp, vectorisable: lf_common.h's range reduction and Taylor polynomial (degree 13), its
+ * last terms summed as r^2 q + r + 1. Arguments are clamped to [-708, 709] (below, 3e-308 stands for
+ * 0: harmless in the sigmoids). */
 static inline double lf_step_exp(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52: rounds to an integer */
-    double fn = (x * 1.4426950408889634 + magic) - magic;
-    double r = x - fn * 6.93147180369123816490e-01;
-    r = r - fn * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    double y = (p * r) * r + r + 1.0;
-    int64_t bits = ((int64_t)fn + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
+    double r, scale;
+    const double q = lf_exp_d_tail(x, &r, &scale);
+    const double y = (q * r) * r + r + 1.0;
     return y * scale;
 }
 

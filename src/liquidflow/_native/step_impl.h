@@ -287,6 +287,23 @@ typedef struct {
     REAL *y, *hn;
 } LF_SFX(lf_st_ltc_args);
 
+/* num_j += sum_i s_ij we_ij, den_j += sum_i s_ij w_ij with s_ij = sigmoid(sigma_ij (u_i - mu_ij)), over
+ * tables (n_in, N) [presynaptic i][postsynaptic j]: the sensory and the recurrent synapses */
+LF_HOT void LF_SFX(lf_st_synapses)(int64_t n_in, int64_t N, const REAL *restrict u, const REAL *restrict sigma,
+                                   const REAL *restrict mu, const REAL *restrict we, const REAL *restrict w,
+                                   REAL *restrict num, REAL *restrict den) {
+    for (int64_t i = 0; i < n_in; i++) {
+        const REAL ui = u[i];
+        const REAL *sg = sigma + i * N, *m = mu + i * N, *a1 = we + i * N, *a2 = w + i * N;
+#pragma omp simd
+        for (int64_t j = 0; j < N; j++) {
+            REAL s = LF_SIG(sg[j] * (ui - m[j]));
+            num[j] += s * a1[j];
+            den[j] += s * a2[j];
+        }
+    }
+}
+
 /* batch rows [b0, b1) of an LTC step; rbuf holds 6 N + I + M values */
 static void LF_SFX(lf_st_ltc_rows)(const LF_SFX(lf_st_ltc_args) *a, int64_t b0, int64_t b1, REAL *rbuf) {
     const int64_t N = a->N, I = a->I, M = a->M, L = a->L, imap = a->imap, omap = a->omap, proj = a->proj;
@@ -306,16 +323,7 @@ static void LF_SFX(lf_st_ltc_rows)(const LF_SFX(lf_st_ltc_args) *a, int64_t b0, 
         }
         /* sensory synapses: numerator and denominator sums over the inputs */
         for (int64_t j = 0; j < N; j++) num[j] = den[j] = 0;
-        for (int64_t i = 0; i < I; i++) {
-            const REAL xi = xm[i];
-            const REAL *sg = ssigma + i * N, *sm = smu + i * N, *a1 = swe + i * N, *a2 = sw + i * N;
-#pragma omp simd
-            for (int64_t j = 0; j < N; j++) {
-                REAL s = LF_SIG(sg[j] * (xi - sm[j]));
-                num[j] += s * a1[j];
-                den[j] += s * a2[j];
-            }
-        }
+        LF_SFX(lf_st_synapses)(I, N, xm, ssigma, smu, swe, sw, num, den);
         for (int64_t j = 0; j < N; j++) {
             bn[j] = num[j] + gl[j] * a->vleak[j];
             bd[j] = den[j] + (gl[j] + (REAL)a->eps);
@@ -327,16 +335,7 @@ static void LF_SFX(lf_st_ltc_rows)(const LF_SFX(lf_st_ltc_args) *a, int64_t b0, 
                 num[j] = bn[j];
                 den[j] = bd[j] + c[j];
             }
-            for (int64_t i = 0; i < N; i++) { /* presynaptic i -> postsynaptic j */
-                const REAL vi = v[i];
-                const REAL *sg = sigma + i * N, *m = mu + i * N, *a1 = we + i * N, *a2 = w + i * N;
-#pragma omp simd
-                for (int64_t j = 0; j < N; j++) {
-                    REAL s = LF_SIG(sg[j] * (vi - m[j]));
-                    num[j] += s * a1[j];
-                    den[j] += s * a2[j];
-                }
-            }
+            LF_SFX(lf_st_synapses)(N, N, v, sigma, mu, we, w, num, den);
 #pragma omp simd
             for (int64_t j = 0; j < N; j++) v[j] = (num[j] + c[j] * v[j]) / den[j];
         }
