@@ -122,13 +122,7 @@ int lf_cfc_maxbackbone(void) { return LF_CFC_MAXBB; }
 #define LF_SIGMOID lf_sigmoidf
 #define LF_EXP lf_expf
 #define LF_ERF erff
-#include "cfc_impl.h"
-#undef REAL
-#undef LF_SFX
-#undef LF_TANH
-#undef LF_SIGMOID
-#undef LF_EXP
-#undef LF_ERF
+#include "cfc_impl.h" /* undefines the macros above at its end */
 
 /* double exp, tanh and sigmoid that vectorise (libm's are scalar calls: the float64 kernel ran ~3x the
  * float32 one): exp is lf_common.h's lf_exp_d (max relative error 2.2e-16 against libm). tanh from exp(-2|x|):
@@ -148,10 +142,4 @@ static inline double lf_cfc_tanh(double x) {
 #define LF_SIGMOID lf_cfc_sigmoid
 #define LF_EXP lf_cfc_exp
 #define LF_ERF erf
-#include "cfc_impl.h"
-#undef REAL
-#undef LF_SFX
-#undef LF_TANH
-#undef LF_SIGMOID
-#undef LF_EXP
-#undef LF_ERF
+#include "cfc_impl.h" /* undefines the macros above at its end */

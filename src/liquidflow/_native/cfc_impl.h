@@ -794,3 +794,11 @@ int LF_SFX(lf_cfc_backward)(int64_t L, const lf_cfc_layer *layers, int64_t T, in
 #undef LF_AT
 #undef LF_LECUN_A
 #undef LF_LECUN_B
+
+/* the template's parameters, defined by cfc.c before each inclusion */
+#undef REAL
+#undef LF_SFX
+#undef LF_TANH
+#undef LF_SIGMOID
+#undef LF_EXP
+#undef LF_ERF

@@ -84,13 +84,7 @@ LF_ABI_EXPORTS(ltc, LF_LTC_ABI_VERSION, lf_ltc_abi_fields)
 #define LF_TANH lf_tanhf
 #define LF_SIGMOID lf_sigmoidf
 #include "lstm_impl.h"
-#include "ltc_impl.h"
-#undef REAL
-#undef LANES
-#undef LF_SIG
-#undef LF_SFX
-#undef LF_TANH
-#undef LF_SIGMOID
+#include "ltc_impl.h" /* undefines the macros above at its end */
 
 /* lf_common.h's libm-free double exp, so that the float64 synapse loops vectorise */
 static inline double lf_exp_v(double x) { return lf_exp_d(x); }
@@ -104,10 +98,4 @@ static inline double lf_sigmoid_v(double x) { return 1.0 / (1.0 + lf_exp_v(-x));
 #define LF_TANH lf_tanh
 #define LF_SIGMOID lf_sigmoid_v
 #include "lstm_impl.h"
-#include "ltc_impl.h"
-#undef REAL
-#undef LANES
-#undef LF_SIG
-#undef LF_SFX
-#undef LF_TANH
-#undef LF_SIGMOID
+#include "ltc_impl.h" /* undefines the macros above at its end */

@@ -818,3 +818,12 @@ int LF_SFX(lf_ltc_sensory_bwd)(const lf_ltc_sensory *a) {
                                    a->grad_base, a->grad_x, a->grad_leak, a->grad_sw, a->grad_swe, a->grad_ssig,
                                    a->grad_ssm, (int)a->need_w, (int)a->threads);
 }
+
+/* the template's parameters, defined by ltc.c before each inclusion (lstm_impl.h, included first,
+ * uses them too) */
+#undef REAL
+#undef LANES
+#undef LF_SIG
+#undef LF_SFX
+#undef LF_TANH
+#undef LF_SIGMOID
