@@ -65,6 +65,20 @@ def test_demo_end_to_end_reduced(tmp_path):
     assert "max |risk_C - risk_Python|" in text or "skipped" in text
 
 
+def test_demo_horizon_and_seeds_options(tmp_path):
+    out = tmp_path / "run"
+    args = ["demo", "--machines", "8", "--days", "20", "--epochs", "1", "--baselines", "gru", "--no-c-export"]
+    res = runner.invoke(build_app(), [*args, "--horizon-days", "7", "--seeds", "2", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["horizon_days"] == 7.0 and metrics["fleet"]["horizon_days"] == 7.0
+    assert metrics["metrics"]["GRU"]["seeds"] == [0, 1] and "auprc_std" in metrics["metrics"]["CfC+AutoNCP"]
+    assert "(H = 7 days" in res.output and " ± " in res.output
+    for bad, hint in ((["--seeds", "0"], "seeds must be >= 1"), (["--horizon-days", "0"], "horizon must be > 0")):
+        res = runner.invoke(build_app(), [*args, *bad, "--out", str(tmp_path / "bad")])
+        assert res.exit_code != 0 and hint in res.output
+
+
 def test_maintenance_train_evaluate_monitor_on_a_csv(tmp_path):
     app = build_app()
     data = tmp_path / "fleet.csv"

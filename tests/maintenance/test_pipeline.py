@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,6 +79,25 @@ def test_liquid_model_beats_the_amplitude_alarm_lead_time():
     liquid, alarm = bench.metrics["cfc"], bench.metrics["threshold"]
     assert liquid["failures"] >= 3
     assert liquid["lead_time_days"] > alarm["lead_time_days"] + 1.0, (liquid, alarm)
+
+
+def test_benchmark_over_training_seeds_reports_mean_and_std(tiny):
+    df, _, _ = tiny
+    cfg = TrainConfig(epochs=1, units=8, hidden=8, window=8, chunk=32)
+    one = [run_benchmark(df, baselines=("gru",), config=replace(cfg, seed=s), seed=0) for s in (0, 1)]
+    both = run_benchmark(df, baselines=("gru",), config=cfg, seed=0, train_seeds=[0, 1])
+    for kind in ("cfc", "gru"):
+        m = both.metrics[kind]
+        vals = [b.metrics[kind]["auprc"] for b in one]
+        assert m["seeds"] == [0, 1] and [p["auprc"] for p in m["per_seed"]] == pytest.approx(vals)
+        assert m["auprc"] == pytest.approx(np.mean(vals)) and m["auprc_std"] == pytest.approx(np.std(vals))
+        assert m["parameters"] == one[0].metrics[kind]["parameters"]  # the first seed's model is kept
+    text = both.table_text()
+    assert f"{both.metrics['gru']['auprc']:.3f} ± {both.metrics['gru']['auprc_std']:.3f}" in text
+    assert "mean ± std over training seeds [0, 1]" in text
+    tuned = replace(cfg, liquid_options={"mixed_memory": True})
+    b = run_benchmark(df, baselines=(), config=cfg, liquid_config=tuned, seed=0)
+    assert b.models["cfc"].core_options == {"mixed_memory": True}
 
 
 # ---------------------------------------------------------------------------- Monitor

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,9 @@ def run_demo(
     c_export: bool = True,
     progress: bool = True,
     echo: Any = print,
+    horizon_days: float = 14.0,
+    seeds: int = 1,
+    liquid_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns a summary dict (also written to ``<out>/metrics.json``)."""
     import torch
@@ -56,7 +60,7 @@ def run_demo(
     steps = 6
 
     echo(f"[1/{steps}] Simulating {machines} machines over {days:g} days (seed {seed})...")
-    fleet = simulate_fleet(n_machines=machines, days=days, seed=seed)
+    fleet = simulate_fleet(n_machines=machines, days=days, seed=seed, horizon_days=horizon_days)
     df = fleet.readings
     n_fail = int(fleet.machines["fails_in_run"].sum())
     echo(
@@ -68,12 +72,15 @@ def run_demo(
 
     echo(f"[2/{steps}] Training the liquid model ({NAMES[liquid]}) and baselines ({', '.join(baselines)})...")
     cfg = TrainConfig(epochs=epochs, units=units, seed=seed)
+    liquid_cfg = replace(cfg, liquid_options=dict(liquid_options)) if liquid_options else None
     bench = run_benchmark(
         df,
         liquid=liquid,
         baselines=baselines,
         budget=budget,
         config=cfg,
+        liquid_config=liquid_cfg,
+        train_seeds=[seed + k for k in range(seeds)] if seeds > 1 else None,
         seed=seed,
         progress=progress,
         log=lambda s: echo("      " + s),
@@ -160,6 +167,12 @@ def demo(
     ] = 0.5,
     c_export: Annotated[bool, typer.Option(help="export the liquid model to C and check it against Python")] = True,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    horizon_days: Annotated[
+        float, typer.Option("--horizon-days", help="H: predict failures within H days (the alarm's lead-time goal)")
+    ] = 14.0,
+    seeds: Annotated[
+        int, typer.Option(help="training seeds per model (same machines): the table shows mean ± std")
+    ] = 1,
 ) -> None:
     """Predictive maintenance on a simulated fleet: the liquid model against an amplitude alarm,
     LSTM, GRU and Transformer; prints one table and writes figures and JSON into a run folder."""
@@ -170,6 +183,10 @@ def demo(
         raise typer.BadParameter(f"unknown baselines {bad}; allowed: {', '.join(allowed)}", param_hint="--baselines")
     if liquid not in ("cfc", "ltc"):
         raise typer.BadParameter(f"liquid must be cfc or ltc; got {liquid!r}", param_hint="--liquid")
+    if seeds < 1:
+        raise typer.BadParameter(f"seeds must be >= 1; got {seeds}", param_hint="--seeds")
+    if not horizon_days > 0:
+        raise typer.BadParameter(f"horizon must be > 0 days; got {horizon_days}", param_hint="--horizon-days")
     run_demo(
         out=out,
         machines=machines,
@@ -183,6 +200,8 @@ def demo(
         c_export=c_export,
         progress=progress,
         echo=typer.echo,
+        horizon_days=horizon_days,
+        seeds=seeds,
     )
 
 

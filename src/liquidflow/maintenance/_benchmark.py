@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,9 @@ NAMES = {
     "gru": "GRU",
     "transformer": "Transformer",
 }
+
+#: metrics averaged over training seeds (the others are the first seed's model's)
+SEED_METRICS = ("auroc", "auprc", "lead_time_days", "false_alarms_per_machine_month", "rul_mae_days", "train_seconds")
 
 #: (metric key, row label, format) in table order
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -78,6 +82,8 @@ class Benchmark:
                 v = m.get(metric)
                 if v is None or (isinstance(v, float) and not np.isfinite(v)):
                     col.append("—")
+                elif f"{metric}_std" in m:  # several training seeds: mean ± std
+                    col.append(f"{fmt.format(v)} ± {fmt.format(m[f'{metric}_std'])}")
                 else:
                     col.append(fmt.format(v))
             cols[NAMES.get(key, key)] = col
@@ -103,7 +109,12 @@ class Benchmark:
             if key != "threshold":
                 by.setdefault(str(m.get("bytes_measure", "float32 weights")), []).append(NAMES.get(key, key))
         parts = [f"{how} for {', '.join(names)}" for how, names in by.items()]
-        return "Model bytes: " + "; ".join(parts) + "; the amplitude alarm stores 2 floats."
+        note = "Model bytes: " + "; ".join(parts) + "; the amplitude alarm stores 2 floats."
+        seeds = next((m["seeds"] for m in self.metrics.values() if "seeds" in m), None)
+        if seeds:
+            note += (f"\nmean ± std over training seeds {seeds} (same machines); the rows without ± are"
+                     f" seed {seeds[0]}'s models.")  # fmt: skip
+        return note
 
     def table_markdown(self) -> str:
         t = self.table()
@@ -122,6 +133,8 @@ def run_benchmark(
     budget: float = 0.5,
     config: TrainConfig | None = None,
     seed: int = 0,
+    train_seeds: Sequence[int] | None = None,
+    liquid_config: TrainConfig | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Benchmark:
@@ -129,6 +142,10 @@ def run_benchmark(
     training machines (best epoch on validation), then score all of them on the test machines.
 
     ``budget`` is the false-alarm budget per machine-month at which alarm thresholds are set.
+    ``train_seeds``: train every neural model once per seed (same machines); the metrics are the
+    means, with ``<metric>_std`` beside them (population std) and the table shows mean ± std; the
+    models, risks and thresholds kept are the first seed's. ``liquid_config``: the liquid model's own
+    recipe (default: ``config``), e.g. a tuned one (benchmarks/maintenance_tune.py).
     """
     say = log or (lambda s: None)
     if liquid not in LIQUID_KINDS:
@@ -160,21 +177,33 @@ def run_benchmark(
 
     models: dict[str, RiskModel] = {}
     val_thresholds: dict[str, float] = {}
+    seeds = list(train_seeds) if train_seeds else [cfg.seed]
     for kind in (liquid, *baselines):
-        say(f"training {NAMES.get(kind, kind)}")
-        res = train_model(
-            kind, train, val, feats, horizon_days=H, config=cfg, progress=progress, label=NAMES.get(kind, kind)
-        )
+        say(f"training {NAMES.get(kind, kind)}" + (f" with seeds {seeds}" if len(seeds) > 1 else ""))
+        kcfg = liquid_config if (kind == liquid and liquid_config is not None) else cfg
+        runs = []
+        for s in seeds:
+            res = train_model(kind, train, val, feats, horizon_days=H, config=replace(kcfg, seed=s),
+                              progress=progress, label=NAMES.get(kind, kind))  # fmt: skip
+            r, rul = predict_sequences(res.model, test)
+            sm = dict(score_metrics(test, test.flat(r), budget, test.flat(rul), res.model.rul_cap_days))
+            runs.append((res, r, {**sm, "train_seconds": res.train_seconds}))
+        res, r = runs[0][0], runs[0][1]
+        m = dict(runs[0][2])
         model = res.model
-        r, rul = predict_sequences(model, test)
-        m = dict(score_metrics(test, test.flat(r), budget, test.flat(rul), model.rul_cap_days))
+        if len(runs) > 1:
+            for key in SEED_METRICS:
+                vals = np.array([float(x[2][key]) for x in runs])
+                vals = vals[np.isfinite(vals)]  # e.g. no lead time where no failure was alarmed
+                m[key], m[f"{key}_std"] = (float(vals.mean()), float(vals.std())) if vals.size else (math.nan, math.nan)
+            m["seeds"] = seeds
+            m["per_seed"] = [{key: float(x[2][key]) for key in SEED_METRICS} for x in runs]
         nbytes, how = export_bytes(model)
         m.update(
             parameters=model.parameter_count(),
             model_bytes=nbytes,
             bytes_measure=how,
             step_latency_us=step_latency_us(model),
-            train_seconds=res.train_seconds,
             best_epoch=res.best_epoch,
         )
         if len(val.ids):
@@ -184,8 +213,9 @@ def run_benchmark(
         risk[kind] = r
         models[kind] = model
         say(
-            f"  {NAMES.get(kind, kind)}: AUPRC {m['auprc']:.3f}, lead time {m['lead_time_days']:.2f} d "
-            f"({res.train_seconds:.1f} s)"
+            f"  {NAMES.get(kind, kind)}: AUPRC {m['auprc']:.3f}"
+            + (f" ± {m['auprc_std']:.3f}" if "auprc_std" in m else "")
+            + f", lead time {m['lead_time_days']:.2f} d ({m['train_seconds']:.1f} s per run)"
         )
     for m in metrics.values():
         m["detected_of"] = f"{m['detected']}/{m['failures']}"
