@@ -22,6 +22,7 @@ SHARED_INTERNALS = (
     "liquidflow._files",  # atomic writes
     "liquidflow._build",  # compile and cache C
     "liquidflow._validate",  # input checks of every torch layer
+    "liquidflow._frontend",  # option rules both front ends' sequence layers share
 )
 
 

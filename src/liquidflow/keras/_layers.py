@@ -24,6 +24,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options
 from ..wirings import Wiring
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell, _check_int, as_wiring
 
@@ -514,21 +515,11 @@ class CfC(_LiquidRNN):
     ) -> None:
         cell: keras.layers.Layer
         if isinstance(units, (Wiring, dict)):
-            if backbone_units is not None or backbone_layers is not None or backbone_dropout is not None:
-                raise ValueError(
-                    "backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)"
-                )
-            if head_activation != "tanh":
-                raise ValueError(f"head_activation={head_activation!r} needs a dense CfC (units an int); "
-                                 "wired CfC heads use tanh")  # fmt: skip
+            check_wired_cfc_options(backbone_units, backbone_layers, backbone_dropout, head_activation)
             cell = WiredCfCCell(as_wiring(units), mode, name="wired_cfc_cell", dtype=kwargs.get("dtype"))
             backbone: tuple[Any, Any, Any] = (None, None, None)
         elif isinstance(units, int) and not isinstance(units, bool):
-            backbone = (
-                128 if backbone_units is None else backbone_units,
-                1 if backbone_layers is None else backbone_layers,
-                0.0 if backbone_dropout is None else backbone_dropout,
-            )
+            backbone = cfc_backbone(backbone_units, backbone_layers, backbone_dropout)
             cell = CfCCell(
                 units,
                 mode,
@@ -564,13 +555,5 @@ class CfC(_LiquidRNN):
     def get_config(self) -> dict[str, Any]:
         config = self._base_config()
         wiring = self.wiring
-        config.update(
-            units=wiring.get_config() if wiring is not None else self.rnn_cell.units,
-            mode=self.mode,
-            activation=self.activation,
-            backbone_units=self.backbone_units,
-            backbone_layers=self.backbone_layers,
-            backbone_dropout=self.backbone_dropout,
-            head_activation=self.head_activation,
-        )
+        config.update(units=wiring.get_config() if wiring is not None else self.rnn_cell.units, **cfc_options(self))
         return config

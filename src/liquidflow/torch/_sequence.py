@@ -15,6 +15,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options
 from .._validate import (
     check_device,
     check_finite,
@@ -432,20 +433,14 @@ class CfC(_SequenceLayer):
         self.mode = mode
         self.activation = activation
         if isinstance(units, Wiring):
-            if backbone_units is not None or backbone_layers is not None or backbone_dropout is not None:
-                raise ValueError(
-                    "backbone_units/layers/dropout cannot be used with a wiring (wired CfC has no backbone)"
-                )
-            if head_activation != "tanh":
-                raise ValueError(f"head_activation={head_activation!r} needs a dense CfC (units an int); "
-                                 "wired CfC heads use tanh")  # fmt: skip
+            check_wired_cfc_options(backbone_units, backbone_layers, backbone_dropout, head_activation)
             self.cell = WiredCfCCell(input_size, units, mode)
             self.backbone_units = self.backbone_layers = None
             self.backbone_dropout = None
         elif isinstance(units, int) and not isinstance(units, bool):
-            self.backbone_units = 128 if backbone_units is None else backbone_units
-            self.backbone_layers = 1 if backbone_layers is None else backbone_layers
-            self.backbone_dropout = 0.0 if backbone_dropout is None else backbone_dropout
+            self.backbone_units, self.backbone_layers, self.backbone_dropout = cfc_backbone(
+                backbone_units, backbone_layers, backbone_dropout
+            )
             self.cell = CfCCell(
                 input_size,
                 units,
@@ -473,13 +468,5 @@ class CfC(_SequenceLayer):
     def get_config(self) -> dict[str, Any]:
         cfg = self._common_config()
         wiring = self.wiring
-        cfg.update(
-            units=wiring.get_config() if wiring is not None else self.state_size,
-            mode=self.mode,
-            activation=self.activation,
-            backbone_units=self.backbone_units,
-            backbone_layers=self.backbone_layers,
-            backbone_dropout=self.backbone_dropout,
-            head_activation=self.head_activation,
-        )
+        cfg.update(units=wiring.get_config() if wiring is not None else self.state_size, **cfc_options(self))
         return cfg
