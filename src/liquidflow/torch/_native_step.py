@@ -381,11 +381,18 @@ _DECLINED = {
 }
 
 
+def _place_reason(t: Tensor, name: str, dtype: torch.dtype | None) -> str | None:
+    """Why tensor ``name`` cannot go to C as it is: not on the CPU, or not in the layer's dtype."""
+    if not t.is_cpu:
+        return abi.not_cpu(t.device)
+    if t.dtype is not dtype:
+        return abi.mixed_dtypes(f"layer {dtype}, {name} {t.dtype}")
+    return None
+
+
 def _input_reason(x: Tensor, dtype: torch.dtype | None, I: int, B: int) -> str:
-    if not x.is_cpu:
-        return abi.not_cpu(x.device)
-    if x.dtype is not dtype:
-        return abi.mixed_dtypes(f"layer {dtype}, input {x.dtype}")
+    if reason := _place_reason(x, "input", dtype):
+        return reason
     if x.shape[-1] != I:
         return f"shape: input {tuple(x.shape)}, the layer takes {I} features"
     if B == 0:
@@ -396,10 +403,8 @@ def _input_reason(x: Tensor, dtype: torch.dtype | None, I: int, B: int) -> str:
 def _state_reason(hx: Any, dtype: torch.dtype | None, shape: tuple[int, ...]) -> str:
     if not isinstance(hx, Tensor):
         return f"the state is a {type(hx).__name__}, not a tensor"
-    if not hx.is_cpu:
-        return abi.not_cpu(hx.device)
-    if hx.dtype is not dtype:
-        return abi.mixed_dtypes(f"layer {dtype}, state {hx.dtype}")
+    if reason := _place_reason(hx, "state", dtype):
+        return reason
     if hx.shape != shape:
         return f"shape: state {tuple(hx.shape)}, expected {shape}"
     return "the state is not contiguous"
@@ -410,10 +415,8 @@ def _dt_reason(dt: Any, dtype: torch.dtype | None, B: int) -> str:
         return f"dt={dt!r}; the C step takes a finite dt > 0"
     if not isinstance(dt, Tensor):
         return f"dt is a {type(dt).__name__}; the C step takes a float or a tensor"
-    if not dt.is_cpu:
-        return abi.not_cpu(dt.device)
-    if dt.dtype is not dtype:
-        return abi.mixed_dtypes(f"layer {dtype}, dt {dt.dtype}")
+    if reason := _place_reason(dt, "dt", dtype):
+        return reason
     if dt.numel() != B:
         return f"shape: dt {tuple(dt.shape)}, expected one value per batch row ({B})"
     return f"dt of shape {tuple(dt.shape)} is not contiguous"
