@@ -12,6 +12,11 @@ Conventions (also in docs/math.md):
 * Neurons ``0 .. output_dim-1`` are the motor (output) neurons.
 * A wiring is *built* once its input dimension is known (``build(input_dim)``); sensory synapses
   exist only after that. Layers copy the wiring they are given, so one object can serve many layers.
+
+Why one file (about 500 lines): it is the public module ``liquidflow.wirings``, the counterpart of
+``ncps.wirings`` one class for one class, and the random graphs must draw from the random streams in
+ncps' order; keeping the constructors side by side in one file, as ncps has them, keeps that order
+checkable against the original at a glance.
 """
 
 from __future__ import annotations

@@ -18,6 +18,13 @@ Layout of the step (docs/export.md):
 output channel (per row of a linear map; per post-synaptic neuron for LTC synapses):
 ``q = round(w / s)``, ``s = max|w| / 127``; vectors (biases, leak, capacitance, normalisation) and
 all activations stay float32, and products accumulate in float.
+
+Why one file (about 600 lines): generating is one pass over one accumulator. ``_Gen`` hands out the
+array names, counts the flash bytes and records which C helpers are used while the emitters
+(``_emit_ltc``, ``_emit_cfc``, ``_emit_lstm``) write the step body, and ``to_c`` assembles header,
+helpers and body from that same state. Emitters in a module of their own would reach into
+``_Gen``'s internals from outside, and the order arrays are named in (which the generated file's
+bytes depend on) would be spread over two modules.
 """
 
 from __future__ import annotations

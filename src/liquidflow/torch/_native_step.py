@@ -23,6 +23,10 @@ shape, dtype or device, elapsed times that are not finite and positive. :func:`s
 exactly there, and the torch path then runs (and raises the error for malformed calls) — and also
 where the C kernel finds NaN or Inf in the input or state, or a tensor of elapsed times that are not
 finite and positive: values are only read by the kernel itself, so :func:`why_not` cannot see those.
+
+Why one file (about 510 lines): the plan (what C is given) and the reasons (when C is not given
+anything) are two sides of one contract with ``step.c`` — every option the plan encodes is one the
+reasons must rule out otherwise — so they are kept where one reading checks both.
 """
 
 from __future__ import annotations
