@@ -7,7 +7,7 @@ liquidflow.torch and liquidflow.keras (on its torch backend) never import each o
   float32/float64), each as one ``torch.autograd.Function`` per sequence; :mod:`.native_abi` is their
   typed interface (``lf_abi.h``);
 * :mod:`.fused`: the same kernels written with torch operations (any device), one autograd node per
-  sequence.
+  sequence (:mod:`.fused_cfc`, :mod:`.fused_ltc`; :mod:`.switch` turns every kernel off).
 
 Each executor says why it does not apply (:func:`native_why_not`, :func:`fused_why_not`); which one
 runs a call is decided by the front end's dispatcher (``liquidflow.torch._dispatch``).
