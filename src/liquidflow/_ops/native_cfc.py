@@ -123,6 +123,17 @@ def _layers(specs: list[CfCLayerSpec], params: list[list[Tensor | None]], saves:
     return layers
 
 
+def _why_not_tensor(label: str, t: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> str | None:
+    """A tensor the C kernel reads: on the CPU, of the call's dtype (P's) and of ``shape``."""
+    if t.device.type != "cpu":
+        return abi.not_cpu(t.device)
+    if t.dtype != dtype:
+        return abi.mixed_dtypes(f"P {dtype}, {label} {t.dtype}")
+    if tuple(t.shape) != shape:
+        return f"shape: {label} {tuple(t.shape)}, expected {shape}"
+    return None
+
+
 def _why_not_inputs(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tensor | None, h0: Tensor,
                     params: list[list[Tensor | None]], drops: Drops = None,
                     lstm: CfCLSTM | None = None) -> str | None:  # fmt: skip
@@ -167,12 +178,9 @@ def _why_not_inputs(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tens
             ("c0", lstm.c0, (B, N)),
         ]
         for name, t, shape in checks:
-            if t.device.type != "cpu":
-                return abi.not_cpu(t.device)
-            if t.dtype != dtype:
-                return abi.mixed_dtypes(f"P {dtype}, {name} {t.dtype}")
-            if tuple(t.shape) != shape:
-                return f"shape: {name} {tuple(t.shape)}, expected {shape}"
+            reason = _why_not_tensor(name, t, shape, dtype)
+            if reason is not None:
+                return reason
     if drops is not None and len(drops) != len(specs):
         return f"dropout multipliers for {len(drops)} layers, expected {len(specs)}"
     for l, sp in enumerate(specs):
@@ -208,12 +216,9 @@ def _why_not_inputs(specs: list[CfCLayerSpec], P: Tensor, ts: Tensor, keep: Tens
         for name, p, shape in need:
             if p is None:
                 return f"layer {l}: {name} is missing"
-            if p.device.type != "cpu":
-                return abi.not_cpu(p.device)
-            if p.dtype != dtype:
-                return abi.mixed_dtypes(f"P {dtype}, layer {l} {name} {p.dtype}")
-            if tuple(p.shape) != shape:
-                return f"shape: layer {l} {name} {tuple(p.shape)}, expected {shape}"
+            reason = _why_not_tensor(f"layer {l} {name}", p, shape, dtype)
+            if reason is not None:
+                return reason
     return None
 
 
@@ -381,9 +386,9 @@ class _NativeCfCChain(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gS: Tensor, gC: Tensor | None) -> tuple[Tensor | None, ...]:
-        from .fused import _refuse_double_backward
+        from .switch import refuse_double_backward
 
-        _refuse_double_backward()
+        refuse_double_backward()
         specs: list[CfCLayerSpec] = ctx.specs
         L = len(specs)
         ts, keep, h0, S, *rest = ctx.saved_tensors

@@ -26,6 +26,7 @@ import torch
 from .. import _native
 from .._spec import ButcherTableau
 from . import native_abi as abi
+from .switch import refuse_double_backward
 
 Tensor = torch.Tensor
 _INT = ctypes.c_int
@@ -185,77 +186,135 @@ def _set_memory_grads(a: abi.LfLtcSeq, ctx: Any, mm: list[Tensor], gc: Tensor | 
     return gpre, gRt, gc0
 
 
+_Edges = tuple[Tensor, Tensor]
+
+
+_Saved = tuple[Tensor, "Tensor | None", "Tensor | None"]
+
+
 def _dense_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
-                   w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, save: bool,
-                   tableau: ButcherTableau | None = None,
-                   memory: Memory | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+                   w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, save: bool, tableau: ButcherTableau | None = None,
+                   memory: Memory | None = None) -> _Saved:  # fmt: skip
+    """The dense C forward call (:func:`_forward`; a name of its own, so that tests can count the calls)."""
+    return _forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, None, None, save, tableau, memory)
+
+
+def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
+                    w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor, save: bool,
+                    tableau: ButcherTableau | None = None, memory: Memory | None = None) -> _Saved:  # fmt: skip
+    """The edge-list C forward call (:func:`_forward`)."""
+    return _forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, save, tableau, memory)
+
+
+def _forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor,
+             we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor | None, dst: Tensor | None, save: bool,
+             tableau: ButcherTableau | None = None, memory: Memory | None = None) -> _Saved:  # fmt: skip
+    """One forward call, dense (``src`` None) or on the edge list src -> dst: the states, and with
+    ``save`` the potentials V and denominators D the backward call reads."""
     T, B, _, N = base.shape
     L, R = unfolds, _stages(tableau)
     S = base.new_empty(T, B, N)
+    tail: tuple[int, ...] = ()
+    if src is None:  # saved batch-major, one row per thread at a time
+        lead, kind = B, "dense"
+    else:  # blocks of W rows, held transposed
+        W = getattr(lib, f"lf_ltc_lanes_{_SFX[base.dtype]}")()  # batch rows per vector
+        lead, tail, kind = -(-B // W), (W,), "sparse"
     if tableau is None:
-        V = base.new_empty(B, T, L + 1, N) if save else None  # v before each unfold and after the last
-        D = base.new_empty(B, T, L, N) if save else None  # the denominator of each unfold
+        V = base.new_empty(lead, T, L + 1, N, *tail) if save else None  # v before each unfold and after the last
+        D = base.new_empty(lead, T, L, N, *tail) if save else None  # the denominator of each unfold
     else:
-        V = base.new_empty(B, T, L, R, 2, N) if save else None  # [u_s, K_s] of each unfold and stage
-        D = base.new_empty(B, T, L, R, N) if save else None  # den(u_s)
-    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, threads=_threads(B, T * B * L * R * N * N))
+        V = base.new_empty(lead, T, L, R, 2, N, *tail) if save else None  # [u_s, K_s] of each unfold and stage
+        D = base.new_empty(lead, T, L, R, N, *tail) if save else None  # den(u_s)
+    work = T * B * L * R * w.numel()  # synapse evaluations
+    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=0 if src is None else src.numel(),
+                     threads=_threads(lead, work))  # fmt: skip
     _set_solver(a, tableau)
     a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
-    a.w, a.we, a.sigma, a.sm = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
+    a.w, a.we, a.sigma, a.sm, a.src, a.dst = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm), _ptr(src), _ptr(dst)
     a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
     if memory is not None:
         memory.set(a, save)
-    _check(getattr(lib, f"lf_ltc_dense_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
+    _check(getattr(lib, f"lf_ltc_{kind}_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
     return S, V, D
 
 
-class _NativeLTCDense(torch.autograd.Function):
-    """``_fused._LTCSemiImplicit`` with the forward and backward loops in C. With mixed memory
-    (``pre``, ``R``, ``c0`` given: :class:`Memory`) it returns the states and the LSTM's cell states."""
+class _NativeLTC(torch.autograd.Function):
+    """``_fused._LTCSemiImplicit`` (``src`` None) or ``_fused._LTCSparse`` with the forward and backward
+    loops in C. With mixed memory (``pre``, ``R``, ``c0`` given: :class:`Memory`) it returns the states
+    and the LSTM's cell states."""
 
     @staticmethod
     def forward(ctx: Any, lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None,
-                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, tableau: ButcherTableau | None,
-                pre: Tensor | None = None, R: Tensor | None = None,
+                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor | None, dst: Tensor | None,
+                tableau: ButcherTableau | None, pre: Tensor | None = None, R: Tensor | None = None,
                 c0: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
         save = any(ctx.needs_input_grad)
         memory = Memory(pre, R, c0) if pre is not None and R is not None and c0 is not None else None
-        S, V, D = _dense_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, save, tableau, memory)
+        args = (base, C, keep, h0, w, we, sigma, sm)
+        if src is None or dst is None:
+            S, V, D = _dense_forward(lib, unfolds, *args, save, tableau, memory)
+        else:
+            S, V, D = _sparse_forward(lib, unfolds, *args, src, dst, save, tableau, memory)
         if save:
             ctx.unfolds, ctx.lib = unfolds, lib  # the library of the forward pass, even if switched off since
             ctx.tableau, ctx.memory = tableau, memory is not None
             mm = (h0, S, memory.R, memory.R_t, memory.c0, memory.c, memory.gates) if memory is not None else ()
-            ctx.save_for_backward(C, keep, w, we, sigma, sm, V, D, *mm)
-        if memory is None:
-            return S
-        assert memory.c is not None
-        return S, memory.c
+            ctx.save_for_backward(C, keep, w, we, sigma, sm, src, dst, V, D, *mm)
+        return _outputs(S, memory)
 
     @staticmethod
     def backward(ctx: Any, gS: Tensor, gc: Tensor | None = None) -> tuple[Tensor | None, ...]:
-        from .fused import _refuse_double_backward
-
-        _refuse_double_backward()
-        C, keep, w, we, sigma, sm, V, D, *mm = ctx.saved_tensors
+        refuse_double_backward()
+        C, keep, w, we, sigma, sm, src, dst, V, D, *mm = ctx.saved_tensors
         L = ctx.unfolds
         T, B, N = C.shape
         gS = gS.contiguous()
         gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
-        gw, gwe, gsig, gsm = (C.new_empty(N, N) for _ in range(4))
+        gw, gwe, gsig, gsm = (C.new_empty(w.shape) for _ in range(4))
         need_w = any(ctx.needs_input_grad[6:10])
-        work = T * B * L * _stages(ctx.tableau) * N * N
-        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, need_w=need_w, threads=_threads(B, work))
+        nt = _threads(V.shape[0], T * B * L * _stages(ctx.tableau) * w.numel())
+        E = 0 if src is None else src.numel()
+        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, need_w=need_w, threads=nt)
         _set_solver(a, ctx.tableau)
         a.c, a.keep, a.w, a.we, a.sigma, a.sm = _ptr(C), _ptr(keep), _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
-        a.v, a.d, a.grad_states = _ptr(V), _ptr(D), _ptr(gS)
+        a.src, a.dst, a.v, a.d, a.grad_states = _ptr(src), _ptr(dst), _ptr(V), _ptr(D), _ptr(gS)
         a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
         a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
-        gpre, gRt, gc0 = _set_memory_grads(a, ctx, mm, gc, C, 12)
-        _check(getattr(ctx.lib, f"lf_ltc_dense_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
+        gpre, gRt, gc0 = _set_memory_grads(a, ctx, mm, gc, C, 14)
+        kind = "dense" if src is None else "sparse"
+        _check(getattr(ctx.lib, f"lf_ltc_{kind}_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
         if not need_w:
             gw = gwe = gsig = gsm = None  # type: ignore[assignment]
         gR = gRt.t() if gRt is not None else None
-        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, gpre, gR, gc0)
+        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None, None, gpre, gR, gc0)
+
+
+def _outputs(S: Tensor, memory: Memory | None) -> Tensor | tuple[Tensor, Tensor]:
+    """The states, and with mixed memory the LSTM's cell states."""
+    if memory is None:
+        return S
+    assert memory.c is not None
+    return S, memory.c
+
+
+def _run(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, tables: list[Tensor],
+         edges: _Edges | None, tableau: ButcherTableau | None,
+         lstm: tuple[Tensor, Tensor, Tensor] | None) -> Tensor | tuple[Tensor, Tensor] | None:  # fmt: skip
+    """:func:`dense` (``edges`` None) or :func:`sparse` once the C kernel applies."""
+    lib = _LIB.get()
+    if lib is None:  # switched off since (another thread)
+        return None
+    args = _contiguous(base, C, keep, h0, tables)
+    src, dst = (None, None) if edges is None else (edges[0].contiguous(), edges[1].contiguous())
+    if not torch.is_grad_enabled():
+        memory = Memory(*lstm) if lstm is not None else None
+        if src is None or dst is None:
+            S = _dense_forward(lib, unfolds, *args, False, tableau, memory)[0]
+        else:
+            S = _sparse_forward(lib, unfolds, *args, src, dst, False, tableau, memory)[0]
+        return _outputs(S, memory)
+    return _NativeLTC.apply(lib, unfolds, *args, src, dst, tableau, *(lstm or ()))  # type: ignore[no-any-return]
 
 
 def _why_not_tableau(tableau: ButcherTableau | None) -> str | None:
@@ -298,96 +357,10 @@ def dense(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor
     the LSTM's cell states (T, B, N))."""
     if why_not_dense(unfolds, base, C, keep, h0, w, we, sigma, sm, tableau, lstm) is not None:
         return None
-    lib = _LIB.get()
-    if lib is None:  # switched off since (another thread)
-        return None
-    args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
-    if not torch.is_grad_enabled():
-        memory = Memory(*lstm) if lstm is not None else None
-        S = _dense_forward(lib, unfolds, *args, False, tableau, memory)[0]
-        if memory is None:
-            return S
-        assert memory.c is not None
-        return S, memory.c
-    return _NativeLTCDense.apply(lib, unfolds, *args, tableau, *(lstm or ()))  # type: ignore[no-any-return]
+    return _run(unfolds, base, C, keep, h0, [w, we, sigma, sm], None, tableau, lstm)
 
 
 # ================================================================================================ sparse
-def _sparse_forward(lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor,
-                    w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor, save: bool,
-                    tableau: ButcherTableau | None = None,
-                    memory: Memory | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
-    T, B, _, N = base.shape
-    L, E, R = unfolds, src.numel(), _stages(tableau)
-    S = base.new_empty(T, B, N)
-    W = getattr(lib, f"lf_ltc_lanes_{_SFX[base.dtype]}")()  # batch rows per vector
-    nblk = -(-B // W)
-    if tableau is None:
-        V = base.new_empty(nblk, T, L + 1, N, W) if save else None  # blocks of W rows, held transposed
-        D = base.new_empty(nblk, T, L, N, W) if save else None
-    else:
-        V = base.new_empty(nblk, T, L, R, 2, N, W) if save else None  # [u_s, K_s]
-        D = base.new_empty(nblk, T, L, R, N, W) if save else None  # den(u_s)
-    a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, threads=_threads(nblk, T * B * L * R * E))
-    _set_solver(a, tableau)
-    a.base, a.c, a.keep, a.h0 = _ptr(base), _ptr(C), _ptr(keep), _ptr(h0)
-    a.w, a.we, a.sigma, a.sm, a.src, a.dst = _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm), _ptr(src), _ptr(dst)
-    a.states, a.v, a.d = _ptr(S), _ptr(V), _ptr(D)
-    if memory is not None:
-        memory.set(a, save)
-    _check(getattr(lib, f"lf_ltc_sparse_fwd_{_SFX[base.dtype]}")(ctypes.byref(a)))
-    return S, V, D
-
-
-class _NativeLTCSparse(torch.autograd.Function):
-    """``_fused._LTCSparse`` with the forward and backward loops in C (mixed memory as :class:`_NativeLTCDense`)."""
-
-    @staticmethod
-    def forward(ctx: Any, lib: ctypes.CDLL, unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None,
-                h0: Tensor, w: Tensor, we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor,
-                dst: Tensor, tableau: ButcherTableau | None, pre: Tensor | None = None, R: Tensor | None = None,
-                c0: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
-        save = any(ctx.needs_input_grad)
-        memory = Memory(pre, R, c0) if pre is not None and R is not None and c0 is not None else None
-        S, V, D = _sparse_forward(lib, unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, save, tableau, memory)
-        if save:
-            ctx.unfolds, ctx.lib = unfolds, lib  # the library of the forward pass, even if switched off since
-            ctx.tableau, ctx.memory = tableau, memory is not None
-            mm = (h0, S, memory.R, memory.R_t, memory.c0, memory.c, memory.gates) if memory is not None else ()
-            ctx.save_for_backward(C, keep, w, we, sigma, sm, src, dst, V, D, *mm)
-        if memory is None:
-            return S
-        assert memory.c is not None
-        return S, memory.c
-
-    @staticmethod
-    def backward(ctx: Any, gS: Tensor, gc: Tensor | None = None) -> tuple[Tensor | None, ...]:
-        from .fused import _refuse_double_backward
-
-        _refuse_double_backward()
-        C, keep, w, we, sigma, sm, src, dst, V, D, *mm = ctx.saved_tensors
-        L = ctx.unfolds
-        T, B, N = C.shape
-        E = src.numel()
-        gS = gS.contiguous()
-        gbase, gC, gh0 = C.new_empty(T, B, 2, N), C.new_empty(T, B, N), C.new_empty(B, N)
-        gw, gwe, gsig, gsm = (C.new_empty(E) for _ in range(4))
-        need_w = any(ctx.needs_input_grad[6:10])
-        nt = _threads(V.shape[0], T * B * L * _stages(ctx.tableau) * E)
-        a = abi.LfLtcSeq(steps=T, batch=B, neurons=N, unfolds=L, edges=E, need_w=need_w, threads=nt)
-        _set_solver(a, ctx.tableau)
-        a.c, a.keep, a.w, a.we, a.sigma, a.sm = _ptr(C), _ptr(keep), _ptr(w), _ptr(we), _ptr(sigma), _ptr(sm)
-        a.src, a.dst, a.v, a.d, a.grad_states = _ptr(src), _ptr(dst), _ptr(V), _ptr(D), _ptr(gS)
-        a.grad_base, a.grad_c, a.grad_h0 = _ptr(gbase), _ptr(gC), _ptr(gh0)
-        a.grad_w, a.grad_we, a.grad_sigma, a.grad_sm = _ptr(gw), _ptr(gwe), _ptr(gsig), _ptr(gsm)
-        gpre, gRt, gc0 = _set_memory_grads(a, ctx, mm, gc, C, 14)
-        _check(getattr(ctx.lib, f"lf_ltc_sparse_bwd_{_SFX[C.dtype]}")(ctypes.byref(a)))
-        if not need_w:
-            gw = gwe = gsig = gsm = None  # type: ignore[assignment]
-        gR = gRt.t() if gRt is not None else None
-        return (None, None, gbase, gC, None, gh0, gw, gwe, gsig, gsm, None, None, None, gpre, gR, gc0)
-
-
 def why_not_sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tensor, w: Tensor,
                    we: Tensor, sigma: Tensor, sm: Tensor, src: Tensor, dst: Tensor,
                    tableau: ButcherTableau | None = None,
@@ -419,19 +392,7 @@ def sparse(unfolds: int, base: Tensor, C: Tensor, keep: Tensor | None, h0: Tenso
     (``lstm``) as :func:`dense`."""
     if why_not_sparse(unfolds, base, C, keep, h0, w, we, sigma, sm, src, dst, tableau, lstm) is not None:
         return None
-    lib = _LIB.get()
-    if lib is None:  # switched off since (another thread)
-        return None
-    args = _contiguous(base, C, keep, h0, [w, we, sigma, sm])
-    if not torch.is_grad_enabled():
-        memory = Memory(*lstm) if lstm is not None else None
-        S = _sparse_forward(lib, unfolds, *args, src.contiguous(), dst.contiguous(), False, tableau, memory)[0]
-        if memory is None:
-            return S
-        assert memory.c is not None
-        return S, memory.c
-    out = _NativeLTCSparse.apply(lib, unfolds, *args, src.contiguous(), dst.contiguous(), tableau, *(lstm or ()))
-    return out  # type: ignore[no-any-return]
+    return _run(unfolds, base, C, keep, h0, [w, we, sigma, sm], (src, dst), tableau, lstm)
 
 
 # ================================================================================================ sensory
@@ -455,9 +416,7 @@ class _NativeSensory(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gbase: Tensor) -> tuple[Tensor | None, ...]:
-        from .fused import _refuse_double_backward
-
-        _refuse_double_backward()
+        refuse_double_backward()
         x, sw, swe, ssig, ssm = ctx.saved_tensors
         T, B, I = x.shape
         N = sw.shape[1]
