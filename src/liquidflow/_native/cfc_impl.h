@@ -18,7 +18,12 @@
  * v_g = (Wb - dt Wa) z + (bb - dt ba), so the heads have 3H columns instead of 4H.
  *
  * Every sample's recurrence is independent of the others', so each thread runs the whole time loop
- * for its own rows of the batch: no synchronisation inside the loop. */
+ * for its own rows of the batch: no synchronisation inside the loop.
+ *
+ * Why one file (~800 lines): one template, included per REAL by cfc.c; the register-tiled products,
+ * the padded weight layout (prepare), the forward rows and their hand-written adjoint (bwd_rows)
+ * all read the same per-layer struct and vector type, and the adjoint is kept next to the forward
+ * it inverts. The LSTM step is lstm_impl.h. */
 
 typedef REAL LF_SFX(vec) __attribute__((vector_size(LF_VBYTES)));
 #define VEC LF_SFX(vec)

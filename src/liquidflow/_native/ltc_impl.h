@@ -3,6 +3,10 @@
  * edge list. One step's unfolds are written once (semi_fwd / rk_fwd and their adjoints, over a
  * synapse pass that is dense or an edge list); the four kernels (dense / edge list, forward /
  * backward) differ in how they walk the batch: one row, or a block of LANES rows held transposed.
+ * Why one file (~830 lines): it is one template, included per REAL by ltc.c, and its parts only
+ * make sense together and in this order (synapse passes -> one step, both solvers -> the four
+ * kernels that walk it -> sensory synapses -> the entry points); its own mixed-memory adapters sit
+ * at the top, the LSTM step itself is lstm_impl.h.
  *
  * Semi-implicit LTC (docs/math.md, section 2), per batch row b, step t and unfold k:
  *     a_ij = sigmoid(sigma_ij v_i - sm_ij)                      (sm = sigma mu; i pre, j post)

@@ -2,6 +2,7 @@
 
 :func:`use_fused` switches every kernel off (tests compare the paths); tracing, scripting, ONNX export
 and ``torch.compile`` need plain ops, so no kernel runs under them either (:func:`off_reason`).
+:class:`ForcedPath` holds the path a front end's ``use_path`` forces (each front end has its own).
 """
 
 from __future__ import annotations
@@ -13,6 +14,25 @@ from typing import Any
 import torch
 
 _ENABLED = True
+PATHS = ("native", "fused", "loop")
+
+
+class ForcedPath:
+    """The path a front end's calls are forced onto (:attr:`path`; None: its dispatcher chooses)."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+
+    @contextlib.contextmanager
+    def forcing(self, path: str | None) -> Iterator[None]:
+        """Force ``path`` (one of :data:`PATHS`, or None) inside a ``with`` block."""
+        if path is not None and path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS} or None; got {path!r}")
+        old, self.path = self.path, path
+        try:
+            yield
+        finally:
+            self.path = old
 
 
 @contextlib.contextmanager

@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import _ops
+from .._ops import switch as _switch
 from .._spec import LECUN_A, LECUN_B, TABLEAUX, CfCLayer, CfCSpec
 from ._cells import CfCCell, LTCCell, WiredCfCCell
 
 Tensor = torch.Tensor
-PATHS = ("native", "fused", "loop")
-_FORCED: str | None = None
+PATHS = _switch.PATHS
+_FORCE = _switch.ForcedPath()
 
 
 @contextlib.contextmanager
@@ -41,14 +42,8 @@ def use_path(path: str | None) -> Iterator[None]:
     ``"loop"``: the keras.ops loop; ``"fused"``: the fused torch kernels even on CPU; ``"native"``:
     the C kernels (a call they do not take raises ``RuntimeError`` with the reason); None: choose.
     """
-    global _FORCED
-    if path is not None and path not in PATHS:
-        raise ValueError(f"path must be one of {PATHS} or None; got {path!r}")
-    saved, _FORCED = _FORCED, path
-    try:
+    with _FORCE.forcing(path):
         yield
-    finally:
-        _FORCED = saved
 
 
 def _t(v: Any) -> Tensor:
@@ -210,7 +205,7 @@ def _output(cell: Any, S: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------- dispatch
 def why_not(layer: Any, x: Any, ts: Any, mask: Any, training: bool) -> str | None:
     """Why no kernel can run this call of a Keras liquid layer (the options and inputs, not the job)."""
-    if _FORCED == "loop":
+    if _FORCE.path == "loop":
         return "use_path('loop')"
     if layer.lstm is not None:
         return "mixed_memory=True: its LSTM runs step by step"
@@ -265,16 +260,16 @@ def run(layer: Any, x: Tensor, ts: Tensor, mask: Tensor | None, h0: Tensor,
 
 def _execute(job: Any, device: torch.device) -> Tensor | None:
     """States (T, B, N) from the C kernel (CPU, where it applies), else the fused torch kernel."""
-    if _FORCED != "fused" and device.type == "cpu":
+    if _FORCE.path != "fused" and device.type == "cpu":
         why = _ops.native_why_not(job)
         if why is None:
             return _ops.run_native(job)
-        if _FORCED == "native":
+        if _FORCE.path == "native":
             raise RuntimeError(f"use_path('native'): the C kernel does not apply: {why}")
     if _ops.fused_why_not(job) is None:
         return _ops.run_fused(job)
-    if _FORCED is not None:
-        raise RuntimeError(f"use_path({_FORCED!r}): the fused kernel does not apply: {_ops.fused_why_not(job)}")
+    if _FORCE.path is not None:
+        raise RuntimeError(f"use_path({_FORCE.path!r}): the fused kernel does not apply: {_ops.fused_why_not(job)}")
     return None
 
 

@@ -30,26 +30,21 @@ import torch
 
 from .. import _ops
 from .._ops import fused as _fused
+from .._ops import switch as _switch
 from .._ops.jobs import CfCJob, CfCLSTM, LTCJob
 from . import _native_step
 
 Tensor = torch.Tensor
-PATHS = ("native", "fused", "loop")
-_FORCED: str | None = None
+PATHS = _switch.PATHS
+_FORCE = _switch.ForcedPath()
 _NATIVE_RUNS = "the C kernel runs this case on CPU"
 
 
 @contextlib.contextmanager
 def use_path(path: str | None) -> Iterator[None]:
     """Run every layer call inside the block on ``path`` ("native", "fused" or "loop"; None: choose)."""
-    global _FORCED
-    if path is not None and path not in PATHS:
-        raise ValueError(f"path must be one of {PATHS} or None; got {path!r}")
-    old, _FORCED = _FORCED, path
-    try:
+    with _FORCE.forcing(path):
         yield
-    finally:
-        _FORCED = old
 
 
 @dataclass(frozen=True)
@@ -92,11 +87,11 @@ def _warn_slow(layer: Any, reason: str) -> None:
 
 
 def _forced(choice_reasons: dict[str, str | None], kind: str) -> Choice:
-    assert _FORCED is not None
-    why = choice_reasons.get(_FORCED)
+    assert _FORCE.path is not None
+    why = choice_reasons.get(_FORCE.path)
     if why is not None:
-        raise PathError(f"use_path({_FORCED!r}): the {_FORCED} {kind} path does not apply: {why}")
-    return Choice(kind, _FORCED, choice_reasons)
+        raise PathError(f"use_path({_FORCE.path!r}): the {_FORCE.path} {kind} path does not apply: {why}")
+    return Choice(kind, _FORCE.path, choice_reasons)
 
 
 # ------------------------------------------------------------------------------------- sequences
@@ -138,15 +133,15 @@ def _decide(kind: str, common: str | None, native: Callable[[], str | None], fus
     kernel's reason, asked only when needed (``every``: all of them, for ``explain``)."""
     if common is not None:
         reasons: dict[str, str | None] = {"native": common, "fused": common, "loop": None}
-        return _forced(reasons, kind) if _FORCED else Choice(kind, "loop", reasons)
+        return _forced(reasons, kind) if _FORCE.path else Choice(kind, "loop", reasons)
     why_native = native()
-    if why_native is None and _FORCED is None and not every:
+    if why_native is None and _FORCE.path is None and not every:
         return Choice(kind, "native", {"native": None})
     why_fused = fused()
-    if why_fused is None and why_native is None and _FORCED != "fused":
+    if why_fused is None and why_native is None and _FORCE.path != "fused":
         why_fused = _NATIVE_RUNS  # on CPU the fused torch kernels stand behind the C ones
     reasons = {"native": why_native, "fused": why_fused, "loop": None}
-    if _FORCED is not None:
+    if _FORCE.path is not None:
         return _forced(reasons, kind)
     return Choice(kind, next(p for p in PATHS if reasons[p] is None), reasons)
 
@@ -193,7 +188,7 @@ def run_sequence(layer: Any, x: Tensor, h: Tensor, ts: Tensor, m: Tensor | None,
     choice, job = _sequence_choice(layer, x, h, ts, m, every=False, drops=drops, lstm=lstm)
     if choice.path == "loop":
         option = _option_why_not(layer)
-        if option is not None and _FORCED is None:
+        if option is not None and _FORCE.path is None:
             _warn_slow(layer, option)
         return None
     assert job is not None
@@ -227,7 +222,7 @@ def _step_choice(layer: Any, input: Any, hx: Any, dt: Any, every: bool) -> tuple
 
 def run_step(layer: Any, input: Any, hx: Any, dt: Any) -> Any:
     """``(output, state)`` from a one-step kernel, or None when the loop is the path."""
-    if _FORCED is None and _step_why_not(layer) is None:
+    if _FORCE.path is None and _step_why_not(layer) is None:
         # streaming hot path (a few µs a step): try the C step first; it returns None exactly where
         # _native_step.why_not gives a reason, and the choice below then says which path runs
         out = _native_step.step(layer, input, hx, dt)
