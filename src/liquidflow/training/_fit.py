@@ -29,6 +29,7 @@ import torch
 
 from ..checkpoint import load_model, save_model
 from ..data import SeriesDataset, make_loader
+from ._advice import advise
 from ._config import TrainConfig
 from ._model import SequenceModel, build_model
 from ._module import loss_and_targets, make_metrics
@@ -191,6 +192,9 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.trainer.seed)
     data: PreparedData = prepare_data(cfg.data)
+    advice = advise(cfg, data)
+    for line in advice:
+        _log.warning("recommendation: %s", line)
     model = build_model(
         cfg.model.kind,
         data.input_size,
@@ -280,7 +284,7 @@ def fit(
         seconds = time.perf_counter() - t0
         if not trainer.is_global_zero:
             return {}
-        return _finish(cfg, out, model, data, meta, history, best_path, seconds, threads)
+        return _finish(cfg, out, model, data, meta, history, best_path, seconds, threads, advice)
     finally:
         torch.set_num_threads(old_threads)
 
@@ -311,6 +315,7 @@ def _finish(
     best_path: Path,
     seconds: float,
     threads: int,
+    advice: list[str] | None = None,
 ) -> dict[str, Any]:
     """Best (or last) weights, val/test metrics, model.lf, curve.png and results.json."""
     best_meta: dict[str, Any] = {}
@@ -332,6 +337,7 @@ def _finish(
         "test": evaluate_model(model, data.test, pad_to=data.pad_to),
         "history": rows,
         "config": cfg.to_dict(),
+        "advice": list(advice or []),
     }
     meta = {**meta, "metrics": {"val": results["val"], "test": results["test"]}, "best_epoch": results["best_epoch"]}
     results["model_path"] = str(save_model(model, out / "model.lf", meta))
