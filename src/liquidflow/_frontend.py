@@ -1,14 +1,18 @@
 """Option rules of the sequence layers shared by the torch and keras front ends (no framework).
 
 Both ``CfC`` layers take ``units`` as an int (a dense cell with a backbone MLP) or a wiring (a wired
-cell: no backbone, tanh heads); the checks, defaults and configuration keys live here once so the
-two front ends cannot drift apart.
+cell: no backbone, tanh heads); the checks, defaults and configuration keys (of ``LTC`` too) live
+here once so the two front ends, and the converters between them, cannot drift apart.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from .wirings import Wiring
+
+LTC_OPTIONS = ("input_mapping", "output_mapping", "ode_unfolds", "epsilon", "solver")
 CFC_OPTIONS = ("mode", "activation", "backbone_units", "backbone_layers", "backbone_dropout", "head_activation")
 
 
@@ -34,6 +38,36 @@ def cfc_backbone(
     )
 
 
+class WiringSizes:
+    """Sizes an LTC cell of either front end takes from its wiring: the state is every neuron, the
+    output the motor neurons (all of them when the wiring names no ``output_dim``)."""
+
+    wiring: Wiring
+
+    @property
+    def state_size(self) -> int:
+        return self.wiring.units
+
+    @property
+    def motor_size(self) -> int:
+        return self.wiring.output_dim if self.wiring.output_dim is not None else self.wiring.units
+
+    @property
+    def output_size(self) -> int:
+        return self.motor_size
+
+
+def _pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    if isinstance(source, dict):
+        return {name: source[name] for name in names}
+    return {name: getattr(source, name) for name in names}
+
+
 def cfc_options(layer: Any) -> dict[str, Any]:
-    """The CfC layer options of ``layer``'s configuration (after ``units``), in this order."""
-    return {name: getattr(layer, name) for name in CFC_OPTIONS}
+    """The options of a ``CfC`` layer (or of its configuration dict) after ``units``, in config order."""
+    return _pick(layer, CFC_OPTIONS)
+
+
+def ltc_options(cell: Any) -> dict[str, Any]:
+    """The options of a Keras ``LTCCell`` (or of an ``LTC`` configuration dict), in config order."""
+    return _pick(cell, LTC_OPTIONS)

@@ -25,6 +25,7 @@ import keras
 
 from .. import keras as lk
 from .. import torch as lt
+from .._frontend import cfc_options, ltc_options
 from ..wirings import Wiring
 
 __all__ = ["keras_from_torch", "keras_to_torch", "torch_from_keras", "torch_to_keras"]
@@ -223,30 +224,13 @@ def keras_from_torch(torch_layer: nn.Module, batch_size: int | None = None, **kw
     common.update(kwargs)
     layer: Any
     if isinstance(torch_layer, lt.LTC):
-        layer = lk.LTC(
-            torch_layer.wiring,
-            input_mapping=cfg["input_mapping"],
-            output_mapping=cfg["output_mapping"],
-            ode_unfolds=cfg["ode_unfolds"],
-            epsilon=cfg["epsilon"],
-            solver=cfg["solver"],
-            **common,
-        )
+        layer = lk.LTC(torch_layer.wiring, **ltc_options(cfg), **common)
     else:
         wiring = torch_layer.wiring
         if wiring is not None:
             layer = lk.CfC(wiring, mode=cfg["mode"], **common)
         else:
-            layer = lk.CfC(
-                torch_layer.state_size,
-                mode=cfg["mode"],
-                activation=cfg["activation"],
-                backbone_units=cfg["backbone_units"],
-                backbone_layers=cfg["backbone_layers"],
-                backbone_dropout=cfg["backbone_dropout"],
-                head_activation=cfg["head_activation"],
-                **common,
-            )
+            layer = lk.CfC(torch_layer.state_size, **cfc_options(cfg), **common)
     if layer.stateful and batch_size is None:
         raise ValueError("a stateful Keras layer needs a fixed batch size: pass batch_size=")
     layer.build((batch_size, None, torch_layer.input_size))
@@ -269,16 +253,7 @@ def torch_from_keras(keras_layer: Any, **kwargs: Any) -> nn.Module:
     n_in = int(keras_layer.input_size)
     layer: nn.Module
     if isinstance(keras_layer, lk.LTC):
-        layer = lt.LTC(
-            n_in,
-            cell.wiring,
-            input_mapping=cell.input_mapping,
-            output_mapping=cell.output_mapping,
-            ode_unfolds=cell.ode_unfolds,
-            epsilon=cell.epsilon,
-            solver=cell.solver,
-            **common,
-        )
+        layer = lt.LTC(n_in, cell.wiring, **ltc_options(cell), **common)
     elif isinstance(cell, lk.WiredCfCCell):
         layer = lt.CfC(n_in, cell.wiring, mode=cell.mode, **common)
     else:

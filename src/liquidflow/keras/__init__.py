@@ -17,15 +17,15 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 if not _keras.__version__.startswith("3."):  # pragma: no cover - depends on the environment
     raise ImportError(f"liquidflow.keras needs Keras 3; found keras {_keras.__version__}: pip install 'keras>=3.5'")
 
-from ._cells import ACTIVATIONS as ACTIVATIONS
 from ._cells import CFC_MODES as CFC_MODES
-from ._cells import SOLVERS as SOLVERS
 from ._cells import CfCCell as CfCCell
-from ._cells import LTCCell as LTCCell
 from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
 from ._cells import WiredCfCCell as WiredCfCCell
+from ._common import ACTIVATIONS as ACTIVATIONS
+from ._common import SOLVERS as SOLVERS
 from ._layers import LTC as LTC
 from ._layers import CfC as CfC
+from ._ltc_cell import LTCCell as LTCCell
 
 
 def explain(layer: LTC | CfC, x: object, timespans: object = None, mask: object = None, training: bool = False) -> str:

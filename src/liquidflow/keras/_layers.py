@@ -1,5 +1,10 @@
 """Keras 3 sequence layers LTC and CfC: ``keras.layers.RNN`` with irregular time and mixed memory.
 
+Why one file (about 560 lines): ``LTC`` and ``CfC`` are thin subclasses (arguments, cell, config) of
+``_LiquidRNN``, which holds everything else — the precomputing ``_SequenceCell`` around the cell, the
+``[x, timespans]`` input, masks, mixed memory, the projection and the torch-backend kernels. The
+three are read together, as :mod:`liquidflow.torch._sequence` is for the torch layers.
+
 Both are ``keras.layers.RNN`` subclasses, so ``return_sequences``, ``return_state``, ``stateful``,
 ``go_backwards``, ``unroll``, masking (from a ``Masking`` layer or ``mask=``) and ``Bidirectional``
 behave as for any Keras RNN. Irregular time is a second input::
@@ -24,9 +29,11 @@ from typing import Any
 import keras
 from keras import ops
 
-from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options
+from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options, ltc_options
 from ..wirings import Wiring
-from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell, _check_int, as_wiring
+from ._cells import CfCCell, MixedMemoryLSTMCell, WiredCfCCell
+from ._common import _check_int, as_wiring
+from ._ltc_cell import LTCCell
 
 try:  # the loop keras.layers.RNN runs; not public API (keras.ops has no rnn), hence the fallback below
     from keras.src.backend import rnn as _backend_rnn
@@ -469,14 +476,7 @@ class LTC(_LiquidRNN):
     def get_config(self) -> dict[str, Any]:
         config = self._base_config()
         cell = self.rnn_cell
-        config.update(
-            units=cell.wiring.get_config(),
-            input_mapping=cell.input_mapping,
-            output_mapping=cell.output_mapping,
-            ode_unfolds=cell.ode_unfolds,
-            epsilon=cell.epsilon,
-            solver=cell.solver,
-        )
+        config.update(units=cell.wiring.get_config(), **ltc_options(cell))
         return config
 
 

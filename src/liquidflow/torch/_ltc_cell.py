@@ -15,15 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._frontend import WiringSizes
 from .._ops import fused as _fused
 from .._ops.jobs import CfCLSTM, LTCJob
-from .._spec import (
-    LTC_INIT_RANGES,
-    POSITIVE_PARAMS,
-    SPARSE_FRACTION,
-    ButcherTableau,
-    LTCSpec,
-)
+from .._spec import LTC_INIT_RANGES, POSITIVE_PARAMS, SPARSE_FRACTION, ButcherTableau, LTCSpec
 from ..wirings import FullyConnected, Wiring
 from ._solvers import ExplicitRK, SemiImplicitEuler, Solver, get_solver
 
@@ -48,7 +43,7 @@ def _as_dt(dt: float | Tensor, batch: int, like: Tensor) -> Tensor | float:
     return float(dt)
 
 
-class LTCCell(nn.Module):
+class LTCCell(WiringSizes, nn.Module):
     """Liquid time-constant cell (conductance-based, wired). One call advances one interval dt.
 
     Args:
@@ -130,22 +125,11 @@ class LTCCell(nn.Module):
         self.output_b = nn.Parameter(torch.zeros(m)) if output_mapping == "affine" else None
 
     # ------------------------------------------------------------------ sizes
-    @property
-    def state_size(self) -> int:
-        return self.wiring.units
-
+    # state_size, motor_size, output_size: from WiringSizes
     @property
     def sensory_size(self) -> int:
         assert self.wiring.input_dim is not None
         return self.wiring.input_dim
-
-    @property
-    def motor_size(self) -> int:
-        return self.wiring.output_dim if self.wiring.output_dim is not None else self.wiring.units
-
-    @property
-    def output_size(self) -> int:
-        return self.motor_size
 
     @property
     def input_size(self) -> int:

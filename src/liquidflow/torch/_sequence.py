@@ -15,7 +15,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options
+from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options, ltc_options
 from .._validate import (
     check_device,
     check_finite,
@@ -392,14 +392,7 @@ class LTC(_SequenceLayer):
     def get_config(self) -> dict[str, Any]:
         cfg = self._common_config()
         cell = self.cell.get_config()
-        cfg.update(
-            units=cell["wiring"],
-            input_mapping=cell["input_mapping"],
-            output_mapping=cell["output_mapping"],
-            ode_unfolds=cell["ode_unfolds"],
-            epsilon=cell["epsilon"],
-            solver=cell["solver"],
-        )
+        cfg.update(units=cell["wiring"], **ltc_options(cell))
         return cfg
 
 
