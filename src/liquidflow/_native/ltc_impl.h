@@ -751,7 +751,7 @@ static LF_KERNEL int LF_SFX(ltc_sensory_bwd)(int64_t R, int64_t I, int64_t N, co
                                              REAL *restrict gssm, int need_w, int nt) {
     const int64_t IN = I * N;
     const int64_t per = 2 * N + (need_w ? 4 * IN : 0);
-    REAL *tab, *scratch = LF_SFX(kernel_alloc)(per, &nt, 1, 0, NULL, NULL, &tab);
+    REAL *tab, *scratch = LF_SFX(kernel_alloc)(per, &nt, 1, 0, NULL, NULL, &tab); /* no tableau: tab = NULL */
     if (!scratch) return -1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
