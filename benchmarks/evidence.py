@@ -109,6 +109,7 @@ def _cell(task: str, family: str, size: int, args: argparse.Namespace) -> dict[s
         "family": family,
         "size": size,
         "num_parameters": int(runs[0]["num_parameters"]),
+        "effective_parameters": int(runs[0].get("effective_parameters", runs[0]["num_parameters"])),
         "best_val": res.best_value,
         "best_overrides": res.best_overrides,
         "test_mean": float(np.mean(test)),
@@ -122,19 +123,31 @@ def _cell(task: str, family: str, size: int, args: argparse.Namespace) -> dict[s
     }
 
 
+def effective(row: dict[str, Any], out: Path) -> int:
+    """The row's parameters less the wiring's structural zeros (older rows: from the saved model)."""
+    if "effective_parameters" not in row:
+        from liquidflow.checkpoint import load_model
+        from liquidflow.torch import count_parameters
+
+        path = out / row["task"] / f"{row['family']}_{row['size']}" / "best" / "seed0" / "model.lf"
+        row["effective_parameters"] = count_parameters(load_model(path)[0]) if path.exists() else row["num_parameters"]
+    return int(row["effective_parameters"])
+
+
 def markdown(task: str, rows: list[dict[str, Any]], trials: int, seeds: list[int]) -> str:
     spec = TASKS[task]
     lines = [
         f"### {task}: {spec['test']} (tuned on {spec['metric']}, {trials} trials per cell, seeds {seeds})",
         "",
-        f"| family | units | parameters | {spec['test']} mean ± std | best {spec['metric']} "
+        f"| family | units | parameters (less wiring zeros) | {spec['test']} mean ± std | best {spec['metric']} "
         "| s / run | core-h | best recipe |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["family"], r["num_parameters"])):
         recipe = " ".join(o for o in r["best_overrides"])
         lines.append(
-            f"| {r['family']} | {r['size']} | {r['num_parameters']} | {r['test_mean']:.4f} ± {r['test_std']:.4f} "
+            f"| {r['family']} | {r['size']} | {r['num_parameters']} ({r['effective_parameters']}) "
+            f"| {r['test_mean']:.4f} ± {r['test_std']:.4f} "
             f"| {r['best_val']:.4f} | {r['train_seconds']:.0f} | {r['core_hours']:.3f} | `{recipe}` |"
         )
     lines += ["", verdict(task, rows), ""]
@@ -153,8 +166,8 @@ def verdict(task: str, rows: list[dict[str, Any]]) -> str:
 
     liquid = [r for r in rows if r["family"] in LIQUID]
     base = [r for r in rows if r["family"] not in LIQUID]
-    lq = min((r["num_parameters"] for r in liquid if near(r["test_mean"])), default=None)
-    bs = min((r["num_parameters"] for r in base if near(r["test_mean"])), default=None)
+    lq = min((r["effective_parameters"] for r in liquid if near(r["test_mean"])), default=None)
+    bs = min((r["effective_parameters"] for r in base if near(r["test_mean"])), default=None)
     top = max(rows, key=lambda r: -r["test_mean"] if lower else r["test_mean"])
     text = f"Best overall: {top['family']} {top['size']} units ({top['num_parameters']} parameters), {best:.4f}. "
     text += f"Smallest within 1 point of it: liquid {lq or 'none'}, baseline {bs or 'none'} parameters" + (
@@ -171,14 +184,14 @@ def plot(task: str, rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for family in FAMILIES:
-        pts = sorted((r["num_parameters"], r["test_mean"], r["test_std"]) for r in rows if r["family"] == family)
+        pts = sorted((r["effective_parameters"], r["test_mean"], r["test_std"]) for r in rows if r["family"] == family)
         if not pts:
             continue
         x, y, e = (np.array(v) for v in zip(*pts, strict=True))
         style = "-o" if family in LIQUID else "--s"
         ax.errorbar(x, y, yerr=e, fmt=style, capsize=3, label=family)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
+    ax.set_xlabel("parameters (less the wiring's structural zeros)")
     ax.set_ylabel(TASKS[task]["test"])
     ax.set_title(f"{task}: tuned fronts (mean ± std over seeds)")
     ax.grid(alpha=0.3)
@@ -226,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{a.task} {family:12s} {size:4d} units {row['num_parameters']:7d} params  "
                   f"test {row['test_mean']:.4f} ± {row['test_std']:.4f}  ({time.perf_counter() - t0:.0f} s)",
                   flush=True)  # fmt: skip
+    for r in rows:
+        effective(r, out)
+    store.write_text(json.dumps(rows, indent=1))
     (out / f"{a.task}.md").write_text(markdown(a.task, rows, a.trials, a.seeds))
     plot(a.task, rows, out / f"{a.task}.png")
     print(verdict(a.task, rows))

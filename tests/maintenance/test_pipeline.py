@@ -96,7 +96,7 @@ def test_benchmark_over_training_seeds_reports_mean_and_std(tiny):
     assert f"{both.metrics['gru']['auprc']:.3f} ± {both.metrics['gru']['auprc_std']:.3f}" in text
     assert "mean ± std over training seeds [0, 1]" in text
     tuned = replace(cfg, liquid_options={"mixed_memory": True})
-    b = run_benchmark(df, baselines=(), config=cfg, liquid_config=tuned, seed=0)
+    b = run_benchmark(df, baselines=(), config=cfg, recipes={"cfc": tuned}, seed=0)
     assert b.models["cfc"].core_options == {"mixed_memory": True}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,8 +21,8 @@ def run_demo(
     out: Path | None = None,
     machines: int = 100,
     days: float = 60.0,
-    epochs: int = 20,
-    units: int = 16,
+    epochs: int | None = None,
+    units: int | None = None,
     seed: int = 0,
     liquid: str = "cfc",
     baselines: tuple[str, ...] = ("lstm", "gru", "transformer"),
@@ -33,7 +32,7 @@ def run_demo(
     echo: Any = print,
     horizon_days: float = 14.0,
     seeds: int = 1,
-    liquid_options: dict[str, Any] | None = None,
+    recipe: str = "plain",
 ) -> dict[str, Any]:
     """Run the demo; returns a summary dict (also written to ``<out>/metrics.json``)."""
     import torch
@@ -48,6 +47,7 @@ def run_demo(
         run_benchmark,
         save_risk_model,
         simulate_fleet,
+        tuned_recipes,
         wiring_figure,
     )
 
@@ -71,15 +71,15 @@ def run_demo(
     df.to_parquet(run_dir / "fleet.parquet", index=False)
 
     echo(f"[2/{steps}] Training the liquid model ({NAMES[liquid]}) and baselines ({', '.join(baselines)})...")
-    cfg = TrainConfig(epochs=epochs, units=units, seed=seed)
-    liquid_cfg = replace(cfg, liquid_options=dict(liquid_options)) if liquid_options else None
+    cfg = TrainConfig(epochs=epochs or 20, units=units or 16, seed=seed)
+    recipes = tuned_recipes(seed=seed, epochs=epochs, units=units) if recipe == "tuned" else None
     bench = run_benchmark(
         df,
         liquid=liquid,
         baselines=baselines,
         budget=budget,
         config=cfg,
-        liquid_config=liquid_cfg,
+        recipes=recipes,
         train_seeds=[seed + k for k in range(seeds)] if seeds > 1 else None,
         seed=seed,
         progress=progress,
@@ -129,6 +129,8 @@ def run_demo(
         "seconds": elapsed,
         "fleet": fleet.config.to_dict(),
         "train_config": cfg.to_dict(),
+        "recipe": recipe,
+        "recipes": {k: v.to_dict() for k, v in (recipes or {}).items()},
         "budget": budget,
         "horizon_days": bench.horizon_days,
         "split": {k: [bench_id for bench_id in v] for k, v in bench.split.items()},
@@ -155,8 +157,12 @@ def demo(
     out: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/demo-<timestamp>/)")] = None,
     machines: Annotated[int, typer.Option(help="machines in the simulated fleet")] = 100,
     days: Annotated[float, typer.Option(help="days simulated")] = 60.0,
-    epochs: Annotated[int, typer.Option(help="training epochs per model")] = 20,
-    units: Annotated[int, typer.Option(help="liquid neurons (AutoNCP / NCP); 16 fits a small gateway")] = 16,
+    epochs: Annotated[
+        int | None, typer.Option(help="training epochs per model (default: each recipe's; plain: 20)")
+    ] = None,
+    units: Annotated[
+        int | None, typer.Option(help="liquid neurons (AutoNCP / NCP; default: the recipe's; plain: 16)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed (fleet, split, initialisation)")] = 0,
     liquid: Annotated[str, typer.Option(help="liquid model: cfc (CfC + AutoNCP) or ltc (LTC + NCP)")] = "cfc",
     baselines: Annotated[
@@ -173,6 +179,13 @@ def demo(
     seeds: Annotated[
         int, typer.Option(help="training seeds per model (same machines): the table shows mean ± std")
     ] = 1,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="tuned: each family's recipe from benchmarks/maintenance_tune.py (docs/evidence.md); "
+            "plain: one recipe for all (epochs 20, lr 0.01)"
+        ),
+    ] = "tuned",
 ) -> None:
     """Predictive maintenance on a simulated fleet: the liquid model against an amplitude alarm,
     LSTM, GRU and Transformer; prints one table and writes figures and JSON into a run folder."""
@@ -183,6 +196,8 @@ def demo(
         raise typer.BadParameter(f"unknown baselines {bad}; allowed: {', '.join(allowed)}", param_hint="--baselines")
     if liquid not in ("cfc", "ltc"):
         raise typer.BadParameter(f"liquid must be cfc or ltc; got {liquid!r}", param_hint="--liquid")
+    if recipe not in ("tuned", "plain"):
+        raise typer.BadParameter(f"recipe must be tuned or plain; got {recipe!r}", param_hint="--recipe")
     if seeds < 1:
         raise typer.BadParameter(f"seeds must be >= 1; got {seeds}", param_hint="--seeds")
     if not horizon_days > 0:
@@ -202,6 +217,7 @@ def demo(
         echo=typer.echo,
         horizon_days=horizon_days,
         seeds=seeds,
+        recipe=recipe,
     )
 
 

@@ -47,6 +47,8 @@ from ._pipeline import score_metrics as score_metrics
 from ._pipeline import split_machines as split_machines
 from ._pipeline import to_sequences as to_sequences
 from ._pipeline import train_model as train_model
+from ._recipes import TUNED as TUNED_RECIPES
+from ._recipes import tuned_recipes as tuned_recipes
 from ._simulate import FEATURES as FEATURES
 from ._simulate import Fleet as Fleet
 from ._simulate import FleetConfig as FleetConfig
@@ -60,6 +62,7 @@ __all__ = [
     "FEATURES",
     "KINDS",
     "NAMES",
+    "TUNED_RECIPES",
     "AmplitudeAlarm",
     "Benchmark",
     "CCheck",
@@ -96,5 +99,6 @@ __all__ = [
     "synthesize_bursts",
     "to_sequences",
     "train_model",
+    "tuned_recipes",
     "wiring_figure",
 ]

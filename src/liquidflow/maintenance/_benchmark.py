@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("false_alarms_per_machine_month", "False alarms / machine-month", "{:.2f}"),
     ("rul_mae_days", "RUL MAE, last 2H (days)", "{:.2f}"),
     ("parameters", "Parameters", "{:,}"),
+    ("effective_parameters", "Parameters less wiring zeros", "{:,}"),
     ("model_bytes", "Model bytes (exported)", "{:,}"),
     ("step_latency_us", "Step latency (µs, 1 machine)", "{:.0f}"),
     ("train_seconds", "Train time (s)", "{:.1f}"),
@@ -134,7 +135,7 @@ def run_benchmark(
     config: TrainConfig | None = None,
     seed: int = 0,
     train_seeds: Sequence[int] | None = None,
-    liquid_config: TrainConfig | None = None,
+    recipes: Mapping[str, TrainConfig] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Benchmark:
@@ -144,8 +145,8 @@ def run_benchmark(
     ``budget`` is the false-alarm budget per machine-month at which alarm thresholds are set.
     ``train_seeds``: train every neural model once per seed (same machines); the metrics are the
     means, with ``<metric>_std`` beside them (population std) and the table shows mean ± std; the
-    models, risks and thresholds kept are the first seed's. ``liquid_config``: the liquid model's own
-    recipe (default: ``config``), e.g. a tuned one (benchmarks/maintenance_tune.py).
+    models, risks and thresholds kept are the first seed's. ``recipes``: a training config per model
+    kind (e.g. the tuned ones of :data:`TUNED_RECIPES`); kinds not in it use ``config``.
     """
     say = log or (lambda s: None)
     if liquid not in LIQUID_KINDS:
@@ -166,6 +167,7 @@ def run_benchmark(
     m: dict[str, Any] = dict(score_metrics(test, score, budget))
     m.update(
         parameters=2,
+        effective_parameters=2,
         model_bytes=8,
         step_latency_us=float("nan"),
         train_seconds=time.perf_counter() - t0,
@@ -180,7 +182,7 @@ def run_benchmark(
     seeds = list(train_seeds) if train_seeds else [cfg.seed]
     for kind in (liquid, *baselines):
         say(f"training {NAMES.get(kind, kind)}" + (f" with seeds {seeds}" if len(seeds) > 1 else ""))
-        kcfg = liquid_config if (kind == liquid and liquid_config is not None) else cfg
+        kcfg = (recipes or {}).get(kind, cfg)
         runs = []
         for s in seeds:
             res = train_model(kind, train, val, feats, horizon_days=H, config=replace(kcfg, seed=s),
@@ -201,6 +203,7 @@ def run_benchmark(
         nbytes, how = export_bytes(model)
         m.update(
             parameters=model.parameter_count(),
+            effective_parameters=model.parameter_count(effective=True),
             model_bytes=nbytes,
             bytes_measure=how,
             step_latency_us=step_latency_us(model),

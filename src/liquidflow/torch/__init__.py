@@ -5,6 +5,7 @@ from ._cells import LTCCell as LTCCell
 from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
 from ._cells import WiredCfCCell as WiredCfCCell
 from ._cells import inverse_softplus as inverse_softplus
+from ._count import count_parameters as count_parameters
 from ._dispatch import PATHS as PATHS
 from ._dispatch import Choice as Choice
 from ._dispatch import PathError as PathError
@@ -36,6 +37,7 @@ __all__ = [
     "SlowPathWarning",
     "Solver",
     "WiredCfCCell",
+    "count_parameters",
     "explain",
     "get_solver",
     "inverse_softplus",

@@ -29,6 +29,7 @@ import torch
 
 from ..checkpoint import load_model, save_model
 from ..data import SeriesDataset, make_loader
+from ..torch import count_parameters
 from ._advice import advise
 from ._config import TrainConfig
 from ._model import SequenceModel, build_model
@@ -328,6 +329,7 @@ def _finish(
         "task": data.task,
         "model": cfg.model.kind,
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "effective_parameters": count_parameters(model),  # less the wiring's structural zeros
         "epochs_run": len(rows),
         "best_epoch": best_meta.get("best_epoch"),
         "restored": "best" if best_meta else "last",
@@ -362,7 +364,8 @@ def fit_seeds(config: TrainConfig, seeds: list[int]) -> dict[str, Any]:
         if not res:  # not global rank 0
             continue
         runs.append({"seed": seed, "val": res["val"], "test": res["test"], "num_parameters": res["num_parameters"],
-                     "train_seconds": res["train_seconds"], "epochs_run": res["epochs_run"]})  # fmt: skip
+                     "effective_parameters": res["effective_parameters"], "train_seconds": res["train_seconds"],
+                     "epochs_run": res["epochs_run"]})  # fmt: skip
     if not runs:
         return {}
     summary: dict[str, dict[str, float]] = {}

@@ -24,7 +24,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from ..torch import LTC, CfC
+from ..torch import LTC, CfC, count_parameters
 from ..wirings import AutoNCP
 from ._baselines import DtGRU, DtLSTM, DtTransformer
 
@@ -227,8 +227,10 @@ class RiskModel(nn.Module):
         assert self.head is not None
         return self.head(y[:, None])[:, 0], state  # the head on (B, 1, H) as in forward: the same numbers
 
-    def parameter_count(self) -> int:
-        return sum(int(p.numel()) for p in self.parameters() if p.requires_grad)
+    def parameter_count(self, effective: bool = False) -> int:
+        """Trainable parameters; ``effective``: less the entries the NCP wiring fixes at zero
+        (:func:`liquidflow.torch.count_parameters`)."""
+        return count_parameters(self, effective=effective)
 
     def float32_bytes(self) -> int:
         """Bytes of the float32 weights a deployment needs: parameters plus normalisation buffers."""
