@@ -57,6 +57,30 @@ class WiringSizes:
         return self.motor_size
 
 
+class WiredCfCSizes:
+    """Sizes a wired CfC cell of either front end takes from its wiring: one CfC layer per wiring
+    layer (``layer_sizes`` neurons each), the state is every neuron, the output the last layer."""
+
+    wiring: Wiring
+    layer_sizes: list[int]
+
+    @staticmethod
+    def wiring_layer_sizes(wiring: Wiring) -> list[int]:
+        return [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
+
+    @property
+    def state_size(self) -> int:
+        return self.wiring.units
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_sizes)
+
+
 def _pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
     if isinstance(source, dict):
         return {name: source[name] for name in names}

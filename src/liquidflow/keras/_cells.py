@@ -22,6 +22,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from .._frontend import WiredCfCSizes
 from .._spec import (
     CFC_MODES,
     HEAD_ACTIVATIONS,
@@ -252,7 +253,7 @@ class CfCCell(_Cell):
 
 
 @_register
-class WiredCfCCell(_Cell):
+class WiredCfCCell(WiredCfCSizes, _Cell):
     """CfC laid out by a wiring: one CfC sub-cell (no backbone) per wiring layer, in layer order.
 
     For an NCP: inter -> command -> motor. Layer l sees the inputs (l = 0) or the new state of
@@ -268,20 +269,10 @@ class WiredCfCCell(_Cell):
             raise ValueError(f"mode must be one of {CFC_MODES}; got {mode!r}")
         self.wiring = wiring
         self.mode = mode
-        self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
+        self.layer_sizes = self.wiring_layer_sizes(wiring)
         self.layers: list[CfCCell] = []
 
-    @property
-    def state_size(self) -> int:
-        return self.wiring.units
-
-    @property
-    def output_size(self) -> int:
-        return self.layer_sizes[-1]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.layer_sizes)
+    # state_size, output_size, num_layers: from WiredCfCSizes
 
     def build(self, input_shape: Any) -> None:
         n_in = _input_dim(input_shape, "WiredCfCCell")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._frontend import WiredCfCSizes
 from .._ops import fused as _fused
 from .._ops.jobs import CfCJob, CfCLSTM
 from .._spec import (
@@ -318,7 +319,7 @@ class CfCCell(nn.Module):
         }
 
 
-class WiredCfCCell(nn.Module):
+class WiredCfCCell(WiredCfCSizes, nn.Module):
     """CfC laid out by a wiring: one CfC sub-cell (no backbone) per wiring layer, in order.
 
     For an NCP: inter -> command -> motor. Layer l sees the outputs of layer l-1 (layer 0 sees the
@@ -347,19 +348,9 @@ class WiredCfCCell(nn.Module):
             layers.append(CfCCell(in_features, hidden, mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask))
             in_features = hidden
         self.layers = nn.ModuleList(layers)
-        self.layer_sizes = [len(wiring.get_neurons_of_layer(i)) for i in range(wiring.num_layers)]
+        self.layer_sizes = self.wiring_layer_sizes(wiring)
 
-    @property
-    def state_size(self) -> int:
-        return self.wiring.units
-
-    @property
-    def output_size(self) -> int:
-        return self.layer_sizes[-1]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
+    # state_size, output_size, num_layers: from WiredCfCSizes
 
     def precompute(self, x: Tensor) -> Tensor:
         first: CfCCell = self.layers[0]  # type: ignore[assignment]
