@@ -21,13 +21,28 @@ def test_demo_end_to_end_reduced(tmp_path):
     out = tmp_path / "run"
     res = runner.invoke(
         build_app(),
-        ["demo", "--machines", "8", "--days", "20", "--epochs", "1", "--seed", "1", "--out", str(out), "--no-progress"],
+        [
+            "demo",
+            "--machines",
+            "8",
+            "--days",
+            "20",
+            "--epochs",
+            "1",
+            "--seed",
+            "1",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
     )
     assert res.exit_code == 0, res.output
     text = res.output
     # one table: metric rows, one column per model
     header = next(line for line in text.splitlines() if line.startswith("Metric"))
-    for col in ("Amplitude alarm", "CfC+AutoNCP", "LSTM", "GRU", "Transformer"):
+    for col in ("Amplitude alarm", "LTC+NCP", "LSTM", "GRU", "Transformer"):
         assert col in header
     for row in (
         "AUROC (fails within H)",
@@ -54,12 +69,14 @@ def test_demo_end_to_end_reduced(tmp_path):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     figures = json.loads((out / "figures.json").read_text())
-    assert set(metrics["metrics"]) == {"Amplitude alarm", "CfC+AutoNCP", "LSTM", "GRU", "Transformer"}
+    assert set(metrics["metrics"]) == {"Amplitude alarm", "LTC+NCP", "LSTM", "GRU", "Transformer"}
+    assert metrics["recipe"] == "tuned" and metrics["recipes"]["ltc"]["units"] == 32  # the tuned recipes
+    assert metrics["recipes"]["ltc"]["epochs"] == 1  # --epochs replaces the recipes' own
     assert figures["risk_over_time"]["machines"] and figures["wiring"]["edges"]
     m = figures["risk_over_time"]["machines"][0]
-    assert len(m["t_days"]) == len(m["scores"]["cfc"])
+    assert len(m["t_days"]) == len(m["scores"]["ltc"])
     # the parameter count in the table is the model's
-    cfc = metrics["metrics"]["CfC+AutoNCP"]
+    cfc = metrics["metrics"]["LTC+NCP"]
     assert (out / "table.txt").read_text().count(f"{cfc['parameters']:,}") >= 1
     # the C step either ran and matched or said why it was skipped
     assert "max |risk_C - risk_Python|" in text or "skipped" in text
@@ -67,13 +84,15 @@ def test_demo_end_to_end_reduced(tmp_path):
 
 def test_demo_horizon_and_seeds_options(tmp_path):
     out = tmp_path / "run"
-    args = ["demo", "--machines", "8", "--days", "20", "--epochs", "1", "--baselines", "gru", "--no-c-export"]
+    args = ["demo", "--machines", "8", "--days", "20", "--epochs", "1", "--baselines", "gru", "--no-c-export",
+            "--recipe", "plain"]  # fmt: skip
     res = runner.invoke(build_app(), [*args, "--horizon-days", "7", "--seeds", "2", "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["horizon_days"] == 7.0 and metrics["fleet"]["horizon_days"] == 7.0
-    assert metrics["metrics"]["GRU"]["seeds"] == [0, 1] and "auprc_std" in metrics["metrics"]["CfC+AutoNCP"]
+    assert metrics["metrics"]["GRU"]["seeds"] == [0, 1]
     assert "(H = 7 days" in res.output and " ± " in res.output
+    assert "auprc_std" in metrics["metrics"]["LTC+NCP"]
     for bad, hint in ((["--seeds", "0"], "seeds must be >= 1"), (["--horizon-days", "0"], "horizon must be > 0")):
         res = runner.invoke(build_app(), [*args, *bad, "--out", str(tmp_path / "bad")])
         assert res.exit_code != 0 and hint in res.output

@@ -24,15 +24,15 @@ def run_demo(
     epochs: int | None = None,
     units: int | None = None,
     seed: int = 0,
-    liquid: str = "cfc",
+    liquid: str = "ltc",
     baselines: tuple[str, ...] = ("lstm", "gru", "transformer"),
     budget: float = 0.5,
     c_export: bool = True,
     progress: bool = True,
     echo: Any = print,
     horizon_days: float = 14.0,
-    seeds: int = 1,
-    recipe: str = "plain",
+    seeds: int = 5,
+    recipe: str = "tuned",
 ) -> dict[str, Any]:
     """Run the demo; returns a summary dict (also written to ``<out>/metrics.json``)."""
     import torch
@@ -164,7 +164,9 @@ def demo(
         int | None, typer.Option(help="liquid neurons (AutoNCP / NCP; default: the recipe's; plain: 16)")
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed (fleet, split, initialisation)")] = 0,
-    liquid: Annotated[str, typer.Option(help="liquid model: cfc (CfC + AutoNCP) or ltc (LTC + NCP)")] = "cfc",
+    liquid: Annotated[
+        str, typer.Option(help="liquid model: ltc (LTC + NCP, the best tuned liquid model) or cfc (CfC + AutoNCP)")
+    ] = "ltc",
     baselines: Annotated[
         str, typer.Option(help="comma-separated baselines (lstm, gru, transformer)")
     ] = "lstm,gru,transformer",
@@ -178,7 +180,7 @@ def demo(
     ] = 14.0,
     seeds: Annotated[
         int, typer.Option(help="training seeds per model (same machines): the table shows mean ± std")
-    ] = 1,
+    ] = 5,
     recipe: Annotated[
         str,
         typer.Option(

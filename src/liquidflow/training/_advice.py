@@ -29,7 +29,7 @@ def advise(cfg: TrainConfig, data: PreparedData) -> list[str]:
         out.append(
             f"sequences are long (median {median:.0f} steps) and model.options.mixed_memory is not set: a "
             f"{kind.upper()} cell carries its state only through its nonlinear update, and gradients fade over "
-            "long sequences. Tuned runs chose mixed_memory=true on every liquid model of the maintenance fleet, "
+            "long sequences. Tuned runs chose mixed_memory=true on 5 of the 6 liquid cells of the maintenance fleet, "
             "and it lifted GunPoint (150 steps) from 0.57 to 0.67 test accuracy at the same recipe. "
             "Set model.options.mixed_memory=true (docs/evidence.md)."
         )
