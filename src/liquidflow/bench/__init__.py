@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the configs/batch tables into this markdown file, "
         "between <!-- bench:configs --> and <!-- /bench:configs -->",
     )
+    p.add_argument(
+        "--max-call-s",
+        type=float,
+        default=0.0,
+        help="skip a T or batch sweep case whose call would take longer (extrapolated; 0: no limit)",
+    )
     p.add_argument("--no-scaling-peers", action="store_true", help="time only liquidflow and LSTM in the T sweep")
     a = p.parse_args(argv)
     s = Settings.quick_settings(a.threads) if a.quick else Settings(threads=a.threads)
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.repeats:
         s.repeats = a.repeats
     s.scaling_peers = not a.no_scaling_peers
+    s.max_call_s = a.max_call_s
     name = a.name or ("quick" if a.quick else "latest")
     data = run(s, checkpoint=lambda partial: write(partial, a.out, name))
     jp, mp = write(data, a.out, name)

@@ -52,6 +52,7 @@ class Settings:
     warmup: int = 2
     repeats: int = 7
     budget_s: float = 4.0  # target seconds of timing per case (repeats shrink for slow cases, min 3)
+    max_call_s: float = 0.0  # sweeps: skip a case whose call (extrapolated) would take longer; 0: no limit
     batch: int = BATCH
     steps: int = STEPS
     features: int = FEATURES
@@ -314,14 +315,15 @@ def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]
             impls = tuple(i for i in impls if i != "ncps")
         models = {impl: build_model(model_name, impl, settings.features) for impl in impls}
         per_step_mb = dict.fromkeys(impls, 0.0)
+        per_step_s = dict.fromkeys(impls, 0.0)
         for T in settings.scaling_t:
             x = torch.randn(settings.batch, T, settings.features, generator=torch.Generator().manual_seed(1))
             fns = {}
             for impl, m in models.items():
-                need = per_step_mb[impl] * T
-                if need > 0.5 * _available_mb():
+                why = sweep_skip(per_step_mb[impl] * T, per_step_s[impl] * T, settings, "T")
+                if why:
                     res = Result("scaling", model_name, impl, T, settings.batch)
-                    res.error = f"skipped: would need about {need:.0f} MB (linear in T), over half the free memory"
+                    res.error = why
                     results.append(res)
                     log(_fmt(res))
                     continue
@@ -330,12 +332,23 @@ def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]
                 fns[impl] = fn
             stats = _time_group(fns, s)
             for impl, st in stats.items():
+                per_step_s[impl] = st["median_ms"] / 1e3 / T
                 extra = {"min_ms": st["min_ms"], "mb_per_step": per_step_mb[impl]}
                 res = Result("scaling", model_name, impl, T, settings.batch, st["median_ms"], st["iqr_ms"],
                              st["repeats"], extra=extra)  # fmt: skip
                 results.append(res)
                 log(_fmt(res))
     return results
+
+
+def sweep_skip(need_mb: float, need_s: float, settings: Settings, axis: str) -> str | None:
+    """Why a sweep case is skipped (None: it runs): its memory or, with ``settings.max_call_s``, its
+    time per call, both extrapolated linearly in ``axis`` from the previous size, would be too large."""
+    if need_mb > 0.5 * _available_mb():
+        return f"skipped: would need about {need_mb:.0f} MB (linear in {axis}), over half the free memory"
+    if settings.max_call_s and need_s > settings.max_call_s:
+        return f"skipped: would take about {need_s:.1f} s a call (linear in {axis}), over max_call_s"
+    return None
 
 
 def _available_mb() -> float:

@@ -21,7 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._core import Result, Settings, _fmt, _time_group, _train_fn, build_model, sweep_table
+from ._core import (
+    Result,
+    Settings,
+    _fmt,
+    _peak_rss_during,
+    _time_group,
+    _train_fn,
+    build_model,
+    sweep_skip,
+    sweep_table,
+)
 
 NCPS_GOAL = 4.0  # speed-up over ncps for every configuration ncps also has
 BATCHES = (1, 8, 32, 128, 1024)
@@ -164,10 +174,27 @@ def run_batch(settings: Settings, log: Callable[[str], None]) -> list[Result]:
         impls = ("torch",) if model_name == "lstm" else (("liquidflow", "ncps") if settings.scaling_peers else
                                                           ("liquidflow",))  # fmt: skip
         models = {impl: build_model(model_name, impl, F) for impl in impls}
+        per_sample_mb = dict.fromkeys(impls, 0.0)
+        per_sample_s = dict.fromkeys(impls, 0.0)
         for B in batches:
             x = torch.randn(B, T, F, generator=torch.Generator().manual_seed(1))
-            stats = _time_group({impl: _train_fn(m, x) for impl, m in models.items()}, settings)
+            fns = {}
+            for impl, m in models.items():
+                # ncps' LTC 64 would need ~40 GB at B = 1024: skip what will not fit (or, with
+                # settings.max_call_s, take too long), extrapolating linearly from the smaller batch
+                why = sweep_skip(per_sample_mb[impl] * B, per_sample_s[impl] * B, settings, "B")
+                if why:
+                    res = Result("batch", model_name, impl, T, B)
+                    res.error = why
+                    results.append(res)
+                    log(_fmt(res))
+                    continue
+                fn = _train_fn(m, x)
+                per_sample_mb[impl] = max(per_sample_mb[impl], _peak_rss_during(fn) / B)  # a first warm-up run
+                fns[impl] = fn
+            stats = _time_group(fns, settings)
             for impl, st in stats.items():
+                per_sample_s[impl] = st["median_ms"] / 1e3 / B
                 res = Result("batch", model_name, impl, T, B, st["median_ms"], st["iqr_ms"], st["repeats"],
                              extra={"min_ms": st["min_ms"], "per_sample_ms": st["median_ms"] / B})  # fmt: skip
                 results.append(res)
