@@ -7,7 +7,10 @@ here once so the two front ends, and the converters between them, cannot drift a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ._spec import POSITIVE_PARAMS
 
 if TYPE_CHECKING:
     from .wirings import Wiring
@@ -79,6 +82,27 @@ class WiredCfCSizes:
     @property
     def num_layers(self) -> int:
         return len(self.layer_sizes)
+
+
+#: an LTC cell's parameters in the order of docs/math.md (a ``POSITIVE_PARAMS`` one is stored as
+#: ``<name>_raw`` and enters the equations through softplus), then the optional input/output mapping
+LTC_PARAMETERS = ("gleak", "vleak", "cm", "w", "sigma", "mu", "erev", "sensory_w", "sensory_sigma", "sensory_mu",
+                  "sensory_erev", "sparsity_mask", "sensory_sparsity_mask")  # fmt: skip
+LTC_MAPPING_PARAMETERS = ("input_w", "input_b", "output_w", "output_b")
+
+
+def ltc_effective_parameters(cell: Any, softplus: Callable[[Any], Any]) -> dict[str, Any]:
+    """All parameters of an LTC cell (either front end) as they enter the equations: positives
+    through ``softplus`` (the front end's), mapping parameters only where the cell has them."""
+    out = {
+        name: softplus(getattr(cell, f"{name}_raw")) if name in POSITIVE_PARAMS else getattr(cell, name)
+        for name in LTC_PARAMETERS
+    }
+    for name in LTC_MAPPING_PARAMETERS:
+        p = getattr(cell, name)
+        if p is not None:
+            out[name] = p
+    return out
 
 
 def _pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from keras import ops
 
-from .._frontend import WiringSizes, ltc_options
+from .._frontend import WiringSizes, ltc_effective_parameters, ltc_options
 from .._spec import (
     LTC_INIT_RANGES,
     POSITIVE_PARAMS,
@@ -128,26 +128,7 @@ class LTCCell(WiringSizes, _Cell):
 
     def effective_parameters(self) -> dict[str, Any]:
         """All parameters as they enter the equations of docs/math.md (positives mapped)."""
-        out: dict[str, Any] = {
-            "gleak": ops.softplus(self.gleak_raw),
-            "vleak": self.vleak,
-            "cm": ops.softplus(self.cm_raw),
-            "w": ops.softplus(self.w_raw),
-            "sigma": self.sigma,
-            "mu": self.mu,
-            "erev": self.erev,
-            "sensory_w": ops.softplus(self.sensory_w_raw),
-            "sensory_sigma": self.sensory_sigma,
-            "sensory_mu": self.sensory_mu,
-            "sensory_erev": self.sensory_erev,
-            "sparsity_mask": self.sparsity_mask,
-            "sensory_sparsity_mask": self.sensory_sparsity_mask,
-        }
-        for name in ("input_w", "input_b", "output_w", "output_b"):
-            p = getattr(self, name)
-            if p is not None:
-                out[name] = p
-        return out
+        return ltc_effective_parameters(self, ops.softplus)
 
     def _map_inputs(self, x: Any) -> Any:
         if self.input_w is not None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._frontend import WiringSizes
+from .._frontend import WiringSizes, ltc_effective_parameters
 from .._ops import fused as _fused
 from .._ops.jobs import CfCLSTM, LTCJob
 from .._spec import LTC_INIT_RANGES, POSITIVE_PARAMS, SPARSE_FRACTION, ButcherTableau, LTCSpec
@@ -152,26 +152,7 @@ class LTCCell(WiringSizes, nn.Module):
 
     def effective_parameters(self) -> dict[str, Tensor]:
         """All parameters as they enter the equations of docs/math.md (positives mapped)."""
-        out: dict[str, Tensor] = {
-            "gleak": self.positive("gleak"),
-            "vleak": self.vleak,
-            "cm": self.positive("cm"),
-            "w": self.positive("w"),
-            "sigma": self.sigma,
-            "mu": self.mu,
-            "erev": self.erev,
-            "sensory_w": self.positive("sensory_w"),
-            "sensory_sigma": self.sensory_sigma,
-            "sensory_mu": self.sensory_mu,
-            "sensory_erev": self.sensory_erev,
-            "sparsity_mask": self.sparsity_mask,
-            "sensory_sparsity_mask": self.sensory_sparsity_mask,
-        }
-        for name in ("input_w", "input_b", "output_w", "output_b"):
-            p = getattr(self, name)
-            if p is not None:
-                out[name] = p
-        return out
+        return ltc_effective_parameters(self, F.softplus)
 
     def apply_weight_constraints(self) -> None:
         """No-op, kept for ncps compatibility: positivity is built into the parametrisation."""
