@@ -328,7 +328,9 @@ def _run_scaling(settings: Settings, log: Callable[[str], None]) -> list[Result]
                     log(_fmt(res))
                     continue
                 fn = _train_fn(m, x)
-                per_step_mb[impl] = max(per_step_mb[impl], _peak_rss_during(fn) / T)  # also the warm-up run
+                # the last size's MB per step (also the warm-up run); not the largest so far, which is the
+                # shortest T's, where the fixed cost dominates (CfC 64: ~1 MB/step at T = 10 -> 12 GB at 10000)
+                per_step_mb[impl] = _peak_rss_during(fn) / T
                 fns[impl] = fn
             stats = _time_group(fns, s)
             for impl, st in stats.items():

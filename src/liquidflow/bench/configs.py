@@ -190,7 +190,7 @@ def run_batch(settings: Settings, log: Callable[[str], None]) -> list[Result]:
                     log(_fmt(res))
                     continue
                 fn = _train_fn(m, x)
-                per_sample_mb[impl] = max(per_sample_mb[impl], _peak_rss_during(fn) / B)  # a first warm-up run
+                per_sample_mb[impl] = _peak_rss_during(fn) / B  # the last batch's (a first warm-up run)
                 fns[impl] = fn
             stats = _time_group(fns, settings)
             for impl, st in stats.items():
