@@ -134,6 +134,16 @@ def effective(row: dict[str, Any], out: Path) -> int:
     return int(row["effective_parameters"])
 
 
+def _short(override: str) -> str:
+    """``key=0.004971664940524742`` -> ``key=0.00497`` (the table's recipe column)."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{key.split('.')[-1]}={value}"
+    return f"{key.split('.')[-1]}={value if value.isdigit() else f'{number:.3g}'}"
+
+
 def markdown(task: str, rows: list[dict[str, Any]], trials: int, seeds: list[int]) -> str:
     spec = TASKS[task]
     lines = [
@@ -144,13 +154,14 @@ def markdown(task: str, rows: list[dict[str, Any]], trials: int, seeds: list[int
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["family"], r["num_parameters"])):
-        recipe = " ".join(o for o in r["best_overrides"])
+        recipe = " ".join(_short(o) for o in r["best_overrides"])
         lines.append(
             f"| {r['family']} | {r['size']} | {r['num_parameters']} ({r['effective_parameters']}) "
             f"| {r['test_mean']:.4f} ± {r['test_std']:.4f} "
             f"| {r['best_val']:.4f} | {r['train_seconds']:.0f} | {r['core_hours']:.3f} | `{recipe}` |"
         )
-    lines += ["", verdict(task, rows), ""]
+    hours = sum(r["core_hours"] for r in rows)
+    lines += ["", verdict(task, rows), f"Core-hours in all: {hours:.2f} (one thread per run).", ""]
     return "\n".join(lines)
 
 

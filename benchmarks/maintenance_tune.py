@@ -199,13 +199,20 @@ def markdown(rows: list[dict[str, Any]], trials: int, seeds: list[int]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["family"], r["num_parameters"])):
-        recipe = ", ".join(f"{k}={v}" for k, v in r["best"].items() if k not in ("units", "hidden"))
+
+        def fmt(v: Any) -> str:
+            if isinstance(v, dict):
+                return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items()) + "}"
+            return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+        recipe = ", ".join(f"{k}={fmt(v)}" for k, v in r["best"].items() if k not in ("units", "hidden"))
         lines.append(
             f"| {r['family']} | {r['size']} | {r['num_parameters']} ({effective(r)}) | {r['test_auprc_mean']:.3f} ± "
             f"{r['test_auprc_std']:.3f} | {r['lead_time_days_mean']:.1f} | {r['false_alarms_mean']:.2f} "
             f"| {r['best_val_auprc']:.3f} | {r['train_seconds']:.1f} | {r['core_hours']:.3f} | {recipe} |"
         )
-    return "\n".join([*lines, "", verdict(rows), ""])
+    hours = sum(r["core_hours"] for r in rows)
+    return "\n".join([*lines, "", verdict(rows), f"Core-hours in all: {hours:.2f} (one thread per run).", ""])
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
