@@ -2,9 +2,10 @@
 
 ``from_ncps(module)`` returns the liquidflow module that computes the same function: an ncps
 ``CfC``/``LTC`` layer becomes a :class:`liquidflow.torch.CfC`/:class:`~liquidflow.torch.LTC`, an
-``CfCCell``/``WiredCfCCell``/``LTCCell`` the matching cell. The parameter mapping is documented in
-docs/math.md ("Mapping from ncps"). ncps itself is only needed to *have* such a module; this file
-never imports it (modules are recognised by class name and attributes).
+``CfCCell``/``WiredCfCCell``/``LTCCell`` the matching cell. The parameter mapping is the table in
+:mod:`liquidflow.compat.ncps_state` (also documented in docs/math.md, "Mapping from ncps"), which
+also lets ``layer.load_state_dict`` read an ncps checkpoint directly. ncps itself is only needed
+to *have* such a module; this file never imports it (modules are recognised by class name and attributes).
 
 Differences that are bug fixes, not mismatches: liquidflow applies ``timespans`` per sample; ncps
 broadcasts them along the hidden axis, which is only correct at batch size 1.
@@ -12,15 +13,14 @@ broadcasts them along the hidden axis, which is only correct at batch size 1.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell, inverse_softplus
+from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell
 from ..wirings import Wiring
+from .ncps_state import ncps_state_dict_to_liquidflow
 
 __all__ = ["from_ncps", "wiring_from_ncps"]
 
@@ -62,16 +62,9 @@ def wiring_from_ncps(wiring: Any) -> Wiring:
     return new
 
 
-def _copy(dst: torch.Tensor, src: torch.Tensor) -> None:
-    if dst.shape != src.shape:
-        raise ValueError(f"shape mismatch while importing ncps weights: {tuple(src.shape)} -> {tuple(dst.shape)}")
-    with torch.no_grad():
-        dst.copy_(src.detach().to(dst.dtype))
-
-
-def _copy_linear(dst: nn.Linear, src: nn.Linear, sign: float = 1.0) -> None:
-    _copy(dst.weight, sign * src.weight)
-    _copy(dst.bias, sign * src.bias)
+def _load(new: nn.Module, module: Any, implicit: bool = True) -> None:
+    """Copy ``module``'s weights into ``new`` by the one ncps -> liquidflow table (ncps_state.py)."""
+    new.load_state_dict(ncps_state_dict_to_liquidflow(module.state_dict(), new, implicit_param_constraints=implicit))
 
 
 def _ltc_cell_from_ncps(cell: Any, implicit: bool) -> LTCCell:
@@ -83,45 +76,8 @@ def _ltc_cell_from_ncps(cell: Any, implicit: bool) -> LTCCell:
         ode_unfolds=cell._ode_unfolds,
         epsilon=cell._epsilon,
     )
-    params = dict(cell.named_parameters())
-    for name in ("vleak", "sigma", "mu", "erev", "sensory_sigma", "sensory_mu", "sensory_erev"):
-        _copy(getattr(new, name), params[name])
-    for name in ("gleak", "cm", "w", "sensory_w"):
-        value = params[name].detach()
-        if implicit:
-            raw = value  # ncps applies the same softplus at run time
-        else:
-            if (value <= 0).any():
-                warnings.warn(
-                    f"ncps parameter {name!r} has non-positive entries (min {value.min().item():.3g}); "
-                    "liquidflow keeps it positive, so they are clamped to 1e-12",
-                    stacklevel=3,
-                )
-            raw = inverse_softplus(value.double().clamp_min(1e-12)).to(value.dtype)
-        _copy(getattr(new, f"{name}_raw"), raw)
-    for name in ("input_w", "input_b", "output_w", "output_b"):
-        if getattr(new, name) is not None:
-            _copy(getattr(new, name), params[name])
+    _load(new, cell, implicit)
     return new
-
-
-def _cfc_cell_into(new: CfCCell, cell: Any) -> None:
-    """Copy an ncps CfCCell's weights into a liquidflow CfCCell of the same shape."""
-    if cell.backbone is not None:
-        linears = [m for m in cell.backbone if isinstance(m, nn.Linear)]
-        for dst, src in zip(new.backbone, linears):
-            _copy_linear(dst, src)  # type: ignore[arg-type]
-    if new.mode == "pure":
-        _copy_linear(new.f1, cell.ff1)
-        _copy(new.w_tau, cell.w_tau.reshape(-1))
-        _copy(new.A, cell.A.reshape(-1))
-        return
-    assert new.f2 is not None and new.time_a is not None and new.time_b is not None
-    # ncps: t = sigmoid(ta z ts + tb z), h' = ff1 (1 - t) + t ff2. Ours: g = t, f1 = ff2, f2 = ff1.
-    _copy_linear(new.f1, cell.ff2)
-    _copy_linear(new.f2, cell.ff1)
-    _copy_linear(new.time_a, cell.time_a, sign=-1.0)
-    _copy_linear(new.time_b, cell.time_b)
 
 
 def _activation_name(cell: Any) -> str:
@@ -147,20 +103,14 @@ def _cfc_cell_from_ncps(cell: Any) -> CfCCell:
         dropouts[0].p if dropouts else 0.0,
         sparsity_mask=None if cell.sparsity_mask is None else cell.sparsity_mask.detach().T.cpu().numpy(),
     )
-    _cfc_cell_into(new, cell)
+    _load(new, cell)
     return new
 
 
 def _wired_cfc_from_ncps(cell: Any) -> WiredCfCCell:
     new = WiredCfCCell(None, wiring_from_ncps(cell._wiring), cell._layers[0].mode)
-    for dst, src in zip(new.layers, cell._layers):
-        _cfc_cell_into(dst, src)  # type: ignore[arg-type]
+    _load(new, cell)
     return new
-
-
-def _mixed_memory_into(dst: Any, src: Any) -> None:
-    _copy_linear(dst.input_map, src.input_map)
-    _copy(dst.recurrent_map.weight, src.recurrent_map.weight)
 
 
 def _layer_kwargs(module: Any) -> dict[str, Any]:
@@ -181,29 +131,24 @@ def from_ncps(ncps_module: nn.Module) -> nn.Module:
         return _wired_cfc_from_ncps(module)
     if name == "LTC":
         src_cell = module.rnn_cell
-        implicit = bool(getattr(src_cell, "_implicit_param_constraints", False))
-        cell = _ltc_cell_from_ncps(src_cell, implicit)
         new_ltc = LTC(
             int(module.input_size),
-            cell.wiring,
+            wiring_from_ncps(src_cell._wiring),
             **_layer_kwargs(module),
-            input_mapping=cell.input_mapping,
-            output_mapping=cell.output_mapping,
-            ode_unfolds=cell.ode_unfolds,
-            epsilon=cell.epsilon,
-        )
-        new_ltc.cell.load_state_dict(cell.state_dict())
-        if module.use_mixed:
-            _mixed_memory_into(new_ltc.lstm, module.lstm)  # type: ignore[arg-type]
-        return new_ltc.to(next(module.parameters()).dtype)
+            input_mapping=src_cell._input_mapping,
+            output_mapping=src_cell._output_mapping,
+            ode_unfolds=src_cell._ode_unfolds,
+            epsilon=src_cell._epsilon,
+        ).to(next(module.parameters()).dtype)
+        _load(new_ltc, module, bool(getattr(src_cell, "_implicit_param_constraints", False)))
+        return new_ltc
     if name == "CfC":
         src = module.rnn_cell
         proj = module.fc.out_features if isinstance(module.fc, nn.Linear) else None
         if type(src).__name__ == "WiredCfCCell":
-            wired = _wired_cfc_from_ncps(src)
             kw = _layer_kwargs(module)
-            new_cfc = CfC(int(module.input_size), wired.wiring, proj_size=proj, mode=wired.mode, **kw)
-            new_cfc.cell.load_state_dict(wired.state_dict())
+            mode = src._layers[0].mode
+            new_cfc = CfC(int(module.input_size), wiring_from_ncps(src._wiring), proj_size=proj, mode=mode, **kw)
         else:
             c = _cfc_cell_from_ncps(src)
             new_cfc = CfC(
@@ -217,11 +162,7 @@ def from_ncps(ncps_module: nn.Module) -> nn.Module:
                 backbone_layers=c.backbone_layers,
                 backbone_dropout=c.backbone_dropout,
             )
-            new_cfc.cell.load_state_dict(c.state_dict())
-        if module.use_mixed:
-            _mixed_memory_into(new_cfc.lstm, module.lstm)  # type: ignore[arg-type]
-        if proj is not None:
-            assert new_cfc.fc is not None
-            _copy_linear(new_cfc.fc, module.fc)  # type: ignore[arg-type]
-        return new_cfc.to(next(module.parameters()).dtype)
+        new_cfc = new_cfc.to(next(module.parameters()).dtype)
+        _load(new_cfc, module)
+        return new_cfc
     raise TypeError(f"from_ncps expects an ncps.torch CfC, LTC, CfCCell, WiredCfCCell or LTCCell; got {name}")

@@ -10,6 +10,7 @@ carried unchanged and the output is zero. Returns ``(output, hx)``: ``hx`` is th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
@@ -25,6 +26,7 @@ from .._validate import (
     normalize_mask,
     normalize_timespans,
 )
+from ..compat.ncps_state import load_ncps_state_pre_hook, ncps_key_problems
 from ..wirings import FullyConnected, Wiring
 from . import _dispatch
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
@@ -67,6 +69,19 @@ class _SequenceLayer(nn.Module):
             raise ValueError(f"proj_size must be None or an integer >= 1; got {proj_size!r}")
         self.proj_size = proj_size
         self.fc = nn.Linear(self.cell.output_size, proj_size) if proj_size else None
+        # a state_dict saved from ncps.torch loads as is (names and values converted: compat/ncps_state.py)
+        self._register_load_state_dict_pre_hook(load_ncps_state_pre_hook, with_module=True)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """As ``nn.Module.load_state_dict``; also takes a state_dict saved from the same ncps.torch layer
+        (converted by compat/ncps_state.py), and then names the ncps keys that do not fit."""
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as error:
+            why = ncps_key_problems(state_dict, self) if strict else None
+            if why is None:
+                raise
+            raise RuntimeError(f"{error}\n\t{why}") from None
 
     @property
     def motor_size(self) -> int:
