@@ -70,7 +70,9 @@ def _build(key: str):
     raise KeyError(key)
 
 
-def time_src(src: str, repeats: int, warmup: int, threads: int = THREADS, budget_s: float = 20.0) -> dict:
+def time_src(
+    src: str, repeats: int, warmup: int, threads: int = THREADS, budget_s: float = 20.0, only: tuple[str, ...] = ()
+) -> dict:
     sys.path.insert(0, os.path.abspath(src))
     import torch
 
@@ -82,7 +84,7 @@ def time_src(src: str, repeats: int, warmup: int, threads: int = THREADS, budget
     if Path(os.path.abspath(src)).resolve() not in loaded.parents:
         raise SystemExit(f"liquidflow came from {loaded}, not from {src}")
     x = torch.randn(B, T, F, generator=torch.Generator().manual_seed(1))
-    models = {k: _build(k) for k in CONFIGS}
+    models = {k: _build(k) for k in (only or CONFIGS)}
 
     def step(m) -> None:
         for p in m.parameters():
@@ -204,6 +206,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="mode", required=True)
     t = sub.add_parser("time")
     t.add_argument("--src", required=True)
+    t.add_argument("--only", default="", help=f"comma-separated subset of {','.join(CONFIGS)}")
     t.add_argument("--repeats", type=int, default=15)
     t.add_argument("--warmup", type=int, default=3)
     t.add_argument("--threads", type=int, default=THREADS)
@@ -219,7 +222,10 @@ def main() -> None:
     c.add_argument("--out", default="", help="write <out>.json and <out>.md")
     a = p.parse_args()
     if a.mode == "time":
-        print(json.dumps(time_src(a.src, a.repeats, a.warmup, a.threads, a.budget)))
+        only = tuple(k for k in a.only.split(",") if k)
+        if set(only) - set(CONFIGS):
+            p.error(f"unknown configurations {sorted(set(only) - set(CONFIGS))}; valid: {list(CONFIGS)}")
+        print(json.dumps(time_src(a.src, a.repeats, a.warmup, a.threads, a.budget, only)))
         return
     data = compare(a.old, a.new, a.rounds, a.repeats, a.warmup, a.threads, a.budget)
     md = markdown(data)
