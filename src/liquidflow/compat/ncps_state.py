@@ -201,10 +201,20 @@ def ncps_state_dict_to_liquidflow(
     return out
 
 
+def _stack_problem(module: nn.Module) -> str | None:
+    num_layers, bidirectional = getattr(module, "num_layers", 1), getattr(module, "bidirectional", False)
+    if num_layers == 1 and not bidirectional:
+        return None
+    return (f"an ncps checkpoint holds one unidirectional layer; this {type(module).__name__} has "
+            f"num_layers={num_layers}, bidirectional={bidirectional}: load it into a single layer")  # fmt: skip
+
+
 def ncps_key_problems(state_dict: Mapping[str, Any], module: nn.Module, prefix: str = "") -> str | None:
     """Why an ncps ``state_dict`` does not fit ``module`` (unknown and missing ncps keys), or None."""
     if not is_ncps_state_dict(state_dict, prefix):
         return None
+    if _stack_problem(module) is not None:
+        return None  # the pre-hook said so already
     target = module.state_dict(keep_vars=True)
     conv = _convert(state_dict, module, prefix, True, target)
     unknown = [k for k in state_dict if k.startswith(prefix) and k not in conv.used and k[len(prefix) :] not in target]
@@ -237,11 +247,9 @@ def load_ncps_state_pre_hook(
     names them are converted in place; what no rule takes stays, for torch to report as unexpected."""
     if not is_ncps_state_dict(state_dict, prefix):
         return
-    if getattr(module, "num_layers", 1) != 1 or getattr(module, "bidirectional", False):
-        error_msgs.append(
-            "an ncps checkpoint holds a single unidirectional layer; this layer has "
-            f"num_layers={getattr(module, 'num_layers', 1)}, bidirectional={getattr(module, 'bidirectional', False)}"
-        )
+    why = _stack_problem(module)
+    if why is not None:
+        error_msgs.append(why)
         return
     target = module.state_dict(keep_vars=True)
     conv = _convert(state_dict, module, prefix, True, target)

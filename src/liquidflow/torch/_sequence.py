@@ -10,8 +10,9 @@ carried unchanged and the output is zero. Returns ``(output, hx)``: ``hx`` is th
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Union
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, Union, cast
 
 import torch
 from torch import nn
@@ -45,6 +46,16 @@ class _SequenceLayer(nn.Module):
     input_size: int
     state_size: int
     output_size: int
+    # nn.LSTM-style stacking: None for one unidirectional layer (the plain path); else the
+    # single-layer sub-layers in nn.LSTM's order (layer 0 forward, layer 0 backward, layer 1 ...).
+    # Set in _setup_stack: a class attribute None would hide the registered module.
+    layers: nn.ModuleList | None
+    drop: nn.Dropout | None
+    _int_units: int | None  # a stack's int ``units`` (its config's)
+    _stacked = False  # True when ``layers`` holds the sub-layers (a class default: old pickles load)
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
 
     def _setup_common(
         self,
@@ -85,11 +96,194 @@ class _SequenceLayer(nn.Module):
 
     @property
     def motor_size(self) -> int:
+        if self._stacked:
+            return self._sub(-1).motor_size
         return int(self.cell.output_size)
 
     @property
     def out_features(self) -> int:
+        if self._stacked:
+            return self._sub(-1).out_features * (2 if self.bidirectional else 1)
         return self.proj_size if self.proj_size else self.motor_size
+
+    # ------------------------------------------------------------------ nn.LSTM-style options
+    def _setup_stack(
+        self,
+        make: Callable[[int], _SequenceLayer],
+        input_size: int,
+        units: Wiring | int,
+        num_layers: int,
+        dropout: float,
+        bidirectional: bool,
+        return_sequences: bool,
+        batch_first: bool,
+    ) -> bool:
+        """Check num_layers/dropout/bidirectional; build the sub-layers if they ask for more than one
+        unidirectional layer (True), else leave the plain single layer to the caller (False)."""
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be an integer >= 1; got {num_layers!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1]; got {dropout!r}")
+        if not isinstance(bidirectional, bool):
+            raise ValueError(f"bidirectional must be True or False; got {bidirectional!r}")
+        if dropout > 0 and num_layers == 1:  # as nn.LSTM
+            warnings.warn(
+                "dropout acts between stacked layers (on the outputs of all but the last), so it needs "
+                f"num_layers > 1; got dropout={dropout} and num_layers=1 (for dropout inside the cell use "
+                "CfC's backbone_dropout)",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.num_layers, self.dropout, self.bidirectional = num_layers, float(dropout), bidirectional
+        self.layers = None
+        if num_layers == 1 and not bidirectional:
+            return False
+        self.input_size = input_size
+        self._int_units = units if isinstance(units, int) and not isinstance(units, bool) else None
+        self.return_sequences = bool(return_sequences)
+        self.batch_first = bool(batch_first)
+        directions = 2 if bidirectional else 1
+        subs: list[_SequenceLayer] = []
+        width = input_size
+        for _ in range(num_layers):
+            subs += [make(width) for _ in range(directions)]
+            width = subs[-1].out_features * directions
+        self.layers = nn.ModuleList(subs)
+        self._stacked = True
+        first = subs[0]
+        self.state_size, self.mixed_memory = first.state_size, first.mixed_memory
+        self.proj_size, self.forget_bias = first.proj_size, first.forget_bias
+        self.drop = nn.Dropout(self.dropout) if self.dropout > 0 else None
+        self._register_load_state_dict_pre_hook(load_ncps_state_pre_hook, with_module=True)  # refuses ncps ones
+        return True
+
+    def _factory(self, device: torch.device | str | None, dtype: torch.dtype | None) -> None:
+        """``device=`` / ``dtype=`` as torch's factory arguments: the parameters end up there."""
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch.dtype; got {dtype!r}")
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    def _sub(self, k: int) -> _SequenceLayer:
+        assert self.layers is not None
+        sub: _SequenceLayer = self.layers[k]  # type: ignore[assignment]
+        return sub
+
+    def _split_state(self, hx: State | None, batch: int, batched: bool) -> list[State | None]:
+        """nn.LSTM's state layout (num_layers * num_directions, B, N) -> one state per sub-layer."""
+        assert self.layers is not None
+        K, n = len(self.layers), self.state_size
+        if hx is None:
+            return [None] * K
+        parts = list(hx) if isinstance(hx, (tuple, list)) else [hx]
+        if len(parts) != (2 if self.mixed_memory else 1):
+            want = "a pair (h, c)" if self.mixed_memory else "a tensor"
+            raise ValueError(f"hx must be {want} when mixed_memory={self.mixed_memory}; got {type(hx).__name__}")
+        expected = (K, batch, n) if batched else (K, n)
+        for p in parts:
+            p = check_tensor(p, "hx")
+            if tuple(p.shape) != expected:
+                raise ValueError(
+                    f"hx must have shape {expected} (num_layers * num_directions, batch, state_size) as "
+                    f"nn.LSTM's; got {tuple(p.shape)}"
+                )
+        parts = [p if batched else p.unsqueeze(1) for p in parts]
+        return [(parts[0][k], parts[1][k]) if self.mixed_memory else parts[0][k] for k in range(K)]
+
+    def _join_states(self, states: list[State], batched: bool) -> State:
+        if self.mixed_memory:
+            h = torch.stack([s[0] for s in states])  # (K, B, N)
+            c = torch.stack([s[1] for s in states])
+            return (h, c) if batched else (h[:, 0], c[:, 0])
+        stacked = torch.stack(states)  # type: ignore[arg-type]
+        return stacked if batched else stacked[:, 0]
+
+    def _forward_stack(
+        self, input: Tensor, hx: State | None, timespans: float | Tensor | None, mask: Tensor | None
+    ) -> tuple[Tensor, State]:
+        """Stacked and/or bidirectional layers, as nn.LSTM: layer l > 0 reads layer l - 1's outputs
+        (both directions concatenated, dropout between layers in training). The backward direction
+        runs on each sequence reversed within its valid length (up to its last observed step), its
+        mask and timespans reversed with it; its outputs are put back in the forward order."""
+        first = self._sub(0)
+        x, batched = first._check_input(input, self.batch_first)  # (B, T, F)
+        B, T, _ = x.shape
+        batch_first = self.batch_first or not batched
+        if not batched and isinstance(timespans, torch.Tensor) and timespans.dim() >= 1:
+            timespans = timespans.unsqueeze(0)
+        if not batched and mask is not None:
+            mask = check_tensor(mask, "mask").unsqueeze(0)
+        m = normalize_mask(mask, B, T, batch_first, x.device)  # (B, T)
+        ts = normalize_timespans(timespans, B, T, batch_first, x.dtype, x.device, m)  # (B, T, 1)
+        states = self._split_state(hx, B, batched)
+        directions = 2 if self.bidirectional else 1
+        rev = _reverse_index(m, B, T, x.device) if self.bidirectional else None  # (B, T)
+        rev_m = None if m is None or rev is None else torch.gather(m, 1, rev)
+        finals: list[State] = []
+        out = x
+        for layer in range(self.num_layers):
+            last = layer == self.num_layers - 1
+            return_sequences = self.return_sequences if last else True
+            outs = []
+            for d in range(directions):
+                k = layer * directions + d
+                sub = self._sub(k)
+                if d == 0:
+                    y, h = sub._forward(out, states[k], ts, m, return_sequences, True)
+                else:
+                    assert rev is not None
+                    y, h = sub._forward(_gather_time(out, rev), states[k], _gather_time(ts, rev), rev_m,
+                                        return_sequences, True)  # fmt: skip
+                    if return_sequences:
+                        y = _gather_time(y, rev)  # the reversal is its own inverse
+                outs.append(y)
+                finals.append(h)
+            out = torch.cat(outs, -1) if directions == 2 else outs[0]
+            if not last and self.drop is not None:
+                out = self.drop(out)
+        if self.return_sequences and not batch_first:
+            out = out.transpose(0, 1)
+        if not batched:
+            out = out[0]
+        return out, self._join_states(finals, batched)
+
+    def _step_stack(self, input: Tensor, hx: State | None, dt: float | Tensor) -> tuple[Tensor, State]:
+        if self.bidirectional:
+            raise ValueError(
+                "step() streams one step at a time, but a bidirectional layer needs the whole sequence "
+                "(its backward direction starts at the end): call the layer on the sequence, or stream "
+                "with bidirectional=False"
+            )
+        x = check_tensor(input, "input")
+        batched = x.dim() == 2
+        states = self._split_state(hx, x.shape[0] if batched else 1, batched)
+        finals: list[State] = []
+        for k in range(self.num_layers):
+            x, h = self._sub(k).step(x, states[k] if batched else _unbatch(states[k]), dt)
+            finals.append(h if batched else _batch(h))
+            if k < self.num_layers - 1 and self.drop is not None:
+                x = self.drop(x)
+        return x, self._join_states(finals, batched)
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError  # LTC and CfC
+
+    def _stack_layer_config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {**self._sub(0).get_config(), **self._common_config(), **self._stack_config()}
+        if self._int_units is not None:  # not the first layer's wiring: later layers read other sizes
+            cfg["units"] = self._int_units
+        return cfg
+
+    def _stack_config(self) -> dict[str, Any]:
+        """The nn.LSTM-style options that differ from the defaults (a plain layer's config is unchanged)."""
+        cfg: dict[str, Any] = {}
+        if self.num_layers != 1:
+            cfg["num_layers"] = self.num_layers
+        if self.dropout:
+            cfg["dropout"] = self.dropout
+        if self.bidirectional:
+            cfg["bidirectional"] = True
+        return cfg
 
     # ------------------------------------------------------------------ checks
     def _param_dtype_device(self) -> tuple[torch.dtype, torch.device]:
@@ -150,6 +344,8 @@ class _SequenceLayer(nn.Module):
         mask: Tensor | None = None,
     ) -> tuple[Tensor, State]:
         """Run a sequence. See the module docstring for shapes; returns ``(output, final_state)``."""
+        if self._stacked:
+            return self._forward_stack(input, hx, timespans, mask)
         if hx is not None and not torch.is_grad_enabled():  # one step of a stream: the step paths
             out = _dispatch.run_one_step_sequence(self, input, hx, timespans, mask)
             if out is not None:
@@ -276,6 +472,8 @@ class _SequenceLayer(nn.Module):
 
     def step(self, input: Tensor, hx: State | None = None, dt: float | Tensor = 1.0) -> tuple[Tensor, State]:
         """One streaming step: input (B, F) or (F,), dt a float or (B,) -> (output, new state)."""
+        if self._stacked:
+            return self._step_stack(input, hx, dt)
         fast = _dispatch.run_step(self, input, hx, dt)  # None: the general path below
         if fast is not None:
             return fast  # type: ignore[no-any-return]
@@ -351,6 +549,45 @@ class _SequenceLayer(nn.Module):
         return cls(units=units, **config)
 
 
+def _reverse_index(m: Tensor | None, B: int, T: int, device: torch.device) -> Tensor:
+    """(B, T) time indices that reverse each sequence within its valid length (up to its last
+    observed step; padding after it stays in place). Applying it twice gives the identity."""
+    t = torch.arange(T, device=device).expand(B, T)
+    if m is None:
+        return t.flip(1)
+    length = T - m.flip(1).to(torch.int64).argmax(1)  # (B,) last observed step + 1
+    length = torch.where(m.any(1), length, torch.zeros_like(length))
+    L = length.unsqueeze(1)
+    return torch.where(t < L, L - 1 - t, t)
+
+
+def _gather_time(v: Tensor, index: Tensor) -> Tensor:
+    """v (B, T, ...) reordered along time by index (B, T)."""
+    idx = index.reshape(*index.shape, *([1] * (v.dim() - 2))).expand_as(v)
+    return torch.gather(v, 1, idx)
+
+
+def _unbatch(state: State | None) -> State | None:
+    if state is None or isinstance(state, torch.Tensor):
+        return None if state is None else state[0]
+    return (state[0][0], state[1][0])
+
+
+def _batch(state: State) -> State:
+    if isinstance(state, torch.Tensor):
+        return state.unsqueeze(0)
+    return (state[0].unsqueeze(0), state[1].unsqueeze(0))
+
+
+def _check_stack_units(units: Any, num_layers: Any) -> None:
+    if isinstance(units, Wiring) and num_layers != 1:
+        raise ValueError(
+            f"num_layers={num_layers} with a Wiring is not defined: the wiring fixes one layer's graph for its "
+            "input size. Put the layers in the wiring instead (NCP(inter_neurons=[16, 8], ...) or a Wiring "
+            "subclass), or stack layers yourself (nn.Sequential-style, each with its own wiring)"
+        )
+
+
 class LTC(_SequenceLayer):
     """Liquid time-constant network layer (ncps-compatible arguments).
 
@@ -374,10 +611,26 @@ class LTC(_SequenceLayer):
         solver: str | Solver = "semi_implicit",
         proj_size: int | None = None,
         forget_bias: float = 1.0,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
             raise ValueError(f"input_size must be an integer >= 1; got {input_size!r}")
+        _check_stack_units(units, num_layers)
+
+        def make(width: int) -> LTC:
+            return LTC(width, units, True, True, mixed_memory, input_mapping, output_mapping, ode_unfolds, epsilon,
+                       implicit_param_constraints, solver, proj_size, forget_bias)  # fmt: skip
+
+        if self._setup_stack(
+            make, input_size, units, num_layers, dropout, bidirectional, return_sequences, batch_first
+        ):
+            self._factory(device, dtype)
+            return
         if not implicit_param_constraints:
             raise ValueError(
                 "implicit_param_constraints=False is not supported: liquidflow always keeps w, sensory_w, "
@@ -390,21 +643,24 @@ class LTC(_SequenceLayer):
         self.cell = LTCCell(wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon, solver)
         self.state_size = self.cell.state_size
         self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory, forget_bias)
+        self._factory(device, dtype)
 
     @property
     def wiring(self) -> Wiring:
-        wiring: Wiring = self.cell.wiring
+        wiring: Wiring = self.rnn_cell.wiring
         return wiring
 
     @property
-    def rnn_cell(self) -> LTCCell:  # ncps name
-        cell: LTCCell = self.cell
+    def rnn_cell(self) -> LTCCell:  # ncps name; a stacked layer's first cell
+        cell: LTCCell = self.cell if not self._stacked else self._sub(0).cell
         return cell
 
     def apply_weight_constraints(self) -> None:
         """No-op (ncps compatibility): positivity is part of the parametrisation."""
 
     def get_config(self) -> dict[str, Any]:
+        if self._stacked:
+            return self._stack_layer_config()
         cfg = self._common_config()
         cell = self.cell.get_config()
         cfg.update(units=cell["wiring"], **ltc_options(cell))
@@ -417,6 +673,10 @@ class CfC(_SequenceLayer):
     ``CfC(input_size, units)`` with ``units`` an int (a CfCCell with a backbone MLP) or a Wiring (a
     WiredCfCCell; backbone options are then not allowed). ``mode``: default, no_gate or pure.
     """
+
+    backbone_units: int | None
+    backbone_layers: int | None
+    backbone_dropout: float | None
 
     def __init__(
         self,
@@ -433,13 +693,31 @@ class CfC(_SequenceLayer):
         backbone_dropout: float | None = None,
         head_activation: str = "tanh",
         forget_bias: float = 1.0,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
             raise ValueError(f"input_size must be an integer >= 1; got {input_size!r}")
+        _check_stack_units(units, num_layers)
+        self.mode, self.activation, self.head_activation = mode, activation, head_activation
+
+        def make(width: int) -> CfC:
+            return CfC(width, units, proj_size, True, True, mixed_memory, mode, activation, backbone_units,
+                       backbone_layers, backbone_dropout, head_activation, forget_bias)  # fmt: skip
+
+        if self._setup_stack(
+            make, input_size, units, num_layers, dropout, bidirectional, return_sequences, batch_first
+        ):
+            first = cast(CfC, self._sub(0))
+            self.backbone_units, self.backbone_layers = first.backbone_units, first.backbone_layers
+            self.backbone_dropout = first.backbone_dropout
+            self._factory(device, dtype)
+            return
         self.input_size = input_size
-        self.mode = mode
-        self.activation = activation
         if isinstance(units, Wiring):
             check_wired_cfc_options(backbone_units, backbone_layers, backbone_dropout, head_activation)
             self.cell = WiredCfCCell(input_size, units, mode)
@@ -464,16 +742,21 @@ class CfC(_SequenceLayer):
         self.head_activation = head_activation
         self.state_size = self.cell.state_size
         self._setup_common(input_size, proj_size, return_sequences, batch_first, mixed_memory, forget_bias)
+        self._factory(device, dtype)
 
     @property
     def wiring(self) -> Wiring | None:
-        return self.cell.wiring if isinstance(self.cell, WiredCfCCell) else None
+        cell = self.rnn_cell
+        return cell.wiring if isinstance(cell, WiredCfCCell) else None
 
     @property
-    def rnn_cell(self) -> nn.Module:  # ncps name
-        return self.cell
+    def rnn_cell(self) -> nn.Module:  # ncps name; a stacked layer's first cell
+        cell: nn.Module = self.cell if not self._stacked else self._sub(0).cell
+        return cell
 
     def get_config(self) -> dict[str, Any]:
+        if self._stacked:
+            return self._stack_layer_config()
         cfg = self._common_config()
         wiring = self.wiring
         cfg.update(units=wiring.get_config() if wiring is not None else self.state_size, **cfc_options(self))
