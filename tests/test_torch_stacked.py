@@ -257,3 +257,13 @@ def test_ncps_checkpoint_into_a_stack_is_refused() -> None:
     sd = {k.replace("cell.", "rnn_cell.", 1): v for k, v in plain.state_dict().items()}  # ncps-style names
     with pytest.raises(RuntimeError, match=r"ncps checkpoint holds one unidirectional layer.*num_layers=2"):
         CfC(I, 6, num_layers=2).load_state_dict(sd)
+
+
+def test_explain_points_to_the_single_layers() -> None:
+    from liquidflow.torch import PATHS, explain
+
+    layer = CfC(I, 5, num_layers=2)
+    x = torch.randn(2, 4, I)
+    with pytest.raises(ValueError, match=r"num_layers=2, bidirectional=False runs its single layers.*layer\.layers"):
+        explain(layer, x)
+    assert explain(layer.layers[0], x).path in PATHS

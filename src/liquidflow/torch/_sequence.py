@@ -395,6 +395,12 @@ class _SequenceLayer(nn.Module):
         self, input: Tensor, hx: State | None, timespans: float | Tensor | None, mask: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """(x, h, ts, m) as the dispatcher sees a call ``self(input, hx, timespans, mask)``."""
+        if self._stacked:
+            raise ValueError(
+                f"a layer with num_layers={self.num_layers}, bidirectional={self.bidirectional} runs its single "
+                "layers one after the other, each by its own path: ask about one of them (layer.layers[k]; "
+                "layer 0's input is the layer's, later ones read the previous layer's outputs)"
+            )
         x, h, _, ts, m, _, _ = self._normalize(input, hx, timespans, mask, self.batch_first)
         return x, h, ts, m
 
