@@ -192,3 +192,25 @@ def test_cell_conversion_is_strict() -> None:
     torch.testing.assert_close(ours(x, h, 0.5)[1], theirs(x, h, 0.5)[1], atol=1e-5, rtol=0)
     with pytest.raises(KeyError, match="unknown ncps keys: gleak"):
         ncps_state_dict_to_liquidflow({**theirs.state_dict(), "gleak": torch.zeros(6)}, ours)
+
+
+def test_copies_of_a_layer_load_into_themselves() -> None:
+    """The hook is bound to the module it was registered on, also after deepcopy."""
+    import copy
+
+    theirs = _ncps_model("cfc-default")
+    torch.manual_seed(9)
+    original = CfC(I, 12).eval()
+    before = original.cell.f1.weight.detach().clone()
+    clone = copy.deepcopy(original)
+    clone.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 5, I)
+    torch.testing.assert_close(clone(x)[0], theirs(x)[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(original.cell.f1.weight.detach(), before)
+
+
+def test_mixed_naming_is_refused() -> None:
+    sd = _ncps_model("cfc-default").state_dict()
+    sd["cell.f1.bias"] = torch.zeros(12)
+    with pytest.raises(RuntimeError, match=r"mixes ncps names \(rnn_cell\.\*\) with liquidflow names: cell\.f1\.bias"):
+        CfC(I, 12).load_state_dict(sd, strict=False)
