@@ -1,4 +1,4 @@
-"""Wirings: ncps-identical graphs, config round-trips, NCP invariants, copying by layers."""
+"""Wirings: ncps-identical graphs, config round-trips, NCP invariants, sharing by layers."""
 
 from __future__ import annotations
 
@@ -169,9 +169,9 @@ def test_rebuild_with_other_input_dim_raises() -> None:
 def test_one_wiring_serves_many_layers() -> None:
     wiring = AutoNCP(16, 4)
     l1 = LTC(20, wiring)
-    l2 = LTC(4, wiring)  # a second layer with another input size: the object was copied
+    l2 = LTC(4, wiring)  # a second layer with another input size gets a copy built for it
     l3 = CfC(4, wiring)
-    assert not wiring.is_built()
+    assert wiring.input_dim == 20 and l1.wiring is wiring  # the first layer built the user's object
     assert l1.wiring.input_dim == 20 and l2.wiring.input_dim == 4 and l3.wiring.input_dim == 4
     stack = torch.nn.Sequential()
     y, _ = l1(torch.randn(2, 5, 20))

@@ -11,7 +11,14 @@ Conventions (also in docs/math.md):
   from neuron ``i`` to neuron ``j``; ``sensory_adjacency_matrix[k, j]`` the same from input ``k``.
 * Neurons ``0 .. output_dim-1`` are the motor (output) neurons.
 * A wiring is *built* once its input dimension is known (``build(input_dim)``); sensory synapses
-  exist only after that. Layers copy the wiring they are given, so one object can serve many layers.
+  exist only after that. A layer builds the wiring it is given in place, as ncps does (so the user's
+  object reports its synapses afterwards), and takes a copy built for its own input size only when
+  the object is already built for another one (``Wiring.built_for``): one object serves many layers
+  (ncps#75).
+* Layers: ``num_layers`` / ``get_neurons_of_layer`` list the neurons layer by layer, from the layer
+  that reads the inputs to the motor layer. Every neuron is in exactly one layer and the motor
+  neurons (``0 .. output_dim-1``) are in the last one, listed first in id order;
+  ``check_layers()`` says what is wrong otherwise. The wired CfC runs one sub-cell per layer, in this order.
 
 Why one file (about 500 lines): it is the public module ``liquidflow.wirings``, the counterpart of
 ``ncps.wirings`` one class for one class, and the random graphs must draw from the random streams in
@@ -22,6 +29,7 @@ checkable against the original at a glance.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from typing import Any, ClassVar
 
@@ -65,6 +73,8 @@ class Wiring:
         self.sensory_adjacency_matrix: np.ndarray | None = None
         self.input_dim: int | None = None
         self.output_dim: int | None = None
+        # the wiring as it was just before build(): what a copy for another input size starts from
+        self._unbuilt: Wiring | None = None
 
     # ------------------------------------------------------------------ structure
     @property
@@ -97,8 +107,112 @@ class Wiring:
                 f"got input_dim={input_dim}. Build a new wiring (or a copy) for another input size"
             )
         if self.input_dim is None:
+            self._unbuilt = None
+            self._unbuilt = copy.deepcopy(self)
             self.set_input_dim(input_dim)
             self._build_sensory()
+
+    def built_for(self, input_dim: int | None) -> Wiring:
+        """This wiring, built for ``input_dim`` inputs, with its layers checked (what a layer calls).
+
+        An unbuilt wiring is built in place and returned (ncps builds the user's object, and code
+        reads ``wiring.synapse_count`` after making the layer); one already built for ``input_dim``
+        is returned as it is; one built for another input size is left alone and a copy of it as
+        it was before ``build``, built for ``input_dim``, is returned, so that one object can serve
+        layers of different input sizes (ncps#75). ``input_dim=None``: the wiring must be built.
+        """
+        if input_dim is None:
+            if not self.is_built():
+                raise ValueError(
+                    f"the wiring is not built ({type(self).__name__}, and no input size was given): "
+                    "pass the input size to the layer or call wiring.build(input_dim)"
+                )
+            wiring = self
+        else:
+            input_dim = _check_int("input_dim", input_dim, 1)
+            if not self.is_built() or self.input_dim == input_dim:
+                wiring = self
+            else:
+                wiring = self._copy_unbuilt()
+            wiring.build(input_dim)
+        wiring.check_layers()
+        return wiring
+
+    def _copy_unbuilt(self) -> Wiring:
+        """A copy of this built wiring as it was before ``build`` (to build for another size)."""
+        snapshot = getattr(self, "_unbuilt", None)
+        if snapshot is None:
+            raise ValueError(
+                f"this {type(self).__name__} wiring is built for input_dim={self.input_dim} and was not "
+                "built here (restored from a config or converted), so there is no unbuilt state to copy "
+                "for another input size: make a new wiring with the same arguments for that layer"
+            )
+        return copy.deepcopy(snapshot)
+
+    def check_layers(self) -> None:
+        """Raise ValueError, naming the problem, when the layers or matrices are inconsistent.
+
+        Checked: the adjacency shapes (units x units, input_dim x units), polarities in {-1, 0, 1},
+        ``output_dim`` in [1, units], ``num_layers >= 1``, every layer a non-empty list of neuron
+        ids in [0, units) without repeats, every neuron in exactly one layer, and the motor neurons
+        (``0 .. output_dim-1``) in the last layer, listed first and in id order (the last layer's
+        state is a wired CfC's output).
+        """
+        name = type(self).__name__
+        n = self.units
+        adj = np.asarray(self.adjacency_matrix)
+        if adj.shape != (n, n):
+            raise ValueError(f"{name}: adjacency_matrix must have shape ({n}, {n}) for units={n}; got {adj.shape}")
+        if self.sensory_adjacency_matrix is not None:
+            sadj = np.asarray(self.sensory_adjacency_matrix)
+            if sadj.shape != (self.input_dim, n):
+                raise ValueError(
+                    f"{name}: sensory_adjacency_matrix must have shape ({self.input_dim}, {n}) for "
+                    f"input_dim={self.input_dim}, units={n}; got {sadj.shape}"
+                )
+        else:
+            sadj = np.zeros((0, n), dtype=np.int32)
+        for label, matrix in (("adjacency_matrix", adj), ("sensory_adjacency_matrix", sadj)):
+            bad = np.setdiff1d(np.unique(matrix), [-1, 0, 1])
+            if bad.size:
+                raise ValueError(f"{name}: {label} entries must be -1, 0 or +1 (polarities); got {bad.tolist()}")
+        motors = self.output_dim if self.output_dim is not None else n
+        if not 1 <= motors <= n:
+            raise ValueError(f"{name}: output_dim must be in [1, {n}]; got {motors}")
+        num_layers = self.num_layers
+        if isinstance(num_layers, bool) or not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
+            raise ValueError(f"{name}: num_layers must be an integer >= 1; got {num_layers!r}")
+        owner: dict[int, int] = {}
+        layers = []
+        for layer_id in range(int(num_layers)):
+            neurons = [int(i) for i in self.get_neurons_of_layer(layer_id)]
+            if not neurons:
+                raise ValueError(f"{name}: layer {layer_id} of {num_layers} has no neurons")
+            for i in neurons:
+                if not 0 <= i < n:
+                    raise ValueError(f"{name}: layer {layer_id} lists neuron {i}, outside [0, {n}) for units={n}")
+                if i in owner:
+                    where = "twice in that layer" if owner[i] == layer_id else f"also in layer {owner[i]}"
+                    raise ValueError(f"{name}: neuron {i} is in layer {layer_id} and {where}; each neuron "
+                                     "must be in exactly one layer")  # fmt: skip
+                owner[i] = layer_id
+            layers.append(neurons)
+        missing = sorted(set(range(n)) - set(owner))
+        if missing:
+            raise ValueError(f"{name}: neurons {missing} are in no layer; each neuron must be in exactly one layer")
+        outside = sorted(i for i in range(motors) if owner[i] != len(layers) - 1)
+        if outside:
+            raise ValueError(
+                f"{name}: motor neurons (0 .. {motors - 1}, output_dim={motors}) must all be in the last "
+                f"layer ({len(layers) - 1}); neurons {outside} are in layers "
+                f"{sorted({owner[i] for i in outside})}: the motor layer must be last"
+            )
+        if layers[-1][:motors] != list(range(motors)):
+            raise ValueError(
+                f"{name}: the last layer must list the motor neurons first, in id order 0 .. {motors - 1} "
+                f"(a wired CfC outputs the last layer's state in its listed order, an LTC neurons "
+                f"0 .. {motors - 1}); got {layers[-1]}"
+            )
 
     def _build_sensory(self) -> None:
         """Subclasses draw their sensory synapses here (called once, by build)."""
@@ -338,16 +452,21 @@ class Random(Wiring):
 class NCP(Wiring):
     """A Neural Circuit Policy: sensory -> inter -> command (recurrent) -> motor neurons.
 
-    Neuron ids: motor ``[0, motor)``, command ``[motor, motor+command)``, inter after that.
-    ``sensory_fanout``: synapses out of each input onto inter neurons; ``inter_fanout``: out of each
-    inter neuron onto command neurons; ``recurrent_command_synapses``: number of command->command
-    draws; ``motor_fanin``: synapses into each motor neuron from command neurons. Neurons left
-    unreached by the random draws get a mean fan-in so that every neuron is connected.
+    ``inter_neurons`` is an int (one inter layer, as in ncps) or a list of layer sizes (several
+    inter layers, sensory -> inter[0] -> inter[1] -> ... -> command; ncps#71). Neuron ids: motor
+    ``[0, motor)``, command ``[motor, motor+command)``, then the inter layers in order. Layers (see
+    ``get_neurons_of_layer``): the inter layers, then command, then motor.
+
+    ``sensory_fanout``: synapses out of each input onto the first inter layer; ``inter_fanout``: out
+    of each inter neuron onto the next layer (inter or command); ``recurrent_command_synapses``:
+    number of command->command draws; ``motor_fanin``: synapses into each motor neuron from command
+    neurons. Neurons left unreached by the random draws get a mean fan-in so that every neuron is
+    connected. With an int (or a one-element list) the graph for a seed is the one ncps draws.
     """
 
     def __init__(
         self,
-        inter_neurons: int,
+        inter_neurons: int | list[int],
         command_neurons: int,
         motor_neurons: int,
         sensory_fanout: int,
@@ -356,12 +475,20 @@ class NCP(Wiring):
         motor_fanin: int,
         seed: int = 22222,
     ) -> None:
-        inter_neurons = _check_int("inter_neurons", inter_neurons, 1)
+        if isinstance(inter_neurons, (list, tuple)):
+            if not inter_neurons:
+                raise ValueError("inter_neurons must be an int or a non-empty list of layer sizes; got []")
+            sizes = [_check_int(f"inter_neurons[{k}]", n, 1) for k, n in enumerate(inter_neurons)]
+            self._inter_as_list = True
+        else:
+            sizes = [_check_int("inter_neurons", inter_neurons, 1)]
+            self._inter_as_list = False
         command_neurons = _check_int("command_neurons", command_neurons, 1)
         motor_neurons = _check_int("motor_neurons", motor_neurons, 1)
-        super().__init__(inter_neurons + command_neurons + motor_neurons)
+        super().__init__(sum(sizes) + command_neurons + motor_neurons)
         self.set_output_dim(motor_neurons)
-        self._num_inter_neurons = inter_neurons
+        self._inter_layer_sizes = sizes
+        self._num_inter_neurons = sum(sizes)
         self._num_command_neurons = command_neurons
         self._num_motor_neurons = motor_neurons
         self._sensory_fanout = _check_int("sensory_fanout", sensory_fanout, 1)
@@ -369,14 +496,26 @@ class NCP(Wiring):
         self._recurrent_command_synapses = _check_int("recurrent_command_synapses", recurrent_command_synapses, 0)
         self._motor_fanin = _check_int("motor_fanin", motor_fanin, 1)
         self._seed = int(seed)
+        label = [f"inter_neurons[{k}]" if self._inter_as_list else "inter_neurons" for k in range(len(sizes))]
         if motor_fanin > command_neurons:
             raise ValueError(f"motor_fanin={motor_fanin} exceeds command_neurons={command_neurons}")
-        if sensory_fanout > inter_neurons:
-            raise ValueError(f"sensory_fanout={sensory_fanout} exceeds inter_neurons={inter_neurons}")
+        if sensory_fanout > sizes[0]:
+            raise ValueError(f"sensory_fanout={sensory_fanout} exceeds {label[0]}={sizes[0]}")
+        for k in range(1, len(sizes)):
+            if inter_fanout > sizes[k]:
+                raise ValueError(
+                    f"inter_fanout={inter_fanout} exceeds {label[k]}={sizes[k]} (the fan-out of inter layer "
+                    f"{k - 1} onto inter layer {k})"
+                )
         if inter_fanout > command_neurons:
             raise ValueError(f"inter_fanout={inter_fanout} exceeds command_neurons={command_neurons}")
         self._motor_neurons = list(range(0, motor_neurons))
         self._command_neurons = list(range(motor_neurons, motor_neurons + command_neurons))
+        self._inter_layers: list[list[int]] = []
+        first = motor_neurons + command_neurons
+        for size in sizes:
+            self._inter_layers.append(list(range(first, first + size)))
+            first += size
         self._inter_neurons = list(range(motor_neurons + command_neurons, self.units))
         self._rng = np.random.RandomState(self._seed)
         self._num_sensory_neurons = 0
@@ -384,12 +523,15 @@ class NCP(Wiring):
 
     @property
     def num_layers(self) -> int:
-        return 3
+        return len(self._inter_layers) + 2
 
     def get_neurons_of_layer(self, layer_id: int) -> list[int]:
-        layers = [self._inter_neurons, self._command_neurons, self._motor_neurons]
-        if layer_id not in (0, 1, 2):
-            raise ValueError(f"layer_id must be 0 (inter), 1 (command) or 2 (motor); got {layer_id}")
+        layers = [*self._inter_layers, self._command_neurons, self._motor_neurons]
+        if isinstance(layer_id, bool) or not isinstance(layer_id, (int, np.integer)) or not 0 <= layer_id < len(layers):
+            inter = "0 (inter)" if len(layers) == 3 else f"0..{len(layers) - 3} (inter)"
+            raise ValueError(
+                f"layer_id must be {inter}, {len(layers) - 2} (command) or {len(layers) - 1} (motor); got {layer_id}"
+            )
         return list(layers[layer_id])
 
     def get_type_of_neuron(self, neuron_id: int) -> str:
@@ -401,7 +543,7 @@ class NCP(Wiring):
 
     def _init_args(self) -> dict[str, Any]:
         return {
-            "inter_neurons": self._num_inter_neurons,
+            "inter_neurons": list(self._inter_layer_sizes) if self._inter_as_list else self._num_inter_neurons,
             "command_neurons": self._num_command_neurons,
             "motor_neurons": self._num_motor_neurons,
             "sensory_fanout": self._sensory_fanout,
@@ -433,13 +575,13 @@ class NCP(Wiring):
 
     def _build_sensory(self) -> None:
         self._restore_after_build()
-        # The order of the four stages fixes the random stream (and matches ncps).
-        self._connect(
-            self._sensory_neurons, self._inter_neurons, self._sensory_fanout, True, cap=self._num_sensory_neurons
-        )
-        self._connect(
-            self._inter_neurons, self._command_neurons, self._inter_fanout, False, cap=self._num_command_neurons
-        )
+        # The order of the stages fixes the random stream (and matches ncps for one inter layer):
+        # sensory -> inter[0], inter[k] -> inter[k+1], last inter -> command, recurrent command, motor.
+        inter = self._inter_layers
+        self._connect(self._sensory_neurons, inter[0], self._sensory_fanout, True, cap=self._num_sensory_neurons)
+        for src_layer, dest_layer in itertools.pairwise(inter):
+            self._connect(src_layer, dest_layer, self._inter_fanout, False, cap=len(dest_layer))
+        self._connect(inter[-1], self._command_neurons, self._inter_fanout, False, cap=self._num_command_neurons)
         for _ in range(self._recurrent_command_synapses):
             src = int(self._rng.choice(self._command_neurons))
             dest = int(self._rng.choice(self._command_neurons))
@@ -467,40 +609,60 @@ class AutoNCP(NCP):
     """An NCP sized from the number of units and outputs alone (the ncps heuristic).
 
     ``units - output_size`` neurons are split 60/40 into inter and command neurons; fan-outs are the
-    layer sizes times ``1 - sparsity_level``.
+    layer sizes times ``1 - sparsity_level``. ``inter_layers`` (default 1, the ncps graph) spreads
+    the inter neurons over that many layers, as evenly as possible (the first layers take the
+    remainder); the inter fan-out then follows the smallest layer it feeds.
     """
 
-    def __init__(self, units: int, output_size: int, sparsity_level: float = 0.5, seed: int = 22222) -> None:
+    def __init__(
+        self,
+        units: int,
+        output_size: int,
+        sparsity_level: float = 0.5,
+        seed: int = 22222,
+        inter_layers: int = 1,
+    ) -> None:
         units = _check_int("units", units, 4)
         output_size = _check_int("output_size", output_size, 1)
+        inter_layers = _check_int("inter_layers", inter_layers, 1)
         if output_size >= units - 2:
             raise ValueError(f"output_size must be < units - 2; got units={units}, output_size={output_size}")
         if not 0.1 <= float(sparsity_level) <= 0.9:
             raise ValueError(f"sparsity_level must be in [0.1, 0.9]; got {sparsity_level}")
         self._output_size = output_size
         self._sparsity_level = float(sparsity_level)
+        self._inter_layer_count = inter_layers
         density = 1.0 - self._sparsity_level
         inter_and_command = units - output_size
         command = max(int(0.4 * inter_and_command), 1)
         inter = inter_and_command - command
+        if inter < inter_layers:
+            raise ValueError(
+                f"inter_layers={inter_layers} needs at least {inter_layers} inter neurons; units={units}, "
+                f"output_size={output_size} leave {inter} (and {command} command neurons)"
+            )
+        sizes = [inter // inter_layers + (1 if k < inter % inter_layers else 0) for k in range(inter_layers)]
         super().__init__(
-            inter,
+            inter if inter_layers == 1 else sizes,
             command,
             output_size,
-            sensory_fanout=max(int(inter * density), 1),
-            inter_fanout=max(int(command * density), 1),
+            sensory_fanout=max(int(sizes[0] * density), 1),
+            inter_fanout=max(int(min([*sizes[1:], command]) * density), 1),
             recurrent_command_synapses=max(int(command * density * 2), 1),
             motor_fanin=max(int(command * density), 1),
             seed=seed,
         )
 
     def _init_args(self) -> dict[str, Any]:
-        return {
+        args: dict[str, Any] = {
             "units": self.units,
             "output_size": self._output_size,
             "sparsity_level": self._sparsity_level,
             "seed": self._seed,
         }
+        if self._inter_layer_count != 1:
+            args["inter_layers"] = self._inter_layer_count
+        return args
 
 
 def wiring_from_config(config: dict[str, Any]) -> Wiring:

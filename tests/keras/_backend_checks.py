@@ -569,7 +569,7 @@ def test_canonical_program_runs_verbatim_and_trains(capsys: pytest.CaptureFixtur
     assert "LTC" in capsys.readouterr().out  # model.summary() printed the layer
     model = scope["model"]
     assert model.layers[0].output.shape == (None, None, 10)  # 10 motor neurons
-    assert not scope["wiring"].is_built()  # the layer built a copy; the user's wiring is untouched
+    assert scope["wiring"].input_dim == 20  # the layer built the user's wiring in place, as ncps does
     assert model.layers[0].wiring.input_dim == 20
     x, y = toy_regression()
     before = float(model.evaluate(x, y, verbose=0))

@@ -276,8 +276,8 @@ class WiredCfCCell(WiredCfCSizes, _Cell):
 
     def build(self, input_shape: Any) -> None:
         n_in = _input_dim(input_shape, "WiredCfCCell")
-        wiring = self.wiring
-        wiring.build(n_in)
+        # the user's wiring, built in place (as ncps), or a copy when it is built for another size
+        wiring = self.wiring = self.wiring.built_for(n_in)
         assert wiring.sensory_adjacency_matrix is not None
         self.input_size = n_in
         layers = []

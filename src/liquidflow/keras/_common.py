@@ -44,11 +44,13 @@ ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
 
 # ---------------------------------------------------------------------------------------- helpers
 def as_wiring(units: Wiring | int | dict[str, Any], name: str = "units") -> Wiring:
-    """A copy of ``units`` as a Wiring: a Wiring, an int (fully connected) or a ``get_config`` dict."""
+    """``units`` as a Wiring: a Wiring (the user's object, which the cell builds in place, or copies
+    when it is built for another input size: ``Wiring.built_for``), an int (fully connected) or a
+    ``get_config`` dict."""
     if isinstance(units, dict):
         return Wiring.from_config(units)
     if isinstance(units, Wiring):
-        return units.copy()
+        return units
     if isinstance(units, int) and not isinstance(units, bool):
         return FullyConnected(units)
     raise TypeError(f"{name} must be a Wiring, an int or a wiring config dict; got {type(units).__name__}")

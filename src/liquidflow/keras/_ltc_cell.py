@@ -42,8 +42,9 @@ class LTCCell(WiringSizes, _Cell):
     """Liquid time-constant cell (docs/math.md section 2); one call integrates one interval dt.
 
     Args:
-        wiring: a :class:`~liquidflow.wirings.Wiring` (copied; built with the input size on first
-            call if it is not built yet), an int (fully connected) or a wiring config dict.
+        wiring: a :class:`~liquidflow.wirings.Wiring` (built in place for the input size on first
+            call, or copied when built for another size: ``Wiring.built_for``), an int (fully
+            connected) or a wiring config dict.
         input_mapping / output_mapping: ``"affine"`` (w x + b), ``"linear"`` (w x) or None.
         ode_unfolds: solver sub-steps per interval; epsilon: added to the semi-implicit denominator.
         solver: ``"semi_implicit"`` (default), ``"euler"``, ``"midpoint"``, ``"heun"`` or ``"rk4"``.
@@ -78,7 +79,8 @@ class LTCCell(WiringSizes, _Cell):
 
     def build(self, input_shape: Any) -> None:
         n_in = _input_dim(input_shape, "LTCCell")
-        self.wiring.build(n_in)
+        # the user's wiring, built in place (as ncps), or a copy when it is built for another size
+        self.wiring = self.wiring.built_for(n_in)
         assert self.wiring.sensory_adjacency_matrix is not None
         n, m = self.state_size, self.motor_size
 

@@ -333,11 +333,9 @@ class WiredCfCCell(WiredCfCSizes, nn.Module):
         super().__init__()
         if not isinstance(wiring, Wiring):
             raise TypeError(f"wiring must be a Wiring; got {type(wiring).__name__}")
-        wiring = wiring.copy()
-        if input_size is not None:
-            wiring.build(input_size)
-        if not wiring.is_built() or wiring.input_dim is None or wiring.sensory_adjacency_matrix is None:
-            raise ValueError("the wiring is not built: pass input_size or call wiring.build(input_dim)")
+        # the user's wiring, built in place (as ncps), or a copy when it is built for another size
+        wiring = wiring.built_for(input_size)
+        assert wiring.input_dim is not None
         self.wiring = wiring
         self.mode = mode
         self.input_size = wiring.input_dim

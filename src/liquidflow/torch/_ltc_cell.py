@@ -47,8 +47,9 @@ class LTCCell(WiringSizes, nn.Module):
     """Liquid time-constant cell (conductance-based, wired). One call advances one interval dt.
 
     Args:
-        wiring: a :class:`~liquidflow.wirings.Wiring` (copied) or an int (fully connected units).
-        in_features: number of inputs; builds the wiring if it is not built yet.
+        wiring: a :class:`~liquidflow.wirings.Wiring` or an int (fully connected units).
+        in_features: number of inputs: an unbuilt wiring is built in place for it, one built for
+            another input size is copied (``Wiring.built_for``).
         input_mapping / output_mapping: ``"affine"`` (w x + b), ``"linear"`` (w x) or None.
         ode_unfolds: solver sub-steps per interval.
         epsilon: added to the denominator of the semi-implicit step.
@@ -72,11 +73,8 @@ class LTCCell(WiringSizes, nn.Module):
         wiring = FullyConnected(wiring) if isinstance(wiring, int) else wiring
         if not isinstance(wiring, Wiring):
             raise TypeError(f"wiring must be a Wiring or an int; got {type(wiring).__name__}")
-        wiring = wiring.copy()
-        if in_features is not None:
-            wiring.build(in_features)
-        if not wiring.is_built():
-            raise ValueError("the wiring is not built: pass in_features or call wiring.build(input_dim)")
+        # the user's wiring, built in place (as ncps), or a copy when it is built for another size
+        wiring = wiring.built_for(in_features)
         self.solver = get_solver(solver)
         self.spec = LTCSpec(
             wiring.units,

@@ -597,7 +597,8 @@ def _check_stack_units(units: Any, num_layers: Any) -> None:
 class LTC(_SequenceLayer):
     """Liquid time-constant network layer (ncps-compatible arguments).
 
-    ``LTC(input_size, units)`` with ``units`` an int (fully connected) or a Wiring (copied).
+    ``LTC(input_size, units)`` with ``units`` an int (fully connected) or a Wiring (built in place,
+    or copied when built for another input size: ``Wiring.built_for``).
     Output: the motor neurons (``wiring.output_dim``), mapped by ``output_mapping``; projected to
     ``proj_size`` if given.
     """
