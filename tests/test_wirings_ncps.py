@@ -483,3 +483,31 @@ def test_porting_doc_examples_run() -> None:
     for i, block in enumerate(blocks):
         torch.manual_seed(0)
         exec(compile(block, f"docs/porting.md[python block {i}]", "exec"), {"__name__": f"porting_doc_{i}"})
+
+
+def test_draw_graph_as_ncps() -> None:
+    """ncps README: ``wiring.draw_graph(draw_labels=True, neuron_colors={...})`` then ``plt.legend``."""
+    pytest.importorskip("networkx")
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wiring = two_inter_ncp()
+    LTC(3, wiring)
+    fig = plt.figure()
+    try:
+        handles = wiring.draw_graph(layout="spiral", neuron_colors={"command": "tab:cyan"}, draw_labels=True)
+        assert [h.get_label() for h in handles] == [
+            "sensory neurons",
+            "inter neurons",
+            "command neurons",
+            "motor neurons",
+        ]
+        drawn = sum(len(c.get_offsets()) for c in fig.axes[0].collections if hasattr(c, "get_offsets"))
+        assert drawn == wiring.units + 3  # every neuron and input once
+        with pytest.raises(ValueError, match="unknown layout 'grid'; valid names"):
+            wiring.draw_graph(layout="grid")
+        with pytest.raises(ValueError, match="not built"):
+            NCP(4, 3, 2, 2, 2, 2, 2).draw_graph()
+    finally:
+        plt.close(fig)

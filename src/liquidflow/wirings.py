@@ -368,6 +368,60 @@ class Wiring:
             graph.add_edge(f"neuron_{i}", f"neuron_{j}", polarity=int(self.adjacency_matrix[i, j]))
         return graph
 
+    def draw_graph(
+        self,
+        layout: str = "shell",
+        neuron_colors: dict[str, str] | None = None,
+        synapse_colors: dict[str, str] | None = None,
+        draw_labels: bool = False,
+    ) -> list[Any]:
+        """Draw the built wiring on the current matplotlib axes (ncps's ``draw_graph``).
+
+        Nodes are coloured by type (``neuron_colors``: ``{"sensory"|"inter"|"command"|"motor": color}``
+        overrides the defaults), synapses by polarity (``synapse_colors``: ``{"excitatory": color,
+        "inhibitory": color}``); ``layout`` names a networkx layout. Returns one legend handle per
+        neuron type drawn (``plt.legend(handles=...)``). For a trained model's synapse strengths use
+        ``liquidflow.interpret.plot_wiring``. Needs ``pip install 'liquidflow[plot]'``.
+        """
+        layouts = ("shell", "circular", "kamada", "random", "spring", "spectral", "spiral")
+        if layout not in layouts:
+            raise ValueError(f"unknown layout {layout!r}; valid names: {list(layouts)}")
+        graph = self.get_graph(include_sensory_neurons=True)
+        try:
+            import matplotlib.patches as mpatches
+            import networkx as nx
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("draw_graph needs matplotlib and networkx: pip install 'liquidflow[plot]'") from e
+        place = {
+            "shell": nx.shell_layout,
+            "circular": nx.circular_layout,
+            "kamada": nx.kamada_kawai_layout,
+            "random": nx.random_layout,
+            "spring": nx.spring_layout,
+            "spectral": nx.spectral_layout,
+            "spiral": nx.spiral_layout,
+        }[layout]
+        pos = place(graph)
+        colors = {"sensory": "tab:olive", "inter": "tab:blue", "command": "tab:orange", "motor": "tab:green"}
+        colors.update(neuron_colors or {})
+        edge_colors = {"excitatory": "tab:green", "inhibitory": "tab:red"}
+        edge_colors.update(synapse_colors or {})
+        unknown = sorted({t for _, t in graph.nodes(data="neuron_type")} - set(colors))
+        if unknown:
+            raise ValueError(f"neuron_colors has no color for neuron types {unknown}")
+        handles = []
+        for kind, color in colors.items():
+            nodes = [n for n, t in graph.nodes(data="neuron_type") if t == kind]
+            if nodes:
+                nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=color)
+                handles.append(mpatches.Patch(color=color, label=f"{kind} neurons"))
+        for polarity, name in ((1, "excitatory"), (-1, "inhibitory")):
+            edges = [(a, b) for a, b, p in graph.edges(data="polarity") if p == polarity]
+            nx.draw_networkx_edges(graph, pos, edgelist=edges, edge_color=edge_colors[name], arrows=True)
+        if draw_labels:
+            nx.draw_networkx_labels(graph, pos)
+        return handles
+
 
 class FullyConnected(Wiring):
     """Every neuron connects to every neuron (and every input to every neuron).
