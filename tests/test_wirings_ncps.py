@@ -167,13 +167,35 @@ def test_one_wiring_many_input_sizes_copies_only_when_built_for_another() -> Non
     assert y.shape == (2, 3, 4) and torch.isfinite(y).all()
 
 
-def test_built_for_a_restored_wiring_of_another_size_says_what_to_do() -> None:
-    w = AutoNCP(12, 3)
+@pytest.mark.parametrize("make", [lambda: AutoNCP(12, 3), lambda: two_inter_ncp(), lambda: ChainWiring(seed=2)])
+def test_a_restored_wiring_serves_another_input_size(make: Any) -> None:
+    """A wiring restored from its config (Keras load_model, checkpoints) whose graph its arguments
+    draw can still be copied for a layer of another input size."""
+    w = make()
     w.build(4)
-    restored = wiring_from_config(w.get_config())
+    restored = wiring_from_config(json.loads(json.dumps(w.get_config())))
     assert restored.built_for(4) is restored
-    with pytest.raises(ValueError, match=r"built for input_dim=4 .* make a new wiring"):
-        LTC(5, restored)
+    layer = LTC(5, restored)
+    fresh = make()
+    fresh.build(5)
+    assert layer.wiring == fresh and restored.input_dim == 4
+
+
+def test_built_for_a_hand_made_wiring_of_another_size_says_what_to_do() -> None:
+    w = Wiring(3)
+    w.add_synapse(0, 1, 1)
+    w.build(4)
+    w.add_sensory_synapse(3, 2, -1)
+    restored = wiring_from_config(w.get_config())
+    for wiring in (w, restored):
+        assert wiring.built_for(4) is wiring
+        # its sensory synapse was added by hand: a copy for 5 inputs would silently lose it
+        with pytest.raises(ValueError, match=r"built for input_dim=4 and its graph is not one its arguments draw"):
+            LTC(5, wiring)
+    drawn = Wiring(3)  # no hand-made sensory synapses: copying is exact
+    drawn.add_synapse(0, 1, 1)
+    drawn.build(4)
+    assert LTC(5, drawn).wiring.input_dim == 5 and drawn.input_dim == 4
     with pytest.raises(ValueError, match="the wiring is not built"):
         LTCCell(AutoNCP(8, 2))
 

@@ -55,6 +55,16 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _same_graph(a: Wiring, b: Wiring) -> bool:
+    return (
+        a.units == b.units
+        and a.output_dim == b.output_dim
+        and a.input_dim == b.input_dim
+        and np.array_equal(a.adjacency_matrix, b.adjacency_matrix)
+        and np.array_equal(np.asarray(a.sensory_adjacency_matrix), np.asarray(b.sensory_adjacency_matrix))
+    )
+
+
 class Wiring:
     """A general wiring of ``units`` neurons; add synapses by hand or use a subclass.
 
@@ -139,13 +149,21 @@ class Wiring:
         return wiring
 
     def _copy_unbuilt(self) -> Wiring:
-        """A copy of this built wiring as it was before ``build`` (to build for another size)."""
+        """A copy of this built wiring as it was before ``build`` (to build for another size), when
+        building that state again draws exactly this graph (no synapse was set by hand after it)."""
         snapshot = getattr(self, "_unbuilt", None)
+        if snapshot is not None:
+            trial = copy.deepcopy(snapshot)
+            assert self.input_dim is not None
+            trial.build(self.input_dim)
+            if not _same_graph(trial, self):
+                snapshot = None
         if snapshot is None:
             raise ValueError(
-                f"this {type(self).__name__} wiring is built for input_dim={self.input_dim} and was not "
-                "built here (restored from a config or converted), so there is no unbuilt state to copy "
-                "for another input size: make a new wiring with the same arguments for that layer"
+                f"this {type(self).__name__} wiring is built for input_dim={self.input_dim} and its graph is "
+                "not one its arguments draw (synapses set by hand, or a graph restored or converted that "
+                "cannot be redrawn), so it cannot be copied for another input size: make a new wiring "
+                "for that layer"
             )
         return copy.deepcopy(snapshot)
 
@@ -309,7 +327,22 @@ class Wiring:
             else:
                 wiring.sensory_adjacency_matrix = np.zeros((wiring.input_dim, wiring.units), np.int32)
             wiring._restore_after_build()
+            wiring._unbuilt = klass._redrawable(config, wiring)
         return wiring
+
+    @classmethod
+    def _redrawable(cls, args: dict[str, Any], built: Wiring) -> Wiring | None:
+        """The unbuilt wiring the constructor arguments give, when building it again draws exactly
+        ``built``'s graph (every seeded wiring does); None for a graph set by hand (its sensory
+        synapses cannot be drawn for another input size)."""
+        assert built.input_dim is not None
+        try:
+            fresh = cls._from_init_args(args)
+            trial = copy.deepcopy(fresh)
+            trial.build(built.input_dim)
+        except (TypeError, ValueError):
+            return None
+        return fresh if _same_graph(trial, built) else None
 
     @classmethod
     def _from_init_args(cls, args: dict[str, Any]) -> Wiring:
