@@ -533,3 +533,17 @@ def test_draw_graph_as_ncps() -> None:
             NCP(4, 3, 2, 2, 2, 2, 2).draw_graph()
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["ltc-ncp-2inter", "wcfc-chain", "wcfc-autoncp-2inter-no_gate"])
+def test_checkpoint_round_trip(name: str, tmp_path: Path) -> None:
+    """liquidflow checkpoints keep several inter layers and custom wirings (class, layers, graph)."""
+    from liquidflow.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    model = _perturbed(WIRED[name](), 6).eval()
+    loaded, _ = load_model(save_model(model, tmp_path / "m.lf"))
+    assert type(loaded.wiring) is type(model.wiring) and loaded.wiring == model.wiring
+    assert loaded.wiring.num_layers == model.wiring.num_layers
+    x = torch.randn(2, 4, 3)
+    torch.testing.assert_close(loaded(x)[0], model(x)[0], rtol=0, atol=0)
