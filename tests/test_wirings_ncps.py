@@ -547,3 +547,17 @@ def test_checkpoint_round_trip(name: str, tmp_path: Path) -> None:
     assert loaded.wiring.num_layers == model.wiring.num_layers
     x = torch.randn(2, 4, 3)
     torch.testing.assert_close(loaded(x)[0], model(x)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["ltc-ncp-2inter", "wcfc-chain"])
+def test_inspect_model_report(name: str, tmp_path: Path) -> None:
+    """``liquidflow.interpret.inspect_model`` writes its report for 4-layer NCPs and custom wirings."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("networkx")
+    from liquidflow.interpret import inspect_model
+
+    torch.manual_seed(0)
+    model = WIRED[name]().eval()
+    report = inspect_model(model, tmp_path, x=torch.randn(3, 8, 3), steps=4)
+    assert report.exists() and report.stat().st_size > 0
+    assert len(list(tmp_path.glob("*.png"))) >= 2
