@@ -561,3 +561,39 @@ def test_inspect_model_report(name: str, tmp_path: Path) -> None:
     report = inspect_model(model, tmp_path, x=torch.randn(3, 8, 3), steps=4)
     assert report.exists() and report.stat().st_size > 0
     assert len(list(tmp_path.glob("*.png"))) >= 2
+
+
+class NcpsStyle(Wiring):
+    """A custom wiring written the ncps way: sensory synapses drawn in a ``build`` override."""
+
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.set_output_dim(1)
+        self.rng = np.random.default_rng(0)
+        for src, dest in [(3, 2), (2, 1), (1, 0), (2, 2)]:
+            self.add_synapse(src, dest, 1)
+
+    @property
+    def num_layers(self) -> int:
+        return 3
+
+    def get_neurons_of_layer(self, layer_id: int) -> list[int]:
+        return [[3], [1, 2], [0]][layer_id]
+
+    def build(self, input_dim: int) -> None:
+        super().build(input_dim)
+        for src in range(input_dim):
+            self.add_sensory_synapse(src, 3, int(self.rng.choice([-1, 1])))
+
+
+def test_ncps_style_build_override() -> None:
+    wiring = NcpsStyle()
+    ltc = LTC(3, wiring)
+    assert wiring.sensory_synapse_count == 3 and ltc.wiring is wiring
+    cfc = CfC(3, wiring)  # same size: shared, not built again
+    assert cfc.wiring is wiring and wiring.sensory_synapse_count == 3
+    other = CfC(5, wiring)  # another size: a copy, built by the override
+    assert other.wiring is not wiring and other.wiring.sensory_synapse_count == 5
+    assert other.cell.layer_sizes == [1, 2, 1]
+    y, _ = other(torch.randn(2, 3, 5))
+    assert y.shape == (2, 3, 1) and torch.isfinite(y).all()

@@ -140,11 +140,11 @@ class Wiring:
             wiring = self
         else:
             input_dim = _check_int("input_dim", input_dim, 1)
-            if not self.is_built() or self.input_dim == input_dim:
-                wiring = self
+            if self.input_dim == input_dim:
+                wiring = self  # not built again: an ncps-style build() override may draw on each call
             else:
-                wiring = self._copy_unbuilt()
-            wiring.build(input_dim)
+                wiring = self if not self.is_built() else self._copy_unbuilt()
+                wiring.build(input_dim)
         wiring.check_layers()
         return wiring
 
