@@ -32,10 +32,10 @@ def test_numpy_activations_match_torch(name: str) -> None:
 
 def test_front_ends_share_the_facts() -> None:
     assert torch_cells.LTC_INIT_RANGES is _spec.LTC_INIT_RANGES
-    assert lk._cells.LTC_INIT_RANGES is _spec.LTC_INIT_RANGES  # type: ignore[attr-defined]
+    assert lk._ltc_cell.LTC_INIT_RANGES is _spec.LTC_INIT_RANGES  # type: ignore[attr-defined]
     assert lk.CFC_MODES is _spec.CFC_MODES
     assert _solvers.SOLVERS["rk4"].tableau is _spec.RK4  # type: ignore[attr-defined]
-    assert set(lk._cells.SOLVERS) == set(_solvers.SOLVERS)  # type: ignore[attr-defined]
+    assert set(lk._common.SOLVERS) == set(_solvers.SOLVERS)  # type: ignore[attr-defined]
 
 
 def test_tableau_checks_itself() -> None:
