@@ -20,6 +20,7 @@ if not _keras.__version__.startswith("3."):  # pragma: no cover - depends on the
 from ._cells import CFC_MODES as CFC_MODES
 from ._cells import CfCCell as CfCCell
 from ._cells import MixedMemoryLSTMCell as MixedMemoryLSTMCell
+from ._cells import MixedMemoryRNN as MixedMemoryRNN
 from ._cells import WiredCfCCell as WiredCfCCell
 from ._common import ACTIVATIONS as ACTIVATIONS
 from ._common import SOLVERS as SOLVERS
@@ -70,6 +71,7 @@ __all__ = [
     "CfCCell",
     "LTCCell",
     "MixedMemoryLSTMCell",
+    "MixedMemoryRNN",
     "WiredCfCCell",
     "explain",
     "use_path",

@@ -35,12 +35,14 @@ from ._common import (
     _Cell,
     _check_int,
     _constant,
+    _Dense,
     _first_state,
     _input_dim,
     _mm,
     _register,
     _torch_bias_init,
     as_wiring,
+    serialize_cell,
     split_step_inputs,
 )
 from ._ltc_cell import LTCCell as LTCCell
@@ -100,9 +102,7 @@ class CfCCell(_Cell):
         self._act = ACTIVATIONS[backbone_activation]
         self._mask_init = None if sparsity_mask is None else np.abs(np.asarray(sparsity_mask, dtype=np.float32))
         self.backbone = [
-            keras.layers.Dense(
-                backbone_units, kernel_initializer="glorot_uniform", name=f"backbone_{i}", dtype=self.dtype_policy
-            )
+            _Dense(backbone_units, kernel_initializer="glorot_uniform", name=f"backbone_{i}", dtype=self.dtype_policy)
             for i in range(self.backbone_layers)
         ]
         self.dropout = (
@@ -114,7 +114,7 @@ class CfCCell(_Cell):
             setattr(
                 self,
                 name,
-                keras.layers.Dense(self.units, kernel_initializer="glorot_uniform", name=name, dtype=self.dtype_policy),
+                _Dense(self.units, kernel_initializer="glorot_uniform", name=name, dtype=self.dtype_policy),
             )
         if mode == "pure":
             self.f2 = self.time_a = self.time_b = None
@@ -219,6 +219,18 @@ class CfCCell(_Cell):
             new = f1 * g + f2 if self.mode == "no_gate" else f2 + g * (f1 - f2)  # = f1 g + f2 (1 - g)
         return new, new
 
+    def regularized_kernels(self) -> tuple[list[Any], list[Any]]:
+        """(input kernels, recurrent kernels) for the layers' kernel_regularizer / recurrent_regularizer.
+
+        Recurrent: the rows of the first linear map that multiply the state; input: its rows that
+        multiply x, and every later kernel (backbone layers 1.., heads). Masked as they are used.
+        """
+        kernel, _ = self._first_map()
+        inputs = [kernel[: self.input_size]]
+        if self.backbone:
+            inputs += [layer.kernel for layer in self.backbone[1:]] + [self._heads()[0]]
+        return inputs, [kernel[self.input_size :]]
+
     def _drop(self, z: Any, training: bool | None) -> Any:
         """Backbone dropout after every backbone layer, in training mode."""
         if self.dropout is None or not training:
@@ -233,9 +245,9 @@ class CfCCell(_Cell):
 
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
-        h, listed = _first_state(states)
+        h = _first_state(states)
         new, _ = self.step_pre(self.precompute(x), h, dt, self.step_weights(), training=training)
-        return new, ([new] if listed else new)
+        return new, [new]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -311,6 +323,17 @@ class WiredCfCCell(WiredCfCSizes, _Cell):
     def step_weights(self) -> list[dict[str, Any]]:
         return [cell.step_weights() for cell in self.layers]
 
+    def regularized_kernels(self) -> tuple[list[Any], list[Any]]:
+        """(input kernels, recurrent kernels): each wiring layer's rows that multiply its input (x or
+        the previous layer's state) and those that multiply its own state, masked by the wiring."""
+        inputs: list[Any] = []
+        recurrent: list[Any] = []
+        for cell in self.layers:
+            i, r = cell.regularized_kernels()
+            inputs += i
+            recurrent += r
+        return inputs, recurrent
+
     def step_pre(
         self, pre: Any, h: Any, dt: Any, weights: list[dict[str, Any]], training: bool | None = None
     ) -> tuple[Any, Any]:
@@ -329,9 +352,9 @@ class WiredCfCCell(WiredCfCSizes, _Cell):
 
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
-        h, listed = _first_state(states)
+        h = _first_state(states)
         out, state = self.step_pre(self.precompute(x), h, dt, self.step_weights())
-        return out, ([state] if listed else state)
+        return out, [state]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -351,14 +374,14 @@ class MixedMemoryLSTMCell(keras.layers.Layer):
     def __init__(self, units: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = _check_int("units", units, 1)
-        self.input_map = keras.layers.Dense(
+        self.input_map = _Dense(
             4 * self.units,
             kernel_initializer="glorot_uniform",
             bias_initializer=keras.initializers.RandomUniform(-0.1, 0.1),
             name="input_map",
             dtype=self.dtype_policy,
         )
-        self.recurrent_map = keras.layers.Dense(
+        self.recurrent_map = _Dense(
             4 * self.units,
             use_bias=False,
             kernel_initializer="orthogonal",
@@ -370,9 +393,19 @@ class MixedMemoryLSTMCell(keras.layers.Layer):
     def state_size(self) -> list[int]:
         return [self.units, self.units]
 
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def get_initial_state(self, batch_size: Any = None) -> list[Any]:
+        return [ops.zeros((batch_size, self.units), dtype=self.compute_dtype) for _ in range(2)]
+
     def build(self, input_shape: Any) -> None:
         self.input_map.build((None, _input_dim(input_shape, "MixedMemoryLSTMCell")))
         self.recurrent_map.build((None, self.units))
+
+    def regularized_kernels(self) -> tuple[list[Any], list[Any]]:
+        return [self.input_map.kernel], [self.recurrent_map.kernel]
 
     def precompute(self, x: Any) -> Any:
         """x (B, T, I) or (B, I) -> its part of z for all steps, bias included: (..., 4 units)."""
@@ -393,4 +426,79 @@ class MixedMemoryLSTMCell(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(units=self.units)
+        return config
+
+
+@_register
+class MixedMemoryRNN(keras.layers.Layer):
+    """ncps.keras's ``MixedMemoryRNN``: a cell that runs an LSTM memory before a liquid cell.
+
+    ``keras.layers.RNN(MixedMemoryRNN(LTCCell(wiring)))`` as in ncps.keras. Per step, with the state
+    ``[c, h]`` (the LSTM memory c, then the wrapped cell's state h, flattened)::
+
+        z = x W_in + h W_rec + b;  i, ig, fg, og = split(z, 4)
+        c' = c sigmoid(fg + forget_gate_bias) + tanh(i) sigmoid(ig)
+        y, h' = rnn_cell(tanh(c') sigmoid(og), h)      # the LSTM output is the cell's *input*
+
+    This is ncps.keras's arrangement, which differs from the ``mixed_memory=True`` of the LTC / CfC
+    layers (those follow ncps.torch and docs/math.md section 4: the LSTM output replaces the cell's
+    state and the cell sees x): a model written with this wrapper keeps its ncps.keras meaning.
+    Weights: ``input_kernel`` (I, 4n), ``recurrent_kernel`` (n, 4n), ``bias`` (4n,), n the cell's
+    state size; ``inputs`` may be ``(x, dt)`` (dt is passed on to the cell).
+    """
+
+    def __init__(
+        self, rnn_cell: keras.layers.Layer | dict[str, Any], forget_gate_bias: float = 1.0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(rnn_cell, dict):
+            rnn_cell = keras.saving.deserialize_keras_object(rnn_cell)
+        if not isinstance(rnn_cell, keras.layers.Layer) or not hasattr(rnn_cell, "state_size"):
+            raise TypeError(
+                f"rnn_cell must be a Keras RNN cell (a Layer with state_size); got {type(rnn_cell).__name__}"
+            )
+        self.rnn_cell = rnn_cell
+        self.forget_gate_bias = float(forget_gate_bias)
+
+    @property
+    def flat_size(self) -> int:
+        size = self.rnn_cell.state_size
+        return int(size) if isinstance(size, int) else int(sum(size))
+
+    @property
+    def state_size(self) -> list[int]:
+        return [self.flat_size, self.flat_size]
+
+    @property
+    def output_size(self) -> int:
+        return int(getattr(self.rnn_cell, "output_size", self.flat_size))
+
+    @property
+    def wiring(self) -> Wiring | None:
+        return getattr(self.rnn_cell, "wiring", None)
+
+    def get_initial_state(self, batch_size: Any = None) -> list[Any]:
+        return [ops.zeros((batch_size, self.flat_size), dtype=self.compute_dtype) for _ in range(2)]
+
+    def build(self, input_shape: Any) -> None:
+        n_in, n = _input_dim(input_shape, "MixedMemoryRNN"), self.flat_size
+        if not self.rnn_cell.built:  # a deserialized cell comes built
+            self.rnn_cell.build((None, n))
+        self.input_kernel = self.add_weight(name="input_kernel", shape=(n_in, 4 * n), initializer="glorot_uniform")
+        self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(n, 4 * n), initializer="orthogonal")
+        self.bias = self.add_weight(name="bias", shape=(4 * n,), initializer="zeros")
+
+    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
+        x, dt = split_step_inputs(inputs)
+        c, h = states
+        z = _mm(x, self.input_kernel) + _mm(h, self.recurrent_kernel) + self.bias
+        i, ig, fg, og = ops.split(z, 4, axis=-1)
+        c = c * ops.sigmoid(fg + self.forget_gate_bias) + ops.tanh(i) * ops.sigmoid(ig)
+        cell_in = ops.tanh(c) * ops.sigmoid(og)
+        y, new = self.rnn_cell(cell_in if dt is None else (cell_in, dt), [h], training=training)
+        return y, [c, new[0] if isinstance(new, (list, tuple)) else new]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(rnn_cell=serialize_cell(self.rnn_cell), forget_gate_bias=self.forget_gate_bias)
         return config

@@ -148,12 +148,14 @@ def _input_dim(input_shape: Any, who: str) -> int:
     return int(shape[-1])
 
 
-def _first_state(states: Any) -> tuple[Any, bool]:
+def _first_state(states: Any) -> Any:
+    """The one state tensor of a cell from ``states``: a list of one tensor (the Keras contract) or,
+    leniently, the tensor itself."""
     if isinstance(states, (list, tuple)):
         if len(states) != 1:
-            raise ValueError(f"this cell has one state tensor; got {len(states)}")
-        return states[0], True
-    return states, False
+            raise ValueError(f"this cell has one state tensor; got a list of {len(states)}")
+        return states[0]
+    return states
 
 
 # A synapse matrix with at most this share of its entries present is computed from an edge list.
@@ -218,8 +220,37 @@ def _synapses(u: Any, weights: dict[str, Any]) -> tuple[Any, Any]:
     return ops.sum(a * weights["w_numer"], axis=-2), ops.sum(a * weights["w_denom"], axis=-2)
 
 
-class _Cell(keras.layers.Layer):
-    """Shared bits: ``state_size`` / ``output_size`` and config round trips of wirings."""
+def serialize_cell(cell: keras.layers.Layer) -> dict[str, Any]:
+    """A cell's ``keras.saving`` dict without its ``build_config`` (the input shape it was built
+    with), so that a layer's config is the same before and after it is built, and after from_config."""
+    config = keras.saving.serialize_keras_object(cell)
+    config.pop("build_config", None)
+    return config
+
+
+# Layers whose variables an ncps.keras weights file already gave them (``_ncps_weights``): Keras'
+# loader still visits them at their own paths, which such a file does not have.
+LOADED_FROM_NCPS: set[int] = set()
+
+
+class _SkipWhenLoadedFromNcps:
+    """``load_own_variables`` that does nothing once after the owning layer read an ncps.keras file."""
+
+    def load_own_variables(self, store: Any) -> None:
+        if id(self) in LOADED_FROM_NCPS:
+            LOADED_FROM_NCPS.discard(id(self))
+            return
+        super().load_own_variables(store)  # type: ignore[misc]
+
+
+class _Dense(_SkipWhenLoadedFromNcps, keras.layers.Dense):
+    """keras.layers.Dense for the cells' maps (only ``load_own_variables`` differs, see above)."""
+
+
+class _Cell(_SkipWhenLoadedFromNcps, keras.layers.Layer):
+    """The Keras RNN cell contract the liquid cells share (as ``keras.layers.SimpleRNNCell``):
+    ``state_size``, ``output_size``, ``call(inputs, states, training=None) -> (output, [new_state])``
+    (always a list, also when ``states`` was passed as a bare tensor) and ``get_initial_state``."""
 
     def get_initial_state(self, batch_size: Any = None) -> list[Any]:
         return [ops.zeros((batch_size, self.state_size), dtype=self.compute_dtype)]

@@ -32,7 +32,7 @@ from keras import ops
 from .._frontend import cfc_backbone, cfc_options, check_wired_cfc_options, ltc_options
 from ..wirings import Wiring
 from ._cells import CfCCell, MixedMemoryLSTMCell, WiredCfCCell
-from ._common import _check_int, as_wiring
+from ._common import _check_int, _SkipWhenLoadedFromNcps, as_wiring, serialize_cell
 from ._ltc_cell import LTCCell
 
 try:  # the loop keras.layers.RNN runs; not public API (keras.ops has no rnn), hence the fallback below
@@ -69,7 +69,7 @@ def _first_mask(mask: Any) -> Any:
 
 
 @_register
-class _SequenceCell(keras.layers.Layer):
+class _SequenceCell(_SkipWhenLoadedFromNcps, keras.layers.Layer):
     """The cell the RNN loop runs: the liquid cell after the mixed-memory LSTM, from precomputed terms.
 
     Input per step: a row (B, P) of ``precompute``, the last channel being dt. State: [h] or [h, c]
@@ -88,6 +88,26 @@ class _SequenceCell(keras.layers.Layer):
 
     @property
     def output_size(self) -> int:
+        return int(self.cell.output_size)
+
+    # what ncps users read on ``layer.cell`` (there the liquid cell, or a MixedMemoryRNN around it)
+    @property
+    def rnn_cell(self) -> keras.layers.Layer:
+        """The liquid cell (LTCCell, CfCCell or WiredCfCCell), as ``MixedMemoryRNN.rnn_cell`` in ncps."""
+        return self.cell
+
+    @property
+    def wiring(self) -> Wiring | None:
+        """The liquid cell's wiring (None for a dense CfCCell)."""
+        return getattr(self.cell, "wiring", None)
+
+    @property
+    def units(self) -> int:
+        """The liquid cell's state size (all neurons)."""
+        return int(self.cell.state_size)
+
+    @property
+    def motor_size(self) -> int:
         return int(self.cell.output_size)
 
     def build(self, input_shape: Any) -> None:
@@ -109,17 +129,27 @@ class _SequenceCell(keras.layers.Layer):
     def step_weights(self) -> Any:
         return self.cell.step_weights()
 
-    def step(self, inputs: Any, states: Any, weights: Any, training: bool | None = None) -> tuple[Any, Any]:
-        """One step of the loop from a row of ``precompute`` (B, P) and the derived ``weights``."""
+    def step(
+        self, inputs: Any, states: Any, weights: Any, training: bool | None = None, recurrent_mask: Any = None
+    ) -> tuple[Any, Any]:
+        """One step of the loop from a row of ``precompute`` (B, P) and the derived ``weights``.
+
+        ``recurrent_mask`` (B, N): the recurrent dropout mask, multiplied into the state where it
+        enters the recurrent products (a CfC cell uses its state nowhere else; the LSTM's h).
+        """
         k = self.cell.pre_size
         if self.lstm is not None:
             pre, lstm_pre, dt = ops.split(inputs, [k, k + 4 * self.lstm.units], axis=-1)
             h, c = states
+            if recurrent_mask is not None:
+                h = h * recurrent_mask
             h, c = self.lstm.step_pre(lstm_pre, h, c)
             y, h = self.cell.step_pre(pre, h, dt, weights, training=training)
             return y, [h, c]
         pre, dt = ops.split(inputs, [k], axis=-1)
         h = states[0] if isinstance(states, (list, tuple)) else states
+        if recurrent_mask is not None:
+            h = h * recurrent_mask
         y, h = self.cell.step_pre(pre, h, dt, weights, training=training)
         return y, [h]
 
@@ -156,10 +186,17 @@ class _LiquidRNN(keras.layers.RNN):
         stateful: bool,
         unroll: bool,
         zero_output_for_mask: bool | None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
         if proj_size is not None:
             proj_size = _check_int("proj_size", proj_size, 1)
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {rate}")
         # Padded steps give zero outputs in sequences (as in liquidflow.torch); with
         # return_sequences=False the output is that of the last observed step.
         if zero_output_for_mask is None:
@@ -179,6 +216,20 @@ class _LiquidRNN(keras.layers.RNN):
         self.mixed_memory = bool(mixed_memory)
         self.proj_size = proj_size
         self.fc = keras.layers.Dense(proj_size, name="fc", dtype=self.dtype_policy) if proj_size else None
+        # Keras RNN options, with Keras' meaning: one dropout mask per sequence on the inputs (and on
+        # the state where it enters the recurrent product), in training only; regularizer losses on
+        # the input and recurrent kernels (the cells' ``regularized_kernels``), added at each call.
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.input_dropout = (
+            keras.layers.Dropout(self.dropout, noise_shape=(None, 1, None), name="input_dropout")
+            if self.dropout > 0
+            else None
+        )
+        self.seed_generator = keras.random.SeedGenerator() if self.recurrent_dropout > 0 else None
+        self._recurrent_mask: Any = None
 
     # ------------------------------------------------------------------ structure
     @property
@@ -269,6 +320,9 @@ class _LiquidRNN(keras.layers.RNN):
             x, ts = sequences, None
         x = ops.convert_to_tensor(x)
         self._check_x_shape(tuple(x.shape))
+        self._add_regularizer_losses()
+        if training and self.input_dropout is not None:
+            x = self.input_dropout(x, training=True)  # the same mask at every step of a sequence
         mask = _first_mask(mask)
         ones = ops.ones_like(x[:, :, :1])
         if ts is None:
@@ -288,11 +342,30 @@ class _LiquidRNN(keras.layers.RNN):
             if result is not None:
                 return self._project(result, mask)
         packed = self.cell.precompute(x, ts)  # (B, T, P): the state-independent work, once
-        if mask is not None and not self.return_sequences:
-            result = self._call_last_observed(packed, initial_state, mask, training)
-        else:
-            result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
+        if training and self.seed_generator is not None:
+            keep = ops.ones((ops.shape(x)[0], self.rnn_cell.state_size), dtype=x.dtype)
+            self._recurrent_mask = keras.random.dropout(keep, self.recurrent_dropout, seed=self.seed_generator)
+        try:
+            if mask is not None and not self.return_sequences:
+                result = self._call_last_observed(packed, initial_state, mask, training)
+            else:
+                result = super().call(packed, initial_state=initial_state, mask=mask, training=training)
+        finally:
+            self._recurrent_mask = None
         return self._project(result, mask)
+
+    def _add_regularizer_losses(self) -> None:
+        """kernel_regularizer / recurrent_regularizer of each input / recurrent kernel, as losses of this call."""
+        if self.kernel_regularizer is None and self.recurrent_regularizer is None:
+            return
+        inputs, recurrent = self.rnn_cell.regularized_kernels()
+        if self.lstm is not None:
+            lstm_in, lstm_rec = self.lstm.regularized_kernels()
+            inputs, recurrent = inputs + lstm_in, recurrent + lstm_rec
+        for regularizer, kernels in ((self.kernel_regularizer, inputs), (self.recurrent_regularizer, recurrent)):
+            if regularizer is not None:
+                for kernel in kernels:
+                    self.add_loss(regularizer(kernel))
 
     def _project(self, result: Any, mask: Any) -> Any:
         """The optional projection ``fc`` of the loop's or the kernel's outputs."""
@@ -352,11 +425,12 @@ class _LiquidRNN(keras.layers.RNN):
         cell: _SequenceCell = self.cell
         weights = cell.step_weights()
         copy_states = keras.backend.backend() == "torch" and self.stateful
+        recurrent_mask = self._recurrent_mask
 
         def step(inputs: Any, states: Any) -> tuple[Any, Any]:
             if copy_states:  # as keras.layers.RNN: keeps autograd from seeing the state variables change in place
                 states = [ops.copy(s) for s in states]
-            return cell.step(inputs, states, weights, training=training)
+            return cell.step(inputs, states, weights, training=training, recurrent_mask=recurrent_mask)
 
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
@@ -392,16 +466,35 @@ class _LiquidRNN(keras.layers.RNN):
         out = ops.take_along_axis(seq, ops.reshape(ops.cast(last, "int32"), (-1, 1, 1)), axis=1)[:, 0]
         return (out, *result[1:]) if self.return_state else out
 
+    # ------------------------------------------------------------------ weights
+    def load_own_variables(self, store: Any) -> None:
+        """Keras' loading, and weights saved by the same ncps.keras layer (see ``_ncps_weights``)."""
+        from . import _ncps_weights
+
+        if _ncps_weights.is_ncps_file(store):
+            _ncps_weights.load(self, store)
+        super().load_own_variables(store)
+
     # ------------------------------------------------------------------ config
     def _base_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.pop("cell", None)
-        config.update(mixed_memory=self.mixed_memory, proj_size=self.proj_size)
+        # 'cell' as in keras.layers.RNN and ncps' layers: here the liquid cell's serialized config
+        # (its wiring and options); from_config rebuilds the cell from the layer's own arguments.
+        config["cell"] = serialize_cell(self.rnn_cell)
+        config.update(
+            mixed_memory=self.mixed_memory,
+            proj_size=self.proj_size,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
+            recurrent_regularizer=keras.regularizers.serialize(self.recurrent_regularizer),
+        )
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> _LiquidRNN:
         config = dict(config)
+        config.pop("cell", None)  # absent from configs saved before it was added
         units = config.pop("units")
         if isinstance(units, dict):
             units = Wiring.from_config(units)
@@ -422,6 +515,11 @@ class LTC(_LiquidRNN):
         proj_size: optional Dense projection of the output.
         return_sequences (default False, as in Keras and ncps' Keras layers), return_state,
         go_backwards, stateful, unroll: as for ``keras.layers.RNN``.
+        dropout: input dropout rate, one mask per sequence, in training only (as Keras' RNN layers).
+            recurrent_dropout is refused: see the message (docs/porting-keras.md).
+        kernel_regularizer / recurrent_regularizer: losses on the sensory / recurrent synaptic
+            weights as they enter the equations, softplus(raw) x mask (and the mixed-memory LSTM's
+            input / recurrent kernels).
 
     Call: ``layer(x)`` or ``layer([x, timespans])`` with ``x`` (B, T, F) and ``timespans`` (B, T) or
     (B, T, 1); the output is the motor neurons (``wiring.output_dim``).
@@ -443,8 +541,24 @@ class LTC(_LiquidRNN):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool | None = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.pop("initialization_ranges", None) is not None:
+            raise ValueError(
+                "LTC takes no initialization_ranges (an ncps.keras argument): the ranges are those of "
+                "docs/math.md; to start elsewhere, build the layer and assign the cell's weights "
+                "(positive ones as gleak_raw = inverse softplus, see LTCCell)"
+            )
+        if recurrent_dropout:
+            raise ValueError(
+                f"LTC does not support recurrent_dropout (got {recurrent_dropout}): its state is the membrane "
+                "potential the ODE integrates, which a dropout mask would reset, not a signal into a recurrent "
+                "kernel; use dropout= (inputs), a Dropout layer after the LTC, or CfC(recurrent_dropout=...)"
+            )
         wiring = as_wiring(units, "units")
         cell = LTCCell(
             wiring,
@@ -466,6 +580,10 @@ class LTC(_LiquidRNN):
             stateful,
             unroll,
             zero_output_for_mask,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
             **kwargs,
         )
 
@@ -492,6 +610,11 @@ class CfC(_LiquidRNN):
         head_activation: ``"tanh"`` or the CfC paper's ``"lecun_tanh"`` (dense CfC only).
         mixed_memory, proj_size, return_sequences (default False), return_state, go_backwards,
         stateful, unroll: as for :class:`LTC`.
+        dropout / recurrent_dropout: rates of one mask per sequence on the inputs / on the state
+            where it enters the recurrent product, in training only (as Keras' RNN layers).
+        kernel_regularizer / recurrent_regularizer: losses on the rows of the linear maps that
+            multiply inputs (and the later backbone layers and heads) / the state (see
+            ``CfCCell.regularized_kernels``), and on the mixed-memory LSTM's kernels.
     """
 
     def __init__(
@@ -511,8 +634,22 @@ class CfC(_LiquidRNN):
         unroll: bool = False,
         zero_output_for_mask: bool | None = None,
         head_activation: str = "tanh",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.pop("sparsity_mask", None) is not None:
+            raise ValueError(
+                "CfC takes no sparsity_mask (an ncps.keras argument): pass a wiring as units, or build "
+                "keras.layers.RNN(CfCCell(units, sparsity_mask=...))"
+            )
+        if not kwargs.pop("fully_recurrent", True):
+            raise ValueError(
+                "CfC supports only fully_recurrent=True (ncps' default: every wiring layer sees all of its "
+                "own neurons); for sparse recurrent synapses use LTC with the wiring"
+            )
         cell: keras.layers.Layer
         if isinstance(units, (Wiring, dict)):
             check_wired_cfc_options(backbone_units, backbone_layers, backbone_dropout, head_activation)
@@ -541,6 +678,10 @@ class CfC(_LiquidRNN):
             stateful,
             unroll,
             zero_output_for_mask,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
             **kwargs,
         )
         self.mode = mode

@@ -132,6 +132,13 @@ class LTCCell(WiringSizes, _Cell):
         """All parameters as they enter the equations of docs/math.md (positives mapped)."""
         return ltc_effective_parameters(self, ops.softplus)
 
+    def regularized_kernels(self) -> tuple[list[Any], list[Any]]:
+        """(input kernels, recurrent kernels) for the layers' kernel_regularizer / recurrent_regularizer:
+        the sensory and the recurrent synaptic weights as they enter the equations, softplus(raw) x mask
+        (the raw parameters are not weights: softplus(raw) is, and it is never negative)."""
+        sensory = ops.softplus(self.sensory_w_raw) * self.sensory_sparsity_mask
+        return [sensory], [ops.softplus(self.w_raw) * self.sparsity_mask]
+
     def _map_inputs(self, x: Any) -> Any:
         if self.input_w is not None:
             x = x * self.input_w
@@ -210,10 +217,10 @@ class LTCCell(WiringSizes, _Cell):
 
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         x, dt = split_step_inputs(inputs)
-        v, listed = _first_state(states)
+        v = _first_state(states)
         pre = self.precompute(*_time_axis(x, dt))[:, 0]
         y, v = self.step_pre(pre, v, dt, self.step_weights())
-        return y, ([v] if listed else v)
+        return y, [v]
 
     def _rk_step(self, conductances: Callable[[Any], tuple[Any, Any]], v: Any, cm: Any, h: Any) -> Any:
         tableau = TABLEAUX[self.solver]

@@ -209,6 +209,8 @@ def why_not(layer: Any, x: Any, ts: Any, mask: Any, training: bool) -> str | Non
         return "use_path('loop')"
     if layer.lstm is not None:
         return "mixed_memory=True: its LSTM runs step by step"
+    if training and getattr(layer, "recurrent_dropout", 0.0) > 0:
+        return "recurrent_dropout in training: its mask enters every step of the loop"
     if type(layer.rnn_cell) not in _BUILDERS:
         return f"no kernel for {type(layer.rnn_cell).__name__}"
     if not isinstance(x, Tensor) or not isinstance(ts, Tensor):
