@@ -597,3 +597,24 @@ def test_ncps_style_build_override() -> None:
     assert other.cell.layer_sizes == [1, 2, 1]
     y, _ = other(torch.randn(2, 3, 5))
     assert y.shape == (2, 3, 1) and torch.isfinite(y).all()
+
+
+def test_torch_layers_have_ncps_size_properties():
+    """ncps's LTC and WiredCfCCell sizes, same values; sensory_synapse_count is the sensory count
+    (ncps 1.0.1's layers return the recurrent count there, a bug we do not copy)."""
+    import ncps.torch as nt
+    import ncps.wirings as nw
+
+    from liquidflow.torch import LTC, CfC
+    from liquidflow.wirings import NCP
+
+    names = ("state_size", "sensory_size", "motor_size", "output_size", "synapse_count")
+    pairs = [
+        (LTC(8, NCP(10, 10, 8, 6, 6, 4, 6, seed=5)), nt.LTC(8, nw.NCP(10, 10, 8, 6, 6, 4, 6, seed=5))),
+        (CfC(8, NCP(10, 10, 8, 6, 6, 4, 6, seed=5)).cell, nt.CfC(8, nw.NCP(10, 10, 8, 6, 6, 4, 6, seed=5)).rnn_cell),
+    ]
+    for ours, ref in pairs:
+        for name in names:
+            assert getattr(ours, name) == getattr(ref, name), name
+        assert ours.sensory_synapse_count == ref._wiring.sensory_synapse_count == 48
+        assert ref.sensory_synapse_count == ref._wiring.synapse_count != 48  # the ncps bug

@@ -348,7 +348,22 @@ class WiredCfCCell(WiredCfCSizes, nn.Module):
         self.layers = nn.ModuleList(layers)
         self.layer_sizes = self.wiring_layer_sizes(wiring)
 
-    # state_size, output_size, num_layers: from WiredCfCSizes
+    # state_size, output_size, num_layers: from WiredCfCSizes; the rest of ncps's sizes from the wiring
+    @property
+    def sensory_size(self) -> int:
+        return int(self.input_size)
+
+    @property
+    def motor_size(self) -> int:
+        return int(self.output_size)
+
+    @property
+    def synapse_count(self) -> int:
+        return int(self.wiring.synapse_count)
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        return int(self.wiring.sensory_synapse_count)
 
     def precompute(self, x: Tensor) -> Tensor:
         first: CfCCell = self.layers[0]  # type: ignore[assignment]

@@ -657,6 +657,23 @@ class LTC(_SequenceLayer):
         wiring: Wiring = self.rnn_cell.wiring
         return wiring
 
+    # ncps's LTC size properties (read from the first cell's wiring)
+    @property
+    def sensory_size(self) -> int:
+        return int(self.rnn_cell.sensory_size)
+
+    @property
+    def output_size(self) -> int:
+        return self.motor_size
+
+    @property
+    def synapse_count(self) -> int:
+        return int(self.rnn_cell.synapse_count)
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        return int(self.rnn_cell.sensory_synapse_count)
+
     @property
     def rnn_cell(self) -> LTCCell:  # ncps name; a stacked layer's first cell
         cell: LTCCell = self.cell if not self._stacked else self._sub(0).cell
