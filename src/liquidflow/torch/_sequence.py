@@ -45,7 +45,6 @@ class _SequenceLayer(nn.Module):
     fc: nn.Linear | None
     input_size: int
     state_size: int
-    output_size: int
     # nn.LSTM-style stacking: None for one unidirectional layer (the plain path); else the
     # single-layer sub-layers in nn.LSTM's order (layer 0 forward, layer 0 backward, layer 1 ...).
     # Set in _setup_stack: a class attribute None would hide the registered module.
@@ -99,6 +98,10 @@ class _SequenceLayer(nn.Module):
         if self._stacked:
             return self._sub(-1).motor_size
         return int(self.cell.output_size)
+
+    @property
+    def output_size(self) -> int:  # ncps's name for the motor neurons' count
+        return self.motor_size
 
     @property
     def out_features(self) -> int:
@@ -661,10 +664,6 @@ class LTC(_SequenceLayer):
     @property
     def sensory_size(self) -> int:
         return int(self.rnn_cell.sensory_size)
-
-    @property
-    def output_size(self) -> int:
-        return self.motor_size
 
     @property
     def synapse_count(self) -> int:
