@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell
+from ..torch import LTC, CfC, CfCCell, LTCCell, WiredCfCCell, ncps_state_dict_to_liquidflow
 from ..wirings import Wiring
-from .ncps_state import ncps_state_dict_to_liquidflow
 
 __all__ = ["from_ncps", "wiring_from_ncps"]
 

@@ -12,6 +12,7 @@ from ._dispatch import PathError as PathError
 from ._dispatch import SlowPathWarning as SlowPathWarning
 from ._dispatch import explain as explain
 from ._dispatch import use_path as use_path
+from ._ncps_state import ncps_state_dict_to_liquidflow as ncps_state_dict_to_liquidflow
 from ._sequence import LTC as LTC
 from ._sequence import CfC as CfC
 from ._solvers import SOLVERS as SOLVERS
@@ -41,5 +42,6 @@ __all__ = [
     "explain",
     "get_solver",
     "inverse_softplus",
+    "ncps_state_dict_to_liquidflow",
     "use_path",
 ]

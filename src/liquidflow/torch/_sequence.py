@@ -27,10 +27,10 @@ from .._validate import (
     normalize_mask,
     normalize_timespans,
 )
-from ..compat.ncps_state import load_ncps_state_pre_hook, ncps_key_problems
 from ..wirings import FullyConnected, Wiring
 from . import _dispatch
 from ._cells import CfCCell, LTCCell, MixedMemoryLSTMCell, WiredCfCCell
+from ._ncps_state import load_ncps_state_pre_hook, ncps_key_problems
 from ._solvers import Solver
 
 Tensor = torch.Tensor
@@ -79,12 +79,12 @@ class _SequenceLayer(nn.Module):
             raise ValueError(f"proj_size must be None or an integer >= 1; got {proj_size!r}")
         self.proj_size = proj_size
         self.fc = nn.Linear(self.cell.output_size, proj_size) if proj_size else None
-        # a state_dict saved from ncps.torch loads as is (names and values converted: compat/ncps_state.py)
+        # a state_dict saved from ncps.torch loads as is (names and values converted: torch/_ncps_state.py)
         self._register_load_state_dict_pre_hook(load_ncps_state_pre_hook, with_module=True)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """As ``nn.Module.load_state_dict``; also takes a state_dict saved from the same ncps.torch layer
-        (converted by compat/ncps_state.py), and then names the ncps keys that do not fit."""
+        (converted by torch/_ncps_state.py), and then names the ncps keys that do not fit."""
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except RuntimeError as error:
