@@ -38,6 +38,7 @@ from .keras import CfC as CfC
 from .keras import CfCCell as CfCCell
 from .keras import LTCCell as LTCCell
 from .keras import MixedMemoryLSTMCell as MixedMemoryLSTMCell
+from .keras import MixedMemoryRNN as MixedMemoryRNN
 from .keras import WiredCfCCell as WiredCfCCell
 
-__all__ = ["LTC", "CfC", "CfCCell", "LTCCell", "MixedMemoryLSTMCell", "WiredCfCCell"]
+__all__ = ["LTC", "CfC", "CfCCell", "LTCCell", "MixedMemoryLSTMCell", "MixedMemoryRNN", "WiredCfCCell"]
