@@ -5,6 +5,11 @@ unbatched (T, F) works. ``timespans`` is the elapsed time before each step, per 
 (B, T) or (B, T, 1). ``mask`` (B, T) is True where a step is observed; at a False step the state is
 carried unchanged and the output is zero. Returns ``(output, hx)``: ``hx`` is the final state (a pair
 ``(h, c)`` with ``mixed_memory=True``) and feeds the next chunk of the same sequence.
+
+Why one file (~790 lines): ``LTC`` and ``CfC`` are thin subclasses of ``_SequenceLayer``, which owns
+everything they share (input checks, the dispatch to an executor, masks and states, streaming
+``step``, the nn.LSTM-style stacking and bidirectional layout, ncps checkpoint loading); reading a
+subclass means reading the base, and splitting the base would only move its private helpers apart.
 """
 
 from __future__ import annotations
