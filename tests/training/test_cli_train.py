@@ -79,6 +79,23 @@ def test_bad_override_is_reported(tmp_path: Path) -> None:
     assert "trainer.epochs must be an integer >= 1" in result.output
 
 
+def test_bad_data_files_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "fake.whl").write_text("not a zip")
+    configs = {
+        "missing.yaml": (f"{{source: csv, path: {tmp_path / 'none.csv'}, target: y}}", "does not exist"),
+        "noname.yaml": (f"{{source: ucr, path: {tmp_path}}}", "needs data.path"),
+        "nofolder.yaml": (f"{{source: ucr, name: Nope, path: {tmp_path / 'x'}}}", "no Nope_TRAIN.ts"),
+        "fakewheel.yaml": (f"{{source: ucr, name: Nope, path: {tmp_path / 'fake.whl'}}}", "not a wheel"),
+    }
+    for name, (text, expected) in configs.items():
+        (tmp_path / name).write_text(f"data: {text}\n")
+        result = runner.invoke(build_app(), ["train", "-c", str(tmp_path / name), "--out", str(tmp_path / "run")])
+        assert result.exit_code != 0 and expected in result.output, (name, result.output)
+        assert "Traceback" not in result.output
+    result = runner.invoke(build_app(), ["train", "-c", str(tmp_path / "absent.yaml")])
+    assert result.exit_code != 0 and "does not exist" in result.output
+
+
 def test_info_on_a_bare_layer(tmp_path: Path) -> None:
     from liquidflow.checkpoint import save_model
     from liquidflow.torch import LTC

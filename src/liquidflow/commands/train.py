@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ._models import one_line
+
 
 def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=1))
+
+
+@contextmanager
+def _data_errors_as_one_line() -> Iterator[None]:
+    """A missing or unreadable data file, or data the config cannot use: one line, exit status 1."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        typer.echo(f"Error: {one_line(e)}", err=True)
+        raise typer.Exit(1) from e
 
 
 def train(
@@ -41,7 +55,10 @@ def train(
     """Train a model from a config file and/or flags; writes model.lf, results.json and curve.png."""
     from liquidflow.training import TrainConfig, fit
 
-    cfg = TrainConfig.from_file(config) if config is not None else TrainConfig()
+    try:
+        cfg = TrainConfig.from_file(config) if config is not None else TrainConfig()
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(one_line(e), param_hint="--config") from e
     overrides: list[str] = []
     if data is not None:
         if data in ("xor", "spirals"):
@@ -87,12 +104,14 @@ def train(
             raise typer.BadParameter(f"--seeds must be comma-separated integers; got {seeds!r}") from e
         if resume is not None:
             raise typer.BadParameter("--resume continues one run; it cannot be combined with --seeds")
-        multi = fit_seeds(cfg, chosen)
+        with _data_errors_as_one_line():
+            multi = fit_seeds(cfg, chosen)
         if multi:
             _echo_json({k: v for k, v in multi["summary"].items() if k.startswith("test_")})
             typer.echo(f"per-seed runs in {cfg.out_dir}/seed<k>/; summary in {cfg.out_dir}/seeds.json")
         return
-    results = fit(cfg, resume=resume)
+    with _data_errors_as_one_line():
+        results = fit(cfg, resume=resume)
     if results:
         summary = {k: results[k] for k in ("task", "model", "epochs_run", "best_epoch", "val", "test", "model_path")}
         _echo_json(summary)

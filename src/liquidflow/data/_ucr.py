@@ -89,9 +89,12 @@ def read_ts(path: str | os.PathLike[str], text: str | None = None) -> IrregularS
 
 
 def _wheel_member(wheel: Path, name: str, split: str) -> str | None:
-    with zipfile.ZipFile(wheel) as z:
-        member = f"{_WHEEL_DATA}/{name}/{name}_{split}.ts"
-        return z.read(member).decode() if member in z.namelist() else None
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            member = f"{_WHEEL_DATA}/{name}/{name}_{split}.ts"
+            return z.read(member).decode() if member in z.namelist() else None
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{wheel}: not a wheel (zip) file: {e}") from e
 
 
 def ucr_splits(name: str, source: str | os.PathLike[str]) -> tuple[IrregularSeries, IrregularSeries]:
